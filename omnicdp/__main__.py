@@ -1,0 +1,3 @@
+from omnicdp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""The HTTP contract's JSON shapes (PRODUCT.md), as pydantic models for validation and
+the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from omnicdp.vocabulary import CHANNELS, EVENT_TYPES, MAX_BATCH_EVENTS
+
+EventTypeName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+ChannelName = Literal[CHANNELS]  # type: ignore[valid-type]
+_ID = Field(default=None, max_length=256)
+
+
+class Identifiers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = _ID
+    phone: str | None = _ID
+    user_id: str | None = _ID
+    anonymous_id: str | None = _ID
+    device_id: str | None = _ID
+    loyalty_id: str | None = _ID
+    crm_id: str | None = _ID
+
+
+class Event(BaseModel):
+    """One event, as in the Segment spec plus the retailer's channel and identifiers."""
+
+    model_config = ConfigDict(extra="ignore")
+    message_id: str = Field(min_length=1, max_length=128,
+                            description="Client-chosen idempotency key.")
+    type: EventTypeName
+    event: str | None = Field(default=None, max_length=256,
+                              description="Name of a track event, e.g. `Order Completed`.")
+    channel: ChannelName
+    source: str | None = Field(default=None, max_length=128)
+    timestamp: datetime | None = Field(default=None, description="RFC 3339; default now.")
+    identifiers: Identifiers = Field(default_factory=Identifiers)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(BaseModel):
+    events: list[Event] = Field(max_length=MAX_BATCH_EVENTS)
+
+
+class Violation(BaseModel):
+    field: str
+    description: str
+
+
+class EventResult(BaseModel):
+    message_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    customer_id: str | None = None
+    error: str | None = None
+    violations: list[Violation] | None = None
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]
+
+
+class StoredEvent(Event):
+    customer_id: str
+    received_at: datetime
+
+
+class Consent(BaseModel):
+    purpose: str
+    channel: str
+    granted: bool
+    updated_at: datetime | None
+    source: str
+
+
+class Profile(BaseModel):
+    customer_id: str
+    identifiers: dict[str, list[str]]
+    traits: dict[str, Any]
+    consents: list[Consent]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    event_count: int
+    scores: dict[str, float]
+    merged_customer_ids: list[str]
+
+
+class EventPage(BaseModel):
+    events: list[StoredEvent]
+    next_page_token: str
+
+
+class ChannelCredit(BaseModel):
+    conversions: float
+    revenue: float
+
+
+class AttributionReport(BaseModel):
+    model: str
+    total_conversions: int
+    total_revenue: float
+    events_read: int
+    channels: dict[str, ChannelCredit]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[Violation] | None = None

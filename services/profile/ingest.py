@@ -1,0 +1,133 @@
+"""Event ingestion: validate each event alone, drop duplicates, link to customers, store.
+
+A rejected event never blocks the others in its batch. Nothing is acknowledged before the
+store has committed it, and a retried batch is stored once (message_id is the key).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from omnicdp.errors import FieldViolation, InvalidArgument
+from omnicdp.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
+from services.profile.model import EventIn, IngestResult, Resolution, StoredEvent
+from services.profile.store.base import ProfileStore
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_ID = 128
+MAX_CLOCK_SKEW = timedelta(days=1)
+
+
+class IdentityResolver(Protocol):
+    """The identity service as the profile service needs it."""
+
+    def resolve(self, records: Sequence[tuple[str, dict[str, str], datetime]]) -> list[Resolution]:
+        """Resolve (record_id, raw identifiers, observed_at) records, one result each."""
+
+    def lookup(self, id_type: str, value: str) -> str | None:
+        """The customer holding an identifier, or None."""
+
+
+def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
+    """Everything wrong with one event, field by field (identifier formats are the identity
+    service's to judge)."""
+    problems: list[FieldViolation] = []
+    if not event.message_id:
+        problems.append(FieldViolation("message_id", "required: a client-chosen unique id"))
+    elif len(event.message_id) > MAX_MESSAGE_ID:
+        problems.append(FieldViolation("message_id", f"at most {MAX_MESSAGE_ID} characters"))
+    if event.type not in EVENT_TYPES:
+        problems.append(FieldViolation("type", f"required, one of {', '.join(EVENT_TYPES)}"))
+    elif event.type == "track" and not event.event:
+        problems.append(
+            FieldViolation("event", "required for track events, e.g. 'Order Completed'"))
+    if event.channel not in CHANNELS:
+        problems.append(FieldViolation("channel", f"required, one of {', '.join(CHANNELS)}"))
+    if event.timestamp is not None and event.timestamp > now + MAX_CLOCK_SKEW:
+        problems.append(FieldViolation("timestamp", "more than a day in the future"))
+    if not any(event.identifiers.get(name) for name in IDENTIFIER_TYPES):
+        problems.append(FieldViolation(
+            "identifiers", f"at least one identifier is required: {', '.join(IDENTIFIER_TYPES)}"))
+    revenue = event.properties.get("revenue")
+    if revenue is not None and (isinstance(revenue, bool) or not isinstance(revenue, int | float)
+                                or not math.isfinite(revenue) or revenue < 0):
+        problems.append(FieldViolation("properties.revenue", "a non-negative number"))
+    return problems
+
+
+class Ingestor:
+    def __init__(self, store: ProfileStore, identity: IdentityResolver) -> None:
+        self._store = store
+        self._identity = identity
+
+    def ingest(self, events: Sequence[EventIn], now: datetime | None = None) -> list[IngestResult]:
+        if len(events) > MAX_BATCH_EVENTS:
+            raise InvalidArgument(f"a batch holds at most {MAX_BATCH_EVENTS} events",
+                                  [FieldViolation("events", f"{len(events)} events sent")])
+        now = now or datetime.now(UTC)
+        results: list[IngestResult | None] = [None] * len(events)
+        known = self._store.known_message_ids([e.message_id for e in events if e.message_id])
+        pending: list[int] = []
+        seen: set[str] = set()
+        for i, event in enumerate(events):
+            problems = validate_event(event, now)
+            if problems:
+                results[i] = IngestResult(event.message_id, "rejected", violations=tuple(problems))
+            elif event.message_id in known or event.message_id in seen:
+                results[i] = IngestResult(event.message_id, "duplicate",
+                                          known.get(event.message_id, ""))
+            else:
+                seen.add(event.message_id)
+                pending.append(i)
+
+        resolutions = self._identity.resolve(
+            [(events[i].message_id, events[i].identifiers, events[i].timestamp or now)
+             for i in pending]) if pending else []
+        to_store: list[StoredEvent] = []
+        identifier_rows = []
+        merges = []
+        for i, resolution in zip(pending, resolutions, strict=True):
+            event = events[i]
+            if resolution.violations or not resolution.customer_id:
+                results[i] = IngestResult(event.message_id, "rejected",
+                                          violations=tuple(resolution.violations))
+                continue
+            customer_id = resolution.customer_id
+            if resolution.merged_customer_ids:
+                merges.append((customer_id, resolution.merged_customer_ids))
+            seen_at = event.timestamp or now
+            identifier_rows += [(customer_id, t, v, seen_at)
+                                for t, v in resolution.identifiers.items()]
+            to_store.append(StoredEvent(
+                message_id=event.message_id, customer_id=customer_id, type=event.type,
+                channel=event.channel, event=event.event, source=event.source,
+                timestamp=seen_at, received_at=now, identifiers=dict(event.identifiers),
+                traits=dict(event.traits), properties=dict(event.properties)))
+        # A later record of the batch may merge the customer an earlier one was linked to.
+        redirect = {loser: survivor for survivor, losers in merges for loser in losers}
+
+        def canonical(customer_id: str) -> str:
+            while customer_id in redirect:
+                customer_id = redirect[customer_id]
+            return customer_id
+
+        to_store = [replace(e, customer_id=canonical(e.customer_id)) for e in to_store]
+        identifier_rows = [(canonical(c), t, v, s) for c, t, v, s in identifier_rows]
+        stored = self._store.append(to_store, identifier_rows, merges)
+        customer_of = {e.message_id: e.customer_id for e in to_store}
+        for i in pending:
+            if results[i] is None:
+                message_id = events[i].message_id
+                status = "accepted" if message_id in stored else "duplicate"
+                results[i] = IngestResult(message_id, status, customer_of[message_id])
+        for i, result in enumerate(results):  # repeats within the batch: the first's customer
+            if result and result.status == "duplicate" and not result.customer_id:
+                results[i] = replace(result, customer_id=customer_of.get(result.message_id, ""))
+        log.info("ingested batch of %d: %d stored", len(events), len(stored))
+        return [r for r in results if r is not None]

@@ -1,0 +1,71 @@
+"""Reading profiles and journeys: lookup by any identifier, pages of events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from omnicdp import paging
+from omnicdp.errors import FieldViolation, InvalidArgument, NotFound
+from omnicdp.vocabulary import IDENTIFIER_TYPES
+from services.profile.ingest import IdentityResolver
+from services.profile.model import Profile, StoredEvent
+from services.profile.store.base import ProfileStore
+
+
+class ProfileReader:
+    def __init__(self, store: ProfileStore, identity: IdentityResolver) -> None:
+        self._store = store
+        self._identity = identity
+
+    def get(self, customer_id: str) -> Profile:
+        if not customer_id:
+            raise InvalidArgument("customer_id is required",
+                                  [FieldViolation("customer_id", "required")])
+        profile = self._store.get_profile(customer_id)
+        if profile is None:
+            raise NotFound(f"no profile with customer_id {customer_id}",
+                           reason="PROFILE_NOT_FOUND", metadata={"customer_id": customer_id})
+        return profile
+
+    def lookup(self, id_type: str, value: str) -> Profile:
+        if id_type not in IDENTIFIER_TYPES:
+            raise InvalidArgument("unknown identifier type", [
+                FieldViolation("type", f"one of {', '.join(IDENTIFIER_TYPES)}")])
+        if not value:
+            raise InvalidArgument("value is required", [FieldViolation("value", "required")])
+        customer_id = self._identity.lookup(id_type, value)
+        profile = self._store.get_profile(customer_id) if customer_id else None
+        if profile is None:
+            raise NotFound(f"no profile has this {id_type}", reason="PROFILE_NOT_FOUND",
+                           metadata={"type": id_type})
+        return profile
+
+    def journey(self, customer_id: str, page_size: int,
+                page_token: str) -> tuple[list[StoredEvent], str]:
+        profile = self.get(customer_id)
+        size = paging.page_size(page_size)
+        position = paging.decode_token("journey", page_token)
+        after = None
+        if position is not None:
+            if position.get("c") != profile.customer_id:
+                raise InvalidArgument("page_token belongs to another customer",
+                                      [FieldViolation("page_token", "token of another list")])
+            after = (datetime.fromtimestamp(position["t"], UTC), position["s"])
+        events = self._store.list_customer_events(profile.customer_id, after, size + 1)
+        token = ""
+        if len(events) > size:
+            events = events[:size]
+            last = events[-1]
+            token = paging.encode_token("journey", {
+                "c": profile.customer_id, "t": last.timestamp.timestamp(), "s": last.seq})
+        return events, token
+
+    def all_events(self, page_size: int, page_token: str) -> tuple[list[StoredEvent], str]:
+        size = paging.page_size(page_size)
+        position = paging.decode_token("events", page_token) or {"s": 0}
+        events = self._store.list_events(int(position["s"]), size + 1)
+        token = ""
+        if len(events) > size:
+            events = events[:size]
+            token = paging.encode_token("events", {"s": events[-1].seq})
+        return events, token

@@ -1,0 +1,21 @@
+"""Storage backends of the profile service, chosen by database URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.profile.store.base import ProfileStore
+
+
+def open_store(database_url: str, data_dir: Path) -> ProfileStore:
+    """``duckdb:///path/file.duckdb`` (or empty: ``DATA_DIR/profile.duckdb``), ``duckdb://:memory:``.
+    PostgreSQL URLs are served by the PostgreSQL backend."""
+    if not database_url:
+        database_url = f"duckdb:///{data_dir / 'profile.duckdb'}"
+    if database_url.startswith("duckdb://"):
+        from services.profile.store.duckdb import DuckDBProfileStore
+
+        path = database_url.removeprefix("duckdb://")
+        return DuckDBProfileStore(":memory:" if path == ":memory:" else path)
+    scheme = database_url.split(":", 1)[0]
+    raise SystemExit(f"unsupported database URL scheme {scheme!r}: use duckdb:///PATH")
