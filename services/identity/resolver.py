@@ -1,0 +1,247 @@
+"""Deterministic identity resolution: exact identifiers link records to stable customers.
+
+A record is the set of identifiers seen together (one event, one source row). Resolving it
+finds the customers that already hold those identifiers, decides which of them the record
+belongs to, merges them when that is safe, and attaches the record's identifiers to the
+result. The rules, in the order they apply:
+
+1. **Normalise.** Identifiers are normalised (:mod:`.normalize`); placeholders
+   (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``) are dropped and never link. A record
+   with a malformed identifier is rejected with violations; one with no usable identifier is
+   rejected too. A rejected record changes nothing and does not stop the rest of its batch.
+2. **Identifier classes.**
+   *Definitive* types (``user_id``, ``crm_id``, ``loyalty_id``, ``email``) identify a person:
+   a customer holding the record's value is linked unconditionally (subject to rule 3).
+   *Hard* types (``user_id``, ``crm_id``) are one per person.
+   *Shareable* types (``phone``, ``device_id``, ``anonymous_id``) may belong to a household
+   or a shared device: a customer matched only through them is linked only when it is
+   *compatible* with the record, i.e. they do not disagree on any definitive type
+   (both hold values of that type and the value sets are disjoint).
+3. **Hard types never conflict.** A customer holding a different ``user_id`` (or ``crm_id``)
+   than the record is never linked, whatever else matches; two customers with different
+   ``user_id`` (or ``crm_id``) values are never merged. The record attaches to the
+   highest-priority match only.
+4. **Anchor.** Candidates are ordered by the priority of the identifier that matched them
+   (``user_id`` > ``crm_id`` > ``loyalty_id`` > ``email`` > ``phone`` > ``device_id`` >
+   ``anonymous_id``); among customers matched by the same value, the one most recently seen
+   with it comes first. The first candidate is the anchor; no candidate means a new customer.
+5. **Merge.** Each further candidate joins the anchor's group when the group (anchor plus
+   the record plus candidates already joined) and the candidate neither conflict on a hard
+   type nor, for a candidate matched only through shareable types, disagree on a
+   definitive type, and the merged customer would stay within the per-type limits
+   (:data:`MERGE_LIMITS`: 1 ``user_id``, 1 ``crm_id``, 5 e-mails, 5 phones, ...). Candidates
+   are tried in anchor order, repeatedly until none joins; a refused candidate is left
+   alone. The group is merged into its *oldest* customer (earliest
+   ``created_at``, i.e. the earliest observation that created it), whose id survives; the
+   others redirect to it and their identifiers move to it.
+6. **Attach.** All the record's identifiers are attached to the resulting customer, so a
+   household phone ends up on every member's customer. Limits guard merges only.
+7. **Idempotence and order.** Each record is resolved in its own transaction, in batch
+   order, so a later record sees an earlier one. Resolving the same record again finds the
+   same customer and changes nothing.
+
+``Resolution.matched_on`` says why a record was linked: the types of its identifiers that
+matched the resulting customer or a customer merged into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from omnicdp.errors import FieldViolation, InvalidArgument
+
+from .normalize import IDENTIFIER_TYPES, PRIORITY, normalize_identifier, normalize_identifiers
+from .store import IdentityStore
+
+DEFINITIVE_TYPES: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_id", "email"})
+HARD_TYPES: frozenset[str] = frozenset({"user_id", "crm_id"})
+SHAREABLE_TYPES: frozenset[str] = frozenset({"phone", "device_id", "anonymous_id"})
+
+#: Most values of each type one customer may reach through a merge. Cookies and devices
+#: churn, so their limits are generous; they still stop one kiosk from swallowing a city.
+MERGE_LIMITS: Mapping[str, int] = {
+    "user_id": 1,
+    "crm_id": 1,
+    "loyalty_id": 5,
+    "email": 5,
+    "phone": 5,
+    "device_id": 20,
+    "anonymous_id": 100,
+}
+
+NO_IDENTIFIER = (
+    "at least one identifier is required; "
+    + ", ".join(IDENTIFIER_TYPES)
+    + (" (placeholder values such as null or noemail@ do not count)")
+)
+
+IdentifierSets = dict[str, set[str]]
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """Identifiers seen together, e.g. in one event; ``observed_at`` is when."""
+
+    record_id: str
+    identifiers: Mapping[str, str | None]
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How one record was resolved; ``customer_id`` is ``None`` when it was rejected."""
+
+    record_id: str
+    customer_id: str | None
+    created: bool = False
+    merged_customer_ids: tuple[str, ...] = ()
+    matched_on: tuple[str, ...] = ()
+    identifiers: dict[str, str] = field(default_factory=dict)
+    violations: tuple[FieldViolation, ...] = ()
+
+
+@dataclass
+class _Candidate:
+    customer_id: str
+    matched_on: set[str]
+    identifiers: IdentifierSets
+    created_at: datetime
+
+    @property
+    def linked_definitively(self) -> bool:
+        return not self.matched_on.isdisjoint(DEFINITIVE_TYPES)
+
+
+class DeterministicResolver:
+    """Resolves records to stable customer ids by exact identifiers (see module docs)."""
+
+    def __init__(self, store: IdentityStore, default_region: str = "RU") -> None:
+        self._store = store
+        self._default_region = default_region
+
+    def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
+        """One resolution per record, in order; bad records get violations, not exceptions."""
+        return [self._resolve_one(record) for record in records]
+
+    def lookup(self, id_type: str, raw_value: str) -> str | None:
+        """The live customer holding an identifier given raw, normalised as on ingestion.
+
+        ``None`` for a placeholder or unknown value; :class:`InvalidArgument` for a
+        malformed one.
+        """
+        value = normalize_identifier(id_type, raw_value, self._default_region)
+        return None if value is None else self._store.lookup(id_type, value)
+
+    def _resolve_one(self, record: IdentityRecord) -> Resolution:
+        try:
+            identifiers = normalize_identifiers(record.identifiers, self._default_region)
+        except InvalidArgument as error:
+            return Resolution(record.record_id, None, violations=tuple(error.violations))
+        if not identifiers:
+            return Resolution(
+                record.record_id, None, violations=(FieldViolation("identifiers", NO_IDENTIFIER),)
+            )
+
+        with self._store.transaction():
+            group = self._linked_group(identifiers)
+            if not group:
+                customer_id = self._store.create_customer(record.observed_at)
+                self._store.attach_identifiers(customer_id, identifiers, record.observed_at)
+                return Resolution(
+                    record.record_id, customer_id, created=True, identifiers=identifiers
+                )
+
+            survivor = min(group, key=lambda c: (c.created_at, c.customer_id))
+            losers = [c for c in group if c is not survivor]
+            for loser in losers:
+                self._store.merge(survivor.customer_id, loser.customer_id)
+            self._store.attach_identifiers(survivor.customer_id, identifiers, record.observed_at)
+
+        matched = set().union(*(c.matched_on for c in group))
+        return Resolution(
+            record.record_id,
+            survivor.customer_id,
+            merged_customer_ids=tuple(loser.customer_id for loser in losers),
+            matched_on=tuple(sorted(matched, key=PRIORITY.__getitem__)),
+            identifiers=identifiers,
+        )
+
+    def _linked_group(self, identifiers: dict[str, str]) -> list[_Candidate]:
+        """The customers the record belongs to: the anchor first, then those merged in."""
+        record_sets: IdentifierSets = {t: {v} for t, v in identifiers.items()}
+        candidates = [
+            candidate
+            for candidate in self._candidates(identifiers)
+            if not _hard_conflict(candidate.identifiers, record_sets)
+            and (
+                candidate.linked_definitively
+                or not _disagree(candidate.identifiers, record_sets, DEFINITIVE_TYPES)
+            )
+        ]
+        if not candidates:
+            return []
+
+        anchor, *pending = candidates
+        group = [anchor]
+        group_sets = _union(anchor.identifiers, record_sets)
+        # Repeat until nothing joins: a candidate refused early may become compatible once
+        # a later one brings a shared value, and re-resolving must not merge it then.
+        joined = True
+        while joined and pending:
+            joined = False
+            for candidate in list(pending):
+                if _can_join(candidate, group_sets):
+                    group.append(candidate)
+                    pending.remove(candidate)
+                    group_sets = _union(group_sets, candidate.identifiers)
+                    joined = True
+        return group
+
+    def _candidates(self, identifiers: dict[str, str]) -> list[_Candidate]:
+        """Live customers holding any of the identifiers, in anchor order (rule 4)."""
+        by_id: dict[str, _Candidate] = {}
+        for match in self._store.find_matches(identifiers):
+            candidate = by_id.get(match.customer_id)
+            if candidate is None:
+                candidate = _Candidate(match.customer_id, set(), {}, match.customer_created_at)
+                by_id[match.customer_id] = candidate
+            candidate.matched_on.add(match.id_type)
+        for customer_id, sets in self._store.identifiers_of(by_id).items():
+            by_id[customer_id].identifiers = sets
+        return list(by_id.values())
+
+
+def _can_join(candidate: _Candidate, group: IdentifierSets) -> bool:
+    """Rule 5: whether a candidate may be merged into the group."""
+    if _hard_conflict(candidate.identifiers, group):
+        return False
+    if not candidate.linked_definitively and _disagree(
+        candidate.identifiers, group, DEFINITIVE_TYPES
+    ):
+        return False
+    return not _exceeds_limits(group, candidate.identifiers)
+
+
+def _disagree(a: IdentifierSets, b: IdentifierSets, types: frozenset[str]) -> bool:
+    """Both sides hold values of one of ``types`` and share none of them."""
+    return any(a.get(t) and b.get(t) and a[t].isdisjoint(b[t]) for t in types)
+
+
+def _hard_conflict(a: IdentifierSets, b: IdentifierSets) -> bool:
+    """Together they would hold two values of a one-per-person type."""
+    return any(len(a.get(t, set()) | b.get(t, set())) > 1 for t in HARD_TYPES)
+
+
+def _exceeds_limits(group: IdentifierSets, candidate: IdentifierSets) -> bool:
+    """Merging would add values of a type beyond its limit."""
+    for id_type, values in candidate.items():
+        merged = group.get(id_type, set()) | values
+        if len(merged) > MERGE_LIMITS.get(id_type, 1) and not values <= group.get(id_type, set()):
+            return True
+    return False
+
+
+def _union(a: IdentifierSets, b: IdentifierSets) -> IdentifierSets:
+    return {t: a.get(t, set()) | b.get(t, set()) for t in a.keys() | b.keys()}

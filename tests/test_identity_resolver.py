@@ -1,0 +1,450 @@
+"""Deterministic identity resolution: normalisation, linking rules, persistence, threads."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from omnicdp.errors import InvalidArgument, NotFound
+from services.identity.normalize import (
+    is_placeholder,
+    normalize_identifier,
+    normalize_identifiers,
+)
+from services.identity.resolver import DeterministicResolver, IdentityRecord, Resolution
+from services.identity.store import IdentityStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store() -> Iterator[IdentityStore]:
+    with IdentityStore(":memory:") as store:
+        yield store
+
+
+@pytest.fixture
+def resolver(store: IdentityStore) -> DeterministicResolver:
+    return DeterministicResolver(store)
+
+
+def resolve_one(
+    resolver: DeterministicResolver, minutes: int = 0, record_id: str = "r", **identifiers: str
+) -> Resolution:
+    record = IdentityRecord(record_id, identifiers, T0 + timedelta(minutes=minutes))
+    (resolution,) = resolver.resolve([record])
+    assert resolution.violations == ()
+    return resolution
+
+
+def snapshot(store: IdentityStore) -> tuple[list[tuple], list[tuple]]:
+    with store.transaction():
+        customers = store._conn.execute("SELECT * FROM customers ORDER BY ALL").fetchall()
+        identifiers = store._conn.execute("SELECT * FROM identifiers ORDER BY ALL").fetchall()
+    return customers, identifiers
+
+
+# -- normalisation -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw", ["89161234567", "8-916-123-45-67", "+7 (916) 123-45-67", "9161234567", " 8 916 1234567 "]
+)
+def test_phone_formats_normalise_to_one_e164(raw: str) -> None:
+    assert normalize_identifier("phone", raw) == "+79161234567"
+
+
+def test_phone_of_another_country_keeps_its_country_code() -> None:
+    assert normalize_identifier("phone", "+44 20 7946 0958") == "+442079460958"
+
+
+def test_email_is_trimmed_and_lower_cased_but_keeps_dots_and_tags_outside_gmail() -> None:
+    normalized = normalize_identifier("email", "  Ivan.Petrov+Shop@Mail.RU ")
+    assert normalized == "ivan.petrov+shop@mail.ru"
+
+
+@pytest.mark.parametrize(
+    "raw", ["Ivan.Petrov@gmail.com", "ivanpetrov+promo@gmail.com", "I.van.Petrov@GoogleMail.com"]
+)
+def test_gmail_ignores_dots_and_plus_tags_and_googlemail_is_gmail(raw: str) -> None:
+    assert normalize_identifier("email", raw) == "ivanpetrov@gmail.com"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ivan",
+        "ivan@",
+        "@mail.ru",
+        "ivan petrov@mail.ru",
+        "ivan@mail",
+        "ivan@mail,ru",
+        "ivan@@mail.ru",
+        "ivan..petrov@mail.ru",
+        "+tag@gmail.com",
+    ],
+)
+def test_invalid_email_raises_with_the_field_named(raw: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        normalize_identifier("email", raw)
+    assert [v.field for v in caught.value.violations] == ["identifiers.email"]
+    assert "e-mail" in caught.value.violations[0].description or "Gmail" in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["12", "call me", "+7 916 123", "+1 212"])
+def test_invalid_phone_raises_with_the_field_named(raw: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        normalize_identifier("phone", raw)
+    assert [v.field for v in caught.value.violations] == ["identifiers.phone"]
+
+
+def test_internationalised_email_domain_is_accepted() -> None:
+    assert normalize_identifier("email", "Иван@Почта.РФ") == "иван@почта.рф"
+
+
+def test_loyalty_id_drops_spaces_and_dashes_and_is_upper_cased() -> None:
+    assert normalize_identifier("loyalty_id", " ab-12 34 ") == "AB1234"
+
+
+def test_other_ids_are_only_stripped() -> None:
+    assert normalize_identifier("user_id", "  U-42 ") == "U-42"
+    assert normalize_identifier("anonymous_id", "\tAbC\n") == "AbC"
+
+
+def test_empty_id_is_none_and_overlong_id_is_rejected() -> None:
+    assert normalize_identifier("crm_id", "   ") is None
+    with pytest.raises(InvalidArgument) as caught:
+        normalize_identifier("device_id", "d" * 257)
+    assert caught.value.violations[0].field == "identifiers.device_id"
+    assert normalize_identifier("device_id", "d" * 256) == "d" * 256
+
+
+@pytest.mark.parametrize(
+    ("id_type", "raw"),
+    [
+        ("user_id", "0"),
+        ("user_id", "000-000"),
+        ("user_id", "-1"),
+        ("user_id", "NULL"),
+        ("anonymous_id", "undefined"),
+        ("anonymous_id", "anonymous"),
+        ("crm_id", "Unknown"),
+        ("crm_id", "n/a"),
+        ("loyalty_id", "none"),
+        ("email", "noemail@mail.ru"),
+        ("email", "NO@yandex.ru"),
+        ("email", "none@gmail.com"),
+        ("email", "test@test.ru"),
+        ("email", "123@mail.ru"),
+        ("email", "net@net.ru"),
+        ("email", "a@a.ru"),
+        ("email", "x@x.com"),
+        ("email", "ivan@example.com"),
+        ("email", "ivan@example.org"),
+        ("email", "nomail@bk.ru"),
+        ("email", "0@list.ru"),
+        ("phone", "+70000000000"),
+        ("phone", "+7 999 999-99-99"),
+        ("phone", "8 (111) 111-11-11"),
+        ("phone", "1234567"),
+        ("phone", "+7 123 456 78 90"),
+        ("phone", "0000000000"),
+        ("phone", "+7 916 000-00-00"),
+    ],
+)
+def test_placeholders_normalise_to_none(id_type: str, raw: str) -> None:
+    assert normalize_identifier(id_type, raw) is None
+
+
+def test_is_placeholder_judges_normalised_values() -> None:
+    assert is_placeholder("email", "noemail@mail.ru")
+    assert is_placeholder("phone", "+79999999999")
+    assert is_placeholder("user_id", "undefined")
+    assert not is_placeholder("email", "ivan@mail.ru")
+    assert not is_placeholder("phone", "+79161234567")
+    assert not is_placeholder("user_id", "u-1")
+
+
+def test_normalize_identifiers_drops_placeholders_and_orders_by_priority() -> None:
+    ids = normalize_identifiers(
+        {
+            "phone": "8 916 123-45-67",
+            "email": "noemail@mail.ru",
+            "user_id": "u1",
+            "device_id": None,
+            "anonymous_id": "",
+        }
+    )
+    assert ids == {"user_id": "u1", "phone": "+79161234567"}
+    assert list(ids) == ["user_id", "phone"]
+
+
+def test_normalize_identifiers_reports_every_violation_at_once() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        normalize_identifiers({"email": "bad", "phone": "12", "user_id": "ok", "twitter": "@x"})
+    assert {v.field for v in caught.value.violations} == {
+        "identifiers.email",
+        "identifiers.phone",
+        "identifiers.twitter",
+    }
+
+
+# -- resolution --------------------------------------------------------------------------
+
+
+def test_new_customer_id_is_cus_and_24_hex(resolver: DeterministicResolver) -> None:
+    resolution = resolve_one(resolver, email="ivan@mail.ru")
+    assert resolution.created
+    assert resolution.matched_on == ()
+    assert re.fullmatch(r"cus_[0-9a-f]{24}", resolution.customer_id or "")
+
+
+def test_anonymous_to_known_journey_keeps_one_customer(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    first = resolve_one(resolver, 0, anonymous_id="anon-x")
+    identified = resolve_one(resolver, 1, anonymous_id="anon-x", email="Ivan@Mail.ru")
+    logged_in = resolve_one(resolver, 2, email="ivan@mail.ru", user_id="u-1")
+
+    assert first.created
+    assert identified.customer_id == logged_in.customer_id == first.customer_id
+    assert not identified.created and identified.matched_on == ("anonymous_id",)
+    assert logged_in.matched_on == ("email",)
+    assert store.count_customers() == 1
+    assert store.customer_identifiers(first.customer_id) == {
+        "user_id": ["u-1"],
+        "email": ["ivan@mail.ru"],
+        "anonymous_id": ["anon-x"],
+    }
+
+
+def test_event_with_both_identifiers_merges_into_the_older_customer(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    older = resolve_one(resolver, 0, email="ivan@mail.ru", phone="+79161234567")
+    newer = resolve_one(resolver, 5, user_id="u-1", anonymous_id="anon-y")
+    bridge = resolve_one(resolver, 10, user_id="u-1", email="ivan@mail.ru")
+
+    assert bridge.customer_id == older.customer_id
+    assert bridge.merged_customer_ids == (newer.customer_id,)
+    assert bridge.matched_on == ("user_id", "email")
+    assert store.count_customers() == 1
+    assert store.resolve_redirects(newer.customer_id) == older.customer_id
+    assert store.merged_customer_ids(older.customer_id) == [newer.customer_id]
+    assert resolver.lookup("user_id", "u-1") == older.customer_id
+    assert resolver.lookup("anonymous_id", "anon-y") == older.customer_id
+    assert store.customer_identifiers(newer.customer_id) == {
+        "user_id": ["u-1"],
+        "email": ["ivan@mail.ru"],
+        "phone": ["+79161234567"],
+        "anonymous_id": ["anon-y"],
+    }
+
+
+def test_redirects_of_an_earlier_loser_follow_a_later_merge(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    a = resolve_one(resolver, 0, email="a@mail.ru")
+    b = resolve_one(resolver, 1, email="b@mail.ru")
+    c = resolve_one(resolver, 2, loyalty_id="L1")
+    resolve_one(resolver, 3, email="b@mail.ru", loyalty_id="L1")  # c into b
+    resolve_one(resolver, 4, email="a@mail.ru", loyalty_id="L1")  # b into a
+
+    assert store.resolve_redirects(c.customer_id) == a.customer_id
+    assert store.resolve_redirects(b.customer_id) == a.customer_id
+    assert store.count_customers() == 1
+
+
+def test_household_phone_does_not_merge_different_emails(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    mother = resolve_one(resolver, 0, email="anna@mail.ru", phone="8 495 123-45-67")
+    son = resolve_one(resolver, 1, email="oleg@mail.ru", phone="+7 495 123 45 67")
+    phone_only = resolve_one(resolver, 2, phone="84951234567")
+
+    assert son.created and son.customer_id != mother.customer_id
+    assert store.count_customers() == 2
+    assert phone_only.customer_id == son.customer_id  # most recently seen holder
+    assert phone_only.merged_customer_ids == ()
+    assert store.find_customers("phone", "+74951234567") == [son.customer_id, mother.customer_id]
+
+
+def test_shared_device_links_a_customer_without_conflicting_email(
+    resolver: DeterministicResolver,
+) -> None:
+    app = resolve_one(resolver, 0, device_id="dev-1", email="anna@mail.ru")
+    push = resolve_one(resolver, 1, device_id="dev-1", loyalty_id="L-7")
+    assert push.customer_id == app.customer_id
+    assert push.matched_on == ("device_id",)
+
+
+def test_conflicting_user_ids_never_merge(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    first = resolve_one(resolver, 0, user_id="u-1", email="shared@mail.ru")
+    second = resolve_one(resolver, 1, user_id="u-2", email="shared@mail.ru")
+    both = resolve_one(resolver, 2, user_id="u-1", crm_id="c-9", email="other@mail.ru")
+    bridge = resolve_one(resolver, 3, user_id="u-2", email="other@mail.ru")
+
+    assert second.created and second.customer_id != first.customer_id
+    assert both.customer_id == first.customer_id
+    assert bridge.customer_id == second.customer_id and bridge.merged_customer_ids == ()
+    assert store.count_customers() == 2
+    assert store.customer_identifiers(first.customer_id)["user_id"] == ["u-1"]
+    assert store.customer_identifiers(second.customer_id)["user_id"] == ["u-2"]
+
+
+def test_event_matching_two_user_ids_attaches_to_the_highest_priority_match(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    a = resolve_one(resolver, 0, user_id="u-1")
+    b = resolve_one(resolver, 1, user_id="u-2", phone="+79161234567")
+    event = resolve_one(resolver, 2, user_id="u-1", phone="+79161234567")
+
+    assert event.customer_id == a.customer_id and event.merged_customer_ids == ()
+    assert store.resolve_redirects(b.customer_id) == b.customer_id
+
+
+def test_placeholder_email_does_not_link_strangers(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    first = resolve_one(resolver, 0, email="noemail@mail.ru", loyalty_id="L-1")
+    second = resolve_one(resolver, 1, email="NoEmail@mail.ru", loyalty_id="L-2")
+
+    assert first.customer_id != second.customer_id
+    assert first.identifiers == {"loyalty_id": "L1"}
+    assert resolver.lookup("email", "noemail@mail.ru") is None
+    assert store.count_customers() == 2
+
+
+def test_resolving_the_same_record_twice_changes_nothing(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    resolve_one(resolver, 0, email="anna@mail.ru", phone="+74951234567")
+    record = IdentityRecord(
+        "r-2",
+        {"email": "oleg@mail.ru", "phone": "84951234567", "anonymous_id": "a-1"},
+        T0 + timedelta(minutes=1),
+    )
+    (first,) = resolver.resolve([record])
+    before = snapshot(store)
+    (again,) = resolver.resolve([record])
+
+    assert again.customer_id == first.customer_id
+    assert not again.created and again.merged_customer_ids == ()
+    assert snapshot(store) == before
+
+
+def test_merge_that_would_exceed_the_email_limit_is_refused(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    many = resolve_one(resolver, 0, loyalty_id="L-1", email="e0@mail.ru")
+    for i in range(1, 5):
+        resolve_one(resolver, i, loyalty_id="L-1", email=f"e{i}@mail.ru")
+    other = resolve_one(resolver, 10, crm_id="c-1", email="f@mail.ru")
+    refused = resolve_one(resolver, 11, email="e0@mail.ru", crm_id="c-1")
+
+    assert len(store.customer_identifiers(many.customer_id)["email"]) == 5
+    assert refused.customer_id == other.customer_id  # crm_id has the higher priority
+    assert refused.merged_customer_ids == ()
+    assert store.count_customers() == 2
+
+
+def test_batch_with_an_invalid_record_resolves_the_rest(resolver: DeterministicResolver) -> None:
+    records = [
+        IdentityRecord("ok-1", {"email": "ivan@mail.ru"}, T0),
+        IdentityRecord("bad", {"email": "ivan@", "phone": "12"}, T0),
+        IdentityRecord("empty", {"email": "null", "phone": ""}, T0),
+        IdentityRecord("ok-2", {"email": "IVAN@mail.ru", "phone": "89161234567"}, T0),
+    ]
+    ok1, bad, empty, ok2 = resolver.resolve(records)
+
+    assert ok1.customer_id and ok1.created
+    assert bad.customer_id is None and bad.identifiers == {}
+    assert {v.field for v in bad.violations} == {"identifiers.email", "identifiers.phone"}
+    assert empty.customer_id is None
+    assert [v.field for v in empty.violations] == ["identifiers"]
+    assert "at least one identifier is required" in empty.violations[0].description
+    # The second record of a batch sees the first.
+    assert ok2.customer_id == ok1.customer_id and not ok2.created
+    assert ok2.identifiers == {"email": "ivan@mail.ru", "phone": "+79161234567"}
+
+
+def test_unknown_customer_id_is_not_found(store: IdentityStore) -> None:
+    with pytest.raises(NotFound):
+        store.customer_identifiers("cus_000000000000000000000000")
+    assert store.resolve_redirects("cus_000000000000000000000000") is None
+
+
+def test_failed_transaction_leaves_no_trace(store: IdentityStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        customer_id = store.create_customer(T0)
+        store.attach_identifiers(customer_id, {"email": "ivan@mail.ru"}, T0)
+        raise RuntimeError("crash between writes")
+    assert store.count_customers(include_merged=True) == 0
+    assert store.lookup("email", "ivan@mail.ru") is None
+
+
+def test_customers_survive_reopening_the_duckdb_file(tmp_path) -> None:
+    path = tmp_path / "data" / "identity.duckdb"
+    with IdentityStore(path) as store:
+        resolver = DeterministicResolver(store)
+        older = resolve_one(resolver, 0, email="ivan@mail.ru")
+        newer = resolve_one(resolver, 1, user_id="u-1")
+        resolve_one(resolver, 2, email="ivan@mail.ru", user_id="u-1")
+
+    with IdentityStore(path) as store:
+        resolver = DeterministicResolver(store)
+        assert resolver.lookup("user_id", "u-1") == older.customer_id
+        assert store.resolve_redirects(newer.customer_id) == older.customer_id
+        again = resolve_one(resolver, 3, email="Ivan@Mail.ru", phone="+79161234567")
+        assert again.customer_id == older.customer_id and not again.created
+
+
+def test_concurrent_resolves_end_with_consistent_ids(store: IdentityStore) -> None:
+    resolver = DeterministicResolver(store)
+    people = 15
+    records = [
+        IdentityRecord(f"p{i}", {"email": f"p{i}@mail.ru", "phone": f"+79161{i:02d}4567"}, T0)
+        for i in range(people)
+    ] + [
+        IdentityRecord(f"p{i}-app", {"phone": f"89161{i:02d}4567", "anonymous_id": f"anon-{i}"}, T0)
+        for i in range(people)
+    ]
+    results: list[list[Resolution]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(seed: int) -> None:
+        mine = records[:]
+        random.Random(seed).shuffle(mine)
+        start.wait()
+        try:
+            results.append([r for rec in mine for r in resolver.resolve([rec])])
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == [] and len(results) == 4
+    assert store.count_customers() == people
+    for i in range(people):
+        customer_id = resolver.lookup("email", f"p{i}@mail.ru")
+        assert customer_id is not None
+        assert resolver.lookup("anonymous_id", f"anon-{i}") == customer_id
+        returned = {
+            store.resolve_redirects(r.customer_id or "")
+            for batch in results
+            for r in batch
+            if r.record_id in (f"p{i}", f"p{i}-app")
+        }
+        assert returned == {customer_id}
