@@ -76,9 +76,13 @@ class ApiKeys:
             where = f"{path}: keys[{i}]"
             if not isinstance(entry, dict) or not entry.get("name"):
                 raise KeyFileError(f"{where}: each key needs a 'name'")
-            if bool(entry.get("key")) == bool(entry.get("sha256")):
+            given_key, given_digest = entry.get("key"), entry.get("sha256")
+            if (given_key is None) == (given_digest is None):
                 raise KeyFileError(f"{where}: give exactly one of 'key' or 'sha256'")
-            hashed = str(entry.get("sha256") or digest(str(entry["key"]))).lower()
+            if isinstance(given_digest, int):  # YAML reads an all-digit digest as a number
+                given_digest = f"{given_digest:064d}"
+            hashed = (digest(str(given_key)) if given_digest is None
+                      else str(given_digest).lower())
             if not _HEX64.match(hashed):
                 raise KeyFileError(f"{where}: sha256 must be 64 hex digits")
             scopes = entry.get("scopes") or []

@@ -1,0 +1,72 @@
+"""Shared fixtures: real gRPC servers on port 0 in-process, each test with its own data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cdp.attribution.v1 import attribution_pb2_grpc
+from cdp.identity.v1 import identity_pb2_grpc
+from cdp.profile.v1 import profile_pb2_grpc
+from omnicdp.runtime import config
+from omnicdp.runtime.server import ServiceHost
+from services.attribution.server import AttributionSettings
+from services.attribution.server import build as build_attribution
+from services.identity.server import IdentitySettings
+from services.identity.server import build as build_identity
+from services.profile.server import ProfileSettings
+from services.profile.server import build as build_profile
+
+
+@dataclass
+class Services:
+    identity: ServiceHost
+    profile: ServiceHost
+    attribution: ServiceHost
+    channels: list[grpc.Channel]
+
+    def address(self, host: ServiceHost) -> str:
+        return f"127.0.0.1:{host.port}"
+
+    def stub(self, host: ServiceHost, stub_class):
+        channel = grpc.insecure_channel(self.address(host))
+        self.channels.append(channel)
+        return stub_class(channel)
+
+    @property
+    def profile_stub(self) -> profile_pb2_grpc.ProfileServiceStub:
+        return self.stub(self.profile, profile_pb2_grpc.ProfileServiceStub)
+
+    @property
+    def identity_stub(self) -> identity_pb2_grpc.IdentityServiceStub:
+        return self.stub(self.identity, identity_pb2_grpc.IdentityServiceStub)
+
+    @property
+    def attribution_stub(self) -> attribution_pb2_grpc.AttributionServiceStub:
+        return self.stub(self.attribution, attribution_pb2_grpc.AttributionServiceStub)
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    """Identity, profile and attribution as real gRPC servers, wired to each other."""
+    identity = build_identity(config.load(
+        IdentitySettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path))
+    identity.start()
+    profile = build_profile(config.load(
+        ProfileSettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path,
+        identity_addr=f"127.0.0.1:{identity.port}"))
+    profile.start()
+    attribution = build_attribution(config.load(
+        AttributionSettings, environ={}, address="127.0.0.1:0",
+        profile_addr=f"127.0.0.1:{profile.port}"))
+    attribution.start()
+    running = Services(identity, profile, attribution, [])
+    yield running
+    for channel in running.channels:
+        channel.close()
+    for host in (attribution, profile, identity):
+        host.stop(grace=1)

@@ -1,0 +1,183 @@
+"""The partner HTTP API in front of the real gRPC services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from services.gateway.app import Backends, create_app
+from services.gateway.keys import ApiKeys, KeyFileError, digest
+
+WRITER, READER, SLOW = "writer-secret", "reader-secret", "slow-secret"
+
+
+@pytest.fixture
+def client(services, tmp_path: Path):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": [
+        {"name": "pos-vendor", "sha256": digest(WRITER),
+         "scopes": ["events:write", "profiles:read", "reports:read"]},
+        {"name": "analyst", "key": READER, "scopes": ["profiles:read"]},
+        {"name": "slow", "key": SLOW, "scopes": ["profiles:read"], "rate_limit_per_minute": 2},
+    ]}))
+    backends = Backends.connect(services.address(services.profile),
+                                services.address(services.identity),
+                                services.address(services.attribution), deadline=10)
+    with TestClient(create_app(ApiKeys.load(keys_file), backends, max_body_bytes=64_000)) as c:
+        yield c
+    backends.close()
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def ev(message_id: str, **overrides) -> dict:
+    body = {"message_id": message_id, "type": "track", "event": "Order Completed",
+            "channel": "web", "timestamp": "2026-03-01T10:00:00Z",
+            "identifiers": {"email": "maria@example.ru"}, "properties": {"revenue": 990.0}}
+    body.update(overrides)
+    return body
+
+
+def test_missing_or_unknown_key_is_401_problem(client) -> None:
+    for headers in ({}, auth("wrong"), {"Authorization": "Basic abc"}):
+        response = client.post("/v1/events", json={"events": [ev("m-1")]}, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == 401
+
+
+def test_key_without_scope_is_403(client) -> None:
+    response = client.post("/v1/events", json={"events": [ev("m-1")]}, headers=auth(READER))
+    assert response.status_code == 403
+    assert "events:write" in response.json()["detail"]
+
+
+def test_duplicate_message_id_is_reported_and_stored_once(client) -> None:
+    first = client.post("/v1/events", json={"events": [ev("m-1")]}, headers=auth(WRITER))
+    second = client.post("/v1/events", json={"events": [ev("m-1")]}, headers=auth(WRITER))
+    assert first.json()["results"][0]["status"] == "accepted"
+    assert second.json()["results"][0]["status"] == "duplicate"
+    customer_id = first.json()["results"][0]["customer_id"]
+    journey = client.get(f"/v1/profiles/{customer_id}/events", headers=auth(WRITER)).json()
+    assert [e["message_id"] for e in journey["events"]] == ["m-1"]
+
+
+def test_invalid_event_is_rejected_alone_and_the_rest_accepted(client) -> None:
+    batch = [ev("ok-1"), ev("bad-channel", channel="fax"), ev("bad-time", timestamp="yesterday"),
+             ev("bad-phone", identifiers={"phone": "12"}), ev("ok-2"), "not an object"]
+    response = client.post("/v1/events", json={"events": batch}, headers=auth(WRITER))
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == [
+        "accepted", "rejected", "rejected", "rejected", "accepted", "rejected"]
+    assert (body["accepted"], body["rejected"]) == (2, 4)
+    fields = [[v["field"] for v in r.get("violations", [])] for r in body["results"]]
+    assert fields[1] == ["channel"]
+    assert fields[2] == ["timestamp"]
+    assert fields[3] == ["identifiers.phone"]
+    customer = body["results"][0]["customer_id"]
+    stored = client.get(f"/v1/profiles/{customer}/events", headers=auth(WRITER)).json()
+    assert [e["message_id"] for e in stored["events"]] == ["ok-1", "ok-2"]
+
+
+def test_profile_lookup_by_identifier(client) -> None:
+    client.post("/v1/events", headers=auth(WRITER), json={"events": [ev(
+        "id-1", type="identify", event=None, channel="crm",
+        identifiers={"email": "Pavel@Example.ru", "crm_id": "CRM-7"},
+        traits={"first_name": "Павел", "city": "Kazan"})]})
+    found = client.get("/v1/profiles:lookup", params={"type": "crm_id", "value": "CRM-7"},
+                       headers=auth(READER))
+    assert found.status_code == 200
+    profile = found.json()
+    assert profile["identifiers"]["email"] == ["pavel@example.ru"]
+    assert profile["traits"] == {"first_name": "Павел", "city": "Kazan"}
+    direct = client.get(f"/v1/profiles/{profile['customer_id']}", headers=auth(READER))
+    assert direct.json()["customer_id"] == profile["customer_id"]
+
+
+def test_unknown_profile_is_404_problem(client) -> None:
+    missing = client.get("/v1/profiles:lookup", params={"type": "email", "value": "no@body.ru"},
+                         headers=auth(READER))
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert client.get("/v1/profiles/cus_unknown", headers=auth(READER)).status_code == 404
+
+
+def test_bad_identifier_type_names_the_field(client) -> None:
+    response = client.get("/v1/profiles:lookup", params={"type": "passport", "value": "1"},
+                          headers=auth(READER))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "type"
+
+
+def test_rate_limit_answers_429_with_retry_after(client) -> None:
+    codes = [client.get("/v1/profiles/cus_x", headers=auth(SLOW)).status_code for _ in range(3)]
+    assert codes[:2] == [404, 404]
+    assert codes[2] == 429
+    limited = client.get("/v1/profiles/cus_x", headers=auth(SLOW))
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_oversized_body_is_413_and_malformed_json_400(client) -> None:
+    huge = {"events": [ev(f"m-{i}", traits={"note": "x" * 2000}) for i in range(40)]}
+    assert client.post("/v1/events", json=huge, headers=auth(WRITER)).status_code == 413
+    broken = client.post("/v1/events", content=b"{not json", headers={
+        **auth(WRITER), "content-type": "application/json"})
+    assert broken.status_code == 400
+    too_many = client.post("/v1/events", json={"events": [ev("m")] * 501}, headers=auth(WRITER))
+    assert too_many.status_code == 413
+    nothing = client.post("/v1/events", json={"evnts": []}, headers=auth(WRITER))
+    assert nothing.status_code == 422
+    assert nothing.json()["errors"][0]["field"] == "events"
+
+
+def test_attribution_report_credits_the_touch_before_a_store_purchase(client) -> None:
+    email = {"email": "elena@example.ru"}
+    client.post("/v1/events", headers=auth(WRITER), json={"events": [
+        ev("t-1", event="Email Opened", channel="email", identifiers=email,
+           timestamp="2026-03-01T09:00:00Z", properties={}),
+        ev("c-1", channel="store", identifiers=email, timestamp="2026-03-02T09:00:00Z",
+           properties={"revenue": 5000}),
+    ]})
+    report = client.get("/v1/reports/attribution", params={"model": "last_touch"},
+                        headers=auth(WRITER)).json()
+    assert report["total_conversions"] == 1
+    assert report["channels"] == {"email": {"conversions": 1.0, "revenue": 5000.0}}
+    bad = client.get("/v1/reports/attribution", params={"model": "magic"}, headers=auth(WRITER))
+    assert bad.status_code == 422
+
+
+def test_openapi_documents_the_contract(client) -> None:
+    document = client.get("/openapi.json").json()
+    assert {"/v1/events", "/v1/profiles:lookup", "/v1/profiles/{customer_id}",
+            "/v1/profiles/{customer_id}/events"} <= set(document["paths"])
+    event_schema = document["components"]["schemas"]["Event"]
+    assert "message_id" in event_schema["required"]
+    assert json.dumps(document)  # serialisable
+
+
+def test_health_endpoints(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["services"] == {"profile": "SERVING", "identity": "SERVING",
+                                 "attribution": "SERVING"}
+
+
+@pytest.mark.parametrize("document, message", [
+    ("keys: 3", "top-level 'keys:' list"),
+    ("keys: [{name: a, key: k, sha256: " + "0" * 64 + "}]", "exactly one of"),
+    ("keys: [{name: a, key: k, scopes: [root]}]", "unknown scopes"),
+    ("keys: [{name: a, sha256: xyz}]", "64 hex digits"),
+])
+def test_bad_keys_file_is_refused_with_the_reason(tmp_path: Path, document: str,
+                                                  message: str) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(document)
+    with pytest.raises(KeyFileError, match=message):
+        ApiKeys.load(path)
