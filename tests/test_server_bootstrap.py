@@ -1,0 +1,69 @@
+"""The shared gRPC bootstrap: health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from cdp.profile.v1 import profile_pb2, profile_pb2_grpc
+from omnicdp.runtime.server import Registration, ServiceHost
+
+
+class SlowProfiles(profile_pb2_grpc.ProfileServiceServicer):
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def GetProfile(self, request, context):  # noqa: N802
+        self.started.set()
+        self.release.wait(10)
+        return profile_pb2.GetProfileResponse(
+            profile=profile_pb2.Profile(customer_id=request.customer_id))
+
+
+def host_with(servicer) -> ServiceHost:
+    host = ServiceHost("test", [Registration(
+        profile_pb2_grpc.add_ProfileServiceServicer_to_server, servicer,
+        "cdp.profile.v1.ProfileService")], "127.0.0.1:0", grace_seconds=5)
+    host.start()
+    return host
+
+
+def test_health_and_reflection_are_served() -> None:
+    host = host_with(SlowProfiles())
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "cdp.profile.v1.ProfileService"):
+                reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            services = ProtoReflectionDescriptorDatabase(channel).get_services()
+            assert "cdp.profile.v1.ProfileService" in services
+            assert "grpc.health.v1.Health" in services
+    finally:
+        host.stop(grace=0)
+
+
+def test_sigterm_path_reports_not_serving_and_lets_in_flight_calls_finish() -> None:
+    servicer = SlowProfiles()
+    host = host_with(servicer)
+    with grpc.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=20)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        in_flight = profile_pb2_grpc.ProfileServiceStub(channel).GetProfile.future(
+            profile_pb2.GetProfileRequest(customer_id="cus_1"), timeout=20)
+        assert servicer.started.wait(5)
+        stopper = threading.Thread(target=host.stop)
+        stopper.start()
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()
+        servicer.release.set()
+        assert in_flight.result().profile.customer_id == "cus_1"
+        stopper.join(10)
+        assert not stopper.is_alive()
