@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from services.profile.model import Profile, StoredEvent
 from services.profile.store.base import IdentifierRow, JourneyCursor, ProfileStore
@@ -104,9 +105,7 @@ class DuckDBProfileStore(ProfileStore):
                     self._merge(cur, survivor, merged)
                 stored = self._insert_events(cur, events)
                 if identifier_rows:
-                    cur.executemany(
-                        "INSERT INTO profile_identifiers VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT DO NOTHING", identifier_rows)
+                    self._insert_identifiers(cur, identifier_rows)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -124,17 +123,47 @@ class DuckDBProfileStore(ProfileStore):
             "SELECT message_id FROM events WHERE message_id IN (SELECT unnest($ids))",
             {"ids": ids}).fetchall()}
         fresh = [e for e in events if e.message_id not in existing]
-        cur.executemany(
-            "INSERT INTO events (message_id, customer_id, type, event, channel, source, ts, "
-            "received_at, identifiers, traits, properties) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(e.message_id, e.customer_id, e.type, e.event, e.channel, e.source,
-              _naive_utc(e.timestamp), _naive_utc(e.received_at),
-              json.dumps(e.identifiers, ensure_ascii=False),
-              json.dumps(e.traits, ensure_ascii=False),
-              json.dumps(e.properties, ensure_ascii=False)) for e in fresh],
-        )
+        if not fresh:
+            return set()
+        # One bulk statement over an Arrow batch: row-by-row executemany is ~100x slower.
+        batch = pa.table({
+            "message_id": [e.message_id for e in fresh],
+            "customer_id": [e.customer_id for e in fresh],
+            "type": [e.type for e in fresh],
+            "event": [e.event for e in fresh],
+            "channel": [e.channel for e in fresh],
+            "source": [e.source for e in fresh],
+            "ts": pa.array([_naive_utc(e.timestamp) for e in fresh], pa.timestamp("us")),
+            "received_at": pa.array([_naive_utc(e.received_at) for e in fresh],
+                                    pa.timestamp("us")),
+            "identifiers": [json.dumps(e.identifiers, ensure_ascii=False) for e in fresh],
+            "traits": [json.dumps(e.traits, ensure_ascii=False) for e in fresh],
+            "properties": [json.dumps(e.properties, ensure_ascii=False) for e in fresh],
+        })
+        cur.register("incoming_events", batch)
+        try:
+            cur.execute(
+                "INSERT INTO events (message_id, customer_id, type, event, channel, source, ts, "
+                "received_at, identifiers, traits, properties) "
+                "SELECT * FROM incoming_events ON CONFLICT DO NOTHING")
+        finally:
+            cur.unregister("incoming_events")
         return {e.message_id for e in fresh}
+
+    @staticmethod
+    def _insert_identifiers(cur: duckdb.DuckDBPyConnection,
+                            rows: list[tuple[str, str, str, datetime]]) -> None:
+        unique = {(t, v, c): s for t, v, c, s in sorted(rows, key=lambda r: r[3], reverse=True)}
+        batch = pa.table({
+            "id_type": [k[0] for k in unique], "value": [k[1] for k in unique],
+            "customer_id": [k[2] for k in unique],
+            "first_seen": pa.array(list(unique.values()), pa.timestamp("us"))})
+        cur.register("incoming_identifiers", batch)
+        try:
+            cur.execute("INSERT INTO profile_identifiers SELECT * FROM incoming_identifiers "
+                        "ON CONFLICT DO NOTHING")
+        finally:
+            cur.unregister("incoming_identifiers")
 
     @staticmethod
     def _merge(cur: duckdb.DuckDBPyConnection, survivor: str, merged: Sequence[str]) -> None:
