@@ -40,9 +40,12 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
                         self.spans[span.trace_id.hex()].add((service, span.name))
         return trace_service_pb2.ExportTraceServiceResponse()
 
-    def services_in(self, trace_id: str) -> set[str]:
+    def spans_of(self, trace_id: str) -> set[tuple[str, str]]:
         with self.lock:
-            return {service for service, _ in self.spans.get(trace_id, set())}
+            return set(self.spans.get(trace_id, set()))
+
+    def services_in(self, trace_id: str) -> set[str]:
+        return {service for service, _ in self.spans_of(trace_id)}
 
 
 @pytest.fixture
@@ -118,12 +121,16 @@ def test_partner_request_is_one_trace_across_gateway_profile_identity(tmp_path, 
         assert profile["customer_id"] == body["results"][0]["customer_id"]
         assert profile["identifiers"]["email"] == ["sergei.smirnov@mail.ru"]
 
-        expected = {"cdp-gateway", "cdp-profile", "cdp-identity"}
-        assert wait_until(lambda: expected <= receiver.services_in(trace_id)), \
-            receiver.services_in(trace_id)
-        names = {name for service, name in receiver.spans[trace_id]}
-        assert "/cdp.profile.v1.ProfileService/IngestEvents" in names
-        assert "/cdp.identity.v1.IdentityService/ResolveIdentities" in names
+        expected = {
+            ("cdp-gateway", "POST /v1/events"),
+            ("cdp-gateway", "/cdp.profile.v1.ProfileService/IngestEvents"),
+            ("cdp-profile", "/cdp.profile.v1.ProfileService/IngestEvents"),
+            ("cdp-profile", "/cdp.identity.v1.IdentityService/ResolveIdentities"),
+            ("cdp-identity", "/cdp.identity.v1.IdentityService/ResolveIdentities"),
+        }  # client and server span of every hop, all in the partner's trace
+        assert wait_until(lambda: expected <= receiver.spans_of(trace_id)), \
+            receiver.spans_of(trace_id)
+        assert receiver.services_in(trace_id) == {"cdp-gateway", "cdp-profile", "cdp-identity"}
         assert not any("Health" in name for spans in receiver.spans.values()
                        for _, name in spans), "health checks must not be traced"
     finally:
