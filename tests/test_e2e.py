@@ -28,6 +28,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def __init__(self) -> None:
         self.spans: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.attribute_values: list[str] = []
         self.lock = threading.Lock()
 
     def Export(self, request, context):  # noqa: N802 (OTLP's name)
@@ -38,6 +39,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
                 for scope in resource_spans.scope_spans:
                     for span in scope.spans:
                         self.spans[span.trace_id.hex()].add((service, span.name))
+                        self.attribute_values += [str(a.value) for a in span.attributes]
         return trace_service_pb2.ExportTraceServiceResponse()
 
     def spans_of(self, trace_id: str) -> set[tuple[str, str]]:
@@ -131,6 +133,9 @@ def test_partner_request_is_one_trace_across_gateway_profile_identity(tmp_path, 
         assert wait_until(lambda: expected <= receiver.spans_of(trace_id)), \
             receiver.spans_of(trace_id)
         assert receiver.services_in(trace_id) == {"cdp-gateway", "cdp-profile", "cdp-identity"}
+        assert wait_until(lambda: any("profiles:lookup" in v for v in receiver.attribute_values))
+        leaked = [v for v in receiver.attribute_values if "9035551234" in v or "smirnov" in v]
+        assert leaked == [], "identifiers must not reach traces"
         assert not any("Health" in name for spans in receiver.spans.values()
                        for _, name in spans), "health checks must not be traced"
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.trace import Span
 
 from omnicdp.runtime import config
 from omnicdp.runtime.telemetry import configure_logging, setup_tracing, shutdown_tracing
@@ -37,6 +38,19 @@ class GatewaySettings:
                                           "seconds in-flight requests get on shutdown")
 
 
+def scrub_query(span: Span, scope: dict) -> None:
+    """Query strings carry identifiers (``profiles:lookup?type=email&value=...``): keep them
+    out of traces, which are not a place for personal data."""
+    if span is None or not span.is_recording() or not scope.get("query_string"):
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    span.set_attribute("http.target", scope.get("path", ""))
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "redacted")
+    if "http.url" in attributes:
+        span.set_attribute("http.url", str(attributes["http.url"]).split("?", 1)[0])
+
+
 def main(args: argparse.Namespace) -> int:
     configure_logging("cdp-gateway")
     setup_tracing("cdp-gateway")
@@ -49,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
     backends = Backends.connect(settings.profile_addr, settings.identity_addr,
                                 settings.attribution_addr, settings.deadline_seconds)
     app = create_app(keys, backends, settings.max_body_bytes)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
+                                       server_request_hook=scrub_query)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=int(settings.grace_seconds)))
