@@ -153,6 +153,18 @@ def test_attribution_report_credits_the_touch_before_a_store_purchase(client) ->
     assert bad.status_code == 422
 
 
+def test_identity_down_is_503_and_nothing_is_stored(client, services) -> None:
+    services.identity.stop(grace=0)
+    response = client.post("/v1/events", json={"events": [ev("m-down")]}, headers=auth(WRITER))
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Retry-After" in response.headers
+    page = client.get("/v1/profiles:lookup", params={"type": "email",
+                                                     "value": "maria@example.ru"},
+                      headers=auth(READER))
+    assert page.status_code == 503  # lookups need identity too; nothing half-written
+
+
 def test_openapi_documents_the_contract(client) -> None:
     document = client.get("/openapi.json").json()
     assert {"/v1/events", "/v1/profiles:lookup", "/v1/profiles/{customer_id}",

@@ -72,6 +72,13 @@ def status_for(error: errors.DomainError) -> status_pb2.Status:
                              details=packed)
 
 
+@dataclass(frozen=True)
+class _PushbackStatus(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple
+
+
 class DomainErrorInterceptor(grpc.ServerInterceptor):
     """Turns domain errors raised by servicers into rich gRPC statuses."""
 
@@ -87,7 +94,13 @@ class DomainErrorInterceptor(grpc.ServerInterceptor):
 
     @staticmethod
     def _abort(context: grpc.ServicerContext, error: errors.DomainError) -> None:
-        context.abort_with_status(rpc_status.to_status(status_for(error)))
+        status = rpc_status.to_status(status_for(error))
+        if isinstance(error, errors.Unavailable):
+            # A dependency of ours is down and we already retried it: pushback tells the
+            # caller's retry policy not to multiply the attempts (gRPC retry design, A6).
+            status = _PushbackStatus(status.code, status.details,
+                                     (*status.trailing_metadata, ("grpc-retry-pushback-ms", "-1")))
+        context.abort_with_status(status)
 
     def _wrap_unary(self, behavior: Callable) -> Callable:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Any:

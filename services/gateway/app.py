@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import grpc
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2
@@ -265,8 +266,10 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
             except ValidationError as error:
                 results[i] = _rejected(message_id, _violations(error))
         if valid:
-            response = call(backends.profile.IngestEvents,
-                            profile_pb2.IngestEventsRequest(events=[e for _, e in valid]))
+            # The gRPC stub blocks: run it off the event loop (the trace context goes along).
+            response = await run_in_threadpool(
+                call, backends.profile.IngestEvents,
+                profile_pb2.IngestEventsRequest(events=[e for _, e in valid]))
             for (i, _), result in zip(valid, response.results, strict=True):
                 status = _STATUS_NAMES[result.status]
                 if status == "rejected":
