@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from services.identity.server import IdentitySettings
 from services.identity.server import build as build_identity
 from services.profile.server import ProfileSettings
 from services.profile.server import build as build_profile
+from tests.pg import temporary_database
 
 
 @dataclass
@@ -51,14 +53,24 @@ class Services:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    """Identity, profile and attribution as real gRPC servers, wired to each other."""
+def services(request, tmp_path: Path) -> Iterator[Services]:
+    """Identity, profile and attribution as real gRPC servers, wired to each other. The
+    profile store is DuckDB, or PostgreSQL (a database of the test's own) when a test
+    parametrizes this fixture indirectly with "postgres"."""
+    with ExitStack() as cleanup:
+        database_url = ""
+        if getattr(request, "param", "duckdb") == "postgres":
+            database_url = cleanup.enter_context(temporary_database())
+        yield from _running_services(tmp_path, database_url)
+
+
+def _running_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
     identity = build_identity(config.load(
         IdentitySettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path))
     identity.start()
     profile = build_profile(config.load(
         ProfileSettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path,
-        identity_addr=f"127.0.0.1:{identity.port}"))
+        database_url=database_url, identity_addr=f"127.0.0.1:{identity.port}"))
     profile.start()
     attribution = build_attribution(config.load(
         AttributionSettings, environ={}, address="127.0.0.1:0",

@@ -30,6 +30,7 @@ def ingest(stub, *events: common_pb2.Event) -> list[profile_pb2.EventResult]:
                                   timeout=10).results)
 
 
+@pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
 def test_retried_batch_is_stored_once(services) -> None:
     stub = services.profile_stub
     batch = [event("m-1", email="anna@example.ru"), event("m-2", email="anna@example.ru")]
@@ -106,6 +107,7 @@ def test_anonymous_sessions_join_the_profile_once_identified(services) -> None:
     assert profile.event_count == 3
 
 
+@pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
 def test_merge_moves_events_to_the_older_customer(services) -> None:
     stub = services.profile_stub
     [by_email] = ingest(stub, event("m-1", email="ivan@example.ru"))

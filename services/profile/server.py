@@ -34,7 +34,9 @@ class ProfileSettings:
     address: str = config.setting("127.0.0.1:50052", "CDP_ADDRESS", "host:port to listen on")
     data_dir: Path = config.setting(Path(".cdp"), "CDP_DATA_DIR", "directory for embedded data")
     database_url: str = config.setting(
-        "", "CDP_DATABASE_URL", "duckdb:///FILE (default DATA_DIR/profile.duckdb)", secret=True)
+        "", "CDP_DATABASE_URL",
+        "duckdb:///FILE (default DATA_DIR/profile.duckdb) or postgresql://USER@HOST/DB",
+        secret=True)
     identity_addr: str = config.setting("127.0.0.1:50051", "CDP_IDENTITY_ADDR",
                                         "host:port of the identity service")
     grace_seconds: float = config.setting(10.0, "CDP_GRACE_SECONDS",

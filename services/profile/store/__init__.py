@@ -8,8 +8,8 @@ from services.profile.store.base import ProfileStore
 
 
 def open_store(database_url: str, data_dir: Path) -> ProfileStore:
-    """``duckdb:///path/file.duckdb`` (or empty: ``DATA_DIR/profile.duckdb``), ``duckdb://:memory:``.
-    PostgreSQL URLs are served by the PostgreSQL backend."""
+    """``duckdb:///path/file.duckdb`` (empty: ``DATA_DIR/profile.duckdb``), ``duckdb://:memory:``,
+    or ``postgresql://user@host:5432/db`` for several replicas."""
     if not database_url:
         database_url = f"duckdb:///{data_dir / 'profile.duckdb'}"
     if database_url.startswith("duckdb://"):
@@ -17,5 +17,10 @@ def open_store(database_url: str, data_dir: Path) -> ProfileStore:
 
         path = database_url.removeprefix("duckdb://")
         return DuckDBProfileStore(":memory:" if path == ":memory:" else path)
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from services.profile.store.postgres import PostgresProfileStore
+
+        return PostgresProfileStore(database_url)
     scheme = database_url.split(":", 1)[0]
-    raise SystemExit(f"unsupported database URL scheme {scheme!r}: use duckdb:///PATH")
+    raise SystemExit(f"unsupported database URL scheme {scheme!r}: "
+                     "use duckdb:///PATH or postgresql://USER@HOST/DB")

@@ -1,0 +1,124 @@
+"""The storage contract, held by every backend: DuckDB (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.profile.model import StoredEvent
+from services.profile.store import open_store
+from tests.pg import temporary_database
+
+T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store_url(request, tmp_path: Path):
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'profile.duckdb'}"
+    else:
+        with temporary_database() as url:
+            yield url
+
+
+@pytest.fixture
+def store(store_url: str, tmp_path: Path):
+    opened = open_store(store_url, tmp_path)
+    yield opened
+    opened.close()
+
+
+def stored(message_id: str, customer_id: str, at: datetime = T0, **traits) -> StoredEvent:
+    return StoredEvent(message_id=message_id, customer_id=customer_id, type="track",
+                       channel="web", event="Page Viewed", source="test", timestamp=at,
+                       received_at=T0, identifiers={"email": "x@example.ru"},
+                       traits=traits, properties={"path": "/sofa", "revenue": 10.5})
+
+
+def test_append_stores_new_events_once(store) -> None:
+    assert store.append([stored("m1", "c1"), stored("m2", "c1")], []) == {"m1", "m2"}
+    assert store.append([stored("m1", "c1"), stored("m3", "c1")], []) == {"m3"}
+    assert store.known_message_ids(["m1", "m3", "zz"]) == {"m1": "c1", "m3": "c1"}
+    assert store.get_profile("c1").event_count == 3
+
+
+def test_events_round_trip_with_their_json(store) -> None:
+    store.append([stored("m1", "c1", first_name="Анна")], [])
+    [event] = store.list_events(0, 10)
+    assert event.message_id == "m1" and event.customer_id == "c1"
+    assert event.timestamp == T0
+    assert event.properties == {"path": "/sofa", "revenue": 10.5}
+    assert event.traits == {"first_name": "Анна"}
+
+
+def test_profile_takes_the_latest_trait_values(store) -> None:
+    store.append([stored("m1", "c1", T0, city="Kazan", first_name="Anna"),
+                  stored("m2", "c1", T0 + timedelta(days=1), city="Moscow", first_name="")],
+                 [("c1", "email", "anna@example.ru", T0)])
+    profile = store.get_profile("c1")
+    assert profile.traits == {"city": "Moscow", "first_name": "Anna"}
+    assert profile.identifiers == [("email", "anna@example.ru")]
+    assert (profile.first_seen, profile.last_seen) == (T0, T0 + timedelta(days=1))
+
+
+def test_merge_moves_events_identifiers_and_aliases(store) -> None:
+    store.append([stored("a1", "cA")], [("cA", "email", "a@example.ru", T0)])
+    store.append([stored("b1", "cB")], [("cB", "phone", "+79160000001", T0)])
+    store.append([stored("c1", "cC")], [])
+    store.append([], [], merges=[("cB", ["cC"])])
+    store.append([stored("a2", "cA")], [], merges=[("cA", ["cB"])])
+    for alias in ("cA", "cB", "cC"):
+        assert store.canonical_customer_id(alias) == "cA"
+    profile = store.get_profile("cC")
+    assert profile.customer_id == "cA"
+    assert profile.event_count == 4
+    assert sorted(profile.merged_customer_ids) == ["cB", "cC"]
+    assert sorted(profile.identifiers) == [("email", "a@example.ru"), ("phone", "+79160000001")]
+    assert store.known_message_ids(["c1"]) == {"c1": "cA"}
+
+
+def test_journey_and_full_scan_page_in_order(store) -> None:
+    times = [T0 + timedelta(hours=h) for h in (3, 1, 2, 1)]
+    store.append([stored(f"m{i}", "c1", t) for i, t in enumerate(times)], [])
+    journey, cursor = [], None
+    while page := store.list_customer_events("c1", cursor, 2):
+        journey += page
+        cursor = (page[-1].timestamp, page[-1].seq)
+    assert [e.timestamp for e in journey] == sorted(times)
+    assert len({e.message_id for e in journey}) == 4
+    scan, after = [], 0
+    while page := store.list_events(after, 3):
+        scan += page
+        after = page[-1].seq
+    assert sorted(e.message_id for e in scan) == ["m0", "m1", "m2", "m3"]
+
+
+def test_unknown_customer_has_no_profile(store) -> None:
+    assert store.get_profile("nobody") is None
+
+
+def test_concurrent_retries_of_one_batch_store_it_once(store) -> None:
+    batch = [stored(f"m{i}", "c1") for i in range(50)]
+    results: list[set[str]] = []
+    threads = [threading.Thread(target=lambda: results.append(store.append(batch, [])))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(r) for r in results) == [0, 0, 0, 50]
+    assert store.get_profile("c1").event_count == 50
+
+
+def test_data_survives_reopening(store_url: str, tmp_path: Path) -> None:
+    first = open_store(store_url, tmp_path)
+    first.append([stored("m1", "c1")], [("c1", "email", "a@example.ru", T0)])
+    first.close()
+    again = open_store(store_url, tmp_path)
+    try:
+        assert again.get_profile("c1").event_count == 1
+    finally:
+        again.close()
