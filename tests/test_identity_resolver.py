@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
 
 from omnicdp.errors import InvalidArgument, NotFound
@@ -448,3 +449,138 @@ def test_concurrent_resolves_end_with_consistent_ids(store: IdentityStore) -> No
             if r.record_id in (f"p{i}", f"p{i}-app")
         }
         assert returned == {customer_id}
+
+
+# -- durability: memory and disk agree ---------------------------------------------------
+
+
+def observe(
+    store: IdentityStore, customer_ids: set[str], identifiers: set[tuple[str, str]]
+) -> dict[str, object]:
+    """Everything the store answers about these customers and identifiers."""
+    return {
+        "counts": (store.count_customers(), store.count_customers(include_merged=True)),
+        "customers": {
+            customer_id: (
+                store.get_customer(customer_id),
+                store.resolve_redirects(customer_id),
+                store.merged_customer_ids(customer_id),
+                store.identifier_rows(customer_id),
+            )
+            for customer_id in sorted(customer_ids)
+        },
+        "holders": {key: store.find_customers(*key) for key in sorted(identifiers)},
+    }
+
+
+def batch_of_people(start: int, minutes: int = 0) -> list[IdentityRecord]:
+    """Records that create, link and merge customers within one batch."""
+    at = T0 + timedelta(minutes=minutes)
+    records = []
+    for i in range(start, start + 5):
+        records += [
+            IdentityRecord(f"web-{i}", {"email": f"p{i}@mail.ru", "anonymous_id": f"a-{i}"}, at),
+            IdentityRecord(f"app-{i}", {"user_id": f"u-{i}", "device_id": f"d-{i}"}, at),
+            IdentityRecord(
+                f"login-{i}",
+                {"user_id": f"u-{i}", "email": f"p{i}@mail.ru"},
+                at + timedelta(seconds=i),
+            ),
+            IdentityRecord(f"shop-{i}", {"phone": "+74951234567", "loyalty_id": f"L{i}"}, at),
+        ]
+    return records
+
+
+def ids_seen(resolutions: list[Resolution]) -> tuple[set[str], set[tuple[str, str]]]:
+    customer_ids = {r.customer_id for r in resolutions if r.customer_id}
+    customer_ids |= {m for r in resolutions for m in r.merged_customer_ids}
+    identifiers = {item for r in resolutions for item in r.identifiers.items()}
+    return customer_ids, identifiers
+
+
+def test_store_reopened_after_a_batch_answers_the_same(tmp_path) -> None:
+    path = tmp_path / "identity.duckdb"
+    with IdentityStore(path) as store:
+        resolver = DeterministicResolver(store)
+        first = resolver.resolve(batch_of_people(0))
+        second = resolver.resolve(batch_of_people(3, minutes=30))  # overlaps: widens, merges
+        customer_ids, identifiers = ids_seen(first + second)
+        assert any(r.merged_customer_ids for r in first + second)
+        before = observe(store, customer_ids, identifiers)
+        disk = snapshot(store)
+        lookups = {key: resolver.lookup(*key) for key in identifiers}
+
+    with IdentityStore(path) as store:
+        resolver = DeterministicResolver(store)
+        assert snapshot(store) == disk
+        assert observe(store, customer_ids, identifiers) == before
+        assert {key: resolver.lookup(*key) for key in identifiers} == lookups
+        # Resolving a batch already seen changes nothing, on disk either.
+        again = resolver.resolve(batch_of_people(3, minutes=30))
+        assert [r.customer_id for r in again] == [
+            store.resolve_redirects(r.customer_id or "") for r in second
+        ]
+        assert snapshot(store) == disk
+
+
+class _CommitFails:
+    """A DuckDB connection whose COMMIT fails, as on a full disk."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
+        if sql.strip() == "COMMIT":
+            raise duckdb.IOException("No space left on device")
+        return self._conn.execute(sql, *args)
+
+
+def test_failed_commit_leaves_memory_and_disk_as_before(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "identity.duckdb"
+    with IdentityStore(path) as store:
+        resolver = DeterministicResolver(store)
+        committed = resolver.resolve(batch_of_people(0))
+        failing = batch_of_people(3, minutes=30)  # new customers, merges and wider ranges
+        customer_ids, identifiers = ids_seen(committed)
+        before = observe(store, customer_ids, identifiers)
+        disk = snapshot(store)
+
+        real_conn = store._conn
+        monkeypatch.setattr(store, "_conn", _CommitFails(real_conn))
+        with pytest.raises(duckdb.IOException):
+            resolver.resolve(failing)
+        monkeypatch.setattr(store, "_conn", real_conn)
+
+        assert snapshot(store) == disk
+        assert observe(store, customer_ids, identifiers) == before
+        assert resolver.lookup("user_id", "u-7") is None
+        # The store is still usable, and the retried batch is kept.
+        retried = resolver.resolve(failing)
+        customer_ids, identifiers = ids_seen(committed + retried)
+        after = observe(store, customer_ids, identifiers)
+
+    with IdentityStore(path) as store:
+        assert observe(store, customer_ids, identifiers) == after
+
+
+def test_failed_transaction_undoes_merges_in_memory(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    older = resolve_one(resolver, 0, email="ivan@mail.ru", phone="+79161234567")
+    newer = resolve_one(resolver, 5, user_id="u-1", phone="+79161234567")
+    customer_ids = {older.customer_id or "", newer.customer_id or ""}
+    identifiers = {("email", "ivan@mail.ru"), ("user_id", "u-1"), ("phone", "+79161234567")}
+    before = observe(store, customer_ids, identifiers)
+    disk = snapshot(store)
+
+    with pytest.raises(RuntimeError), store.transaction():
+        resolve_one(resolver, 10, user_id="u-1", email="ivan@mail.ru", device_id="d-1")
+        assert store.resolve_redirects(newer.customer_id or "") == older.customer_id
+        raise RuntimeError("crash after the merge")
+
+    assert observe(store, customer_ids, identifiers) == before
+    assert snapshot(store) == disk
+    assert store.lookup("device_id", "d-1") is None

@@ -36,9 +36,13 @@ result. The rules, in the order they apply:
    others redirect to it and their identifiers move to it.
 6. **Attach.** All the record's identifiers are attached to the resulting customer, so a
    household phone ends up on every member's customer. Limits guard merges only.
-7. **Idempotence and order.** Each record is resolved in its own transaction, in batch
-   order, so a later record sees an earlier one. Resolving the same record again finds the
-   same customer and changes nothing.
+7. **Idempotence and order.** Records are resolved one after another in batch order, so a
+   later record sees an earlier one. Resolving the same record again finds the same
+   customer and changes nothing.
+8. **Durability.** A batch is one transaction of the store, committed before
+   :meth:`DeterministicResolver.resolve` returns: a resolution handed back is on disk. If
+   the commit fails, ``resolve`` raises and none of the batch is kept; no other thread sees
+   a batch before it is committed.
 
 ``Resolution.matched_on`` says why a record was linked: the types of its identifiers that
 matched the resulting customer or a customer merged into it.
@@ -122,8 +126,17 @@ class DeterministicResolver:
         self._default_region = default_region
 
     def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
-        """One resolution per record, in order; bad records get violations, not exceptions."""
-        return [self._resolve_one(record) for record in records]
+        """One resolution per record, in order; bad records get violations, not exceptions.
+
+        The whole batch is one store transaction (rule 8); records are normalised before it
+        starts, outside the store's lock.
+        """
+        normalized = [self._normalize(record) for record in records]
+        with self._store.transaction():
+            return [
+                item if isinstance(item, Resolution) else self._link(record, item)
+                for record, item in zip(records, normalized, strict=True)
+            ]
 
     def lookup(self, id_type: str, raw_value: str) -> str | None:
         """The live customer holding an identifier given raw, normalised as on ingestion.
@@ -134,7 +147,8 @@ class DeterministicResolver:
         value = normalize_identifier(id_type, raw_value, self._default_region)
         return None if value is None else self._store.lookup(id_type, value)
 
-    def _resolve_one(self, record: IdentityRecord) -> Resolution:
+    def _normalize(self, record: IdentityRecord) -> dict[str, str] | Resolution:
+        """The record's normalised identifiers, or its rejection (rule 1)."""
         try:
             identifiers = normalize_identifiers(record.identifiers, self._default_region)
         except InvalidArgument as error:
@@ -143,21 +157,21 @@ class DeterministicResolver:
             return Resolution(
                 record.record_id, None, violations=(FieldViolation("identifiers", NO_IDENTIFIER),)
             )
+        return identifiers
 
-        with self._store.transaction():
-            group = self._linked_group(identifiers)
-            if not group:
-                customer_id = self._store.create_customer(record.observed_at)
-                self._store.attach_identifiers(customer_id, identifiers, record.observed_at)
-                return Resolution(
-                    record.record_id, customer_id, created=True, identifiers=identifiers
-                )
+    def _link(self, record: IdentityRecord, identifiers: dict[str, str]) -> Resolution:
+        """Rules 2-6 for one valid record, inside the batch's transaction."""
+        group = self._linked_group(identifiers)
+        if not group:
+            customer_id = self._store.create_customer(record.observed_at)
+            self._store.attach_identifiers(customer_id, identifiers, record.observed_at)
+            return Resolution(record.record_id, customer_id, created=True, identifiers=identifiers)
 
-            survivor = min(group, key=lambda c: (c.created_at, c.customer_id))
-            losers = [c for c in group if c is not survivor]
-            for loser in losers:
-                self._store.merge(survivor.customer_id, loser.customer_id)
-            self._store.attach_identifiers(survivor.customer_id, identifiers, record.observed_at)
+        survivor = min(group, key=lambda c: (c.created_at, c.customer_id))
+        losers = [c for c in group if c is not survivor]
+        for loser in losers:
+            self._store.merge(survivor.customer_id, loser.customer_id)
+        self._store.attach_identifiers(survivor.customer_id, identifiers, record.observed_at)
 
         matched = set().union(*(c.matched_on for c in group))
         return Resolution(
