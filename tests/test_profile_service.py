@@ -151,3 +151,26 @@ def test_bad_page_token_names_the_field(services) -> None:
     bad = error_details_pb2.BadRequest()
     assert any(d.Unpack(bad) for d in rpc_status.from_call(caught.value).details)
     assert [v.field for v in bad.field_violations] == ["page_token"]
+
+
+def test_merge_missed_by_the_profile_is_caught_up_by_the_next_event(services) -> None:
+    """Identity committed a merge the profile never stored (a crash between the commits):
+    the next event of that customer brings the profile's copy up to date."""
+    from cdp.identity.v1 import identity_pb2
+
+    stub = services.profile_stub
+    [by_email] = ingest(stub, event("m-1", email="lost@example.ru"))
+    [by_card] = ingest(stub, event("m-2", loyalty_id="CARD9", at=T0 + timedelta(days=1)))
+    both = protoconv.identifiers_from_dict({"email": "lost@example.ru", "loyalty_id": "CARD9"})
+    services.identity_stub.ResolveIdentities(identity_pb2.ResolveIdentitiesRequest(
+        records=[identity_pb2.IdentityRecord(record_id="crashed", identifiers=both)]), timeout=5)
+    stale = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=by_card.customer_id),
+                            timeout=5).profile
+    assert stale.customer_id == by_card.customer_id  # the profile has not heard yet
+
+    [later] = ingest(stub, event("m-3", loyalty_id="CARD9", at=T0 + timedelta(days=3)))
+    assert later.customer_id == by_email.customer_id
+    caught_up = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=by_card.customer_id),
+                                timeout=5).profile
+    assert caught_up.customer_id == by_email.customer_id
+    assert caught_up.event_count == 3

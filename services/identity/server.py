@@ -41,12 +41,13 @@ class IdentitySettings:
         return url.removeprefix("duckdb://")
 
 
-def _resolution_to_proto(resolution: Resolution) -> identity_pb2.Resolution:
+def _resolution_to_proto(resolution: Resolution,
+                         merged_customer_ids: list[str]) -> identity_pb2.Resolution:
     return identity_pb2.Resolution(
         record_id=resolution.record_id,
         customer_id=resolution.customer_id or "",
         created=resolution.created,
-        merged_customer_ids=resolution.merged_customer_ids,
+        merged_customer_ids=merged_customer_ids,
         matched_on=[protoconv.identifier_type_value(t) for t in resolution.matched_on if t],
         identifiers=protoconv.identifiers_from_dict(resolution.identifiers),
         violations=[common_pb2.FieldViolation(field=v.field, description=v.description)
@@ -66,8 +67,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             observed_at=protoconv.timestamp_to_datetime(r.observed_at) or datetime.now(UTC))
             for r in request.records]
         resolutions = self._resolver.resolve(records)
-        return identity_pb2.ResolveIdentitiesResponse(
-            resolutions=[_resolution_to_proto(r) for r in resolutions])
+        return identity_pb2.ResolveIdentitiesResponse(resolutions=[
+            _resolution_to_proto(r, self._store.merged_customer_ids(r.customer_id)
+                                 if r.customer_id else [])
+            for r in resolutions])
 
     def _customer(self, customer_id: str) -> identity_pb2.Customer:
         identifiers = self._store.customer_identifiers(customer_id)

@@ -91,7 +91,7 @@ class Ingestor:
              for i in pending]) if pending else []
         to_store: list[StoredEvent] = []
         identifier_rows = []
-        merges = []
+        merges: dict[str, set[str]] = {}  # survivor -> every id merged into it
         for i, resolution in zip(pending, resolutions, strict=True):
             event = events[i]
             if resolution.violations or not resolution.customer_id:
@@ -100,7 +100,7 @@ class Ingestor:
                 continue
             customer_id = resolution.customer_id
             if resolution.merged_customer_ids:
-                merges.append((customer_id, resolution.merged_customer_ids))
+                merges.setdefault(customer_id, set()).update(resolution.merged_customer_ids)
             seen_at = event.timestamp or now
             identifier_rows += [(customer_id, t, v, seen_at)
                                 for t, v in resolution.identifiers.items()]
@@ -110,7 +110,7 @@ class Ingestor:
                 timestamp=seen_at, received_at=now, identifiers=dict(event.identifiers),
                 traits=dict(event.traits), properties=dict(event.properties)))
         # A later record of the batch may merge the customer an earlier one was linked to.
-        redirect = {loser: survivor for survivor, losers in merges for loser in losers}
+        redirect = {loser: survivor for survivor, losers in merges.items() for loser in losers}
 
         def canonical(customer_id: str) -> str:
             while customer_id in redirect:
@@ -119,7 +119,8 @@ class Ingestor:
 
         to_store = [replace(e, customer_id=canonical(e.customer_id)) for e in to_store]
         identifier_rows = [(canonical(c), t, v, s) for c, t, v, s in identifier_rows]
-        stored = self._store.append(to_store, identifier_rows, merges)
+        stored = self._store.append(to_store, identifier_rows,
+                                    [(s, sorted(losers)) for s, losers in merges.items()])
         customer_of = {e.message_id: e.customer_id for e in to_store}
         for i in pending:
             if results[i] is None:

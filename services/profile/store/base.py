@@ -27,7 +27,8 @@ class ProfileStore(ABC):
     @abstractmethod
     def append(self, events: Sequence[StoredEvent], identifiers: Iterable[IdentifierRow],
                merges: Sequence[tuple[str, Sequence[str]]] = ()) -> set[str]:
-        """In one transaction: apply merges (survivor, merged ids), store the events whose
+        """In one transaction: apply merges (survivor, merged ids; ids already merged into
+        the survivor are skipped, so repeating a merge is free), store the events whose
         message id is new, and attach the identifiers. Returns the message ids stored now;
         the others were stored before (a concurrent retry)."""
 

@@ -167,8 +167,11 @@ class DuckDBProfileStore(ProfileStore):
 
     @staticmethod
     def _merge(cur: duckdb.DuckDBPyConnection, survivor: str, merged: Sequence[str]) -> None:
+        applied = {r[0] for r in cur.execute(
+            "SELECT alias_id FROM customer_aliases WHERE customer_id = $s "
+            "AND alias_id IN (SELECT unnest($l))", {"s": survivor, "l": list(merged)}).fetchall()}
         for loser in merged:
-            if loser == survivor:
+            if loser == survivor or loser in applied:
                 continue
             cur.execute("UPDATE events SET customer_id = $s WHERE customer_id = $l",
                         {"s": survivor, "l": loser})

@@ -111,7 +111,10 @@ class PostgresProfileStore(ProfileStore):
 
     @staticmethod
     def _merge(conn, survivor: str, merged: Sequence[str]) -> None:
-        losers = [m for m in merged if m != survivor]
+        applied = {r[0] for r in conn.execute(
+            "SELECT alias_id FROM customer_aliases WHERE customer_id = %s AND alias_id = ANY(%s)",
+            [survivor, list(merged)]).fetchall()}
+        losers = [m for m in merged if m != survivor and m not in applied]
         if not losers:
             return
         conn.execute("UPDATE events SET customer_id = %s WHERE customer_id = ANY(%s)",
