@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from services.profile.model import Profile, StoredEvent
 
@@ -17,6 +18,14 @@ from services.profile.model import Profile, StoredEvent
 IdentifierRow = tuple[str, str, str, datetime]
 # Position after which a customer's journey continues: (timestamp, seq).
 JourneyCursor = tuple[datetime, int]
+
+
+def latest_traits(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Fold trait snapshots, oldest first: the latest non-empty value of each trait wins."""
+    traits: dict[str, Any] = {}
+    for snapshot in snapshots:
+        traits.update({k: v for k, v in snapshot.items() if v not in (None, "")})
+    return traits
 
 
 class ProfileStore(ABC):

@@ -17,7 +17,12 @@ import duckdb
 import pyarrow as pa
 
 from services.profile.model import Profile, StoredEvent
-from services.profile.store.base import IdentifierRow, JourneyCursor, ProfileStore
+from services.profile.store.base import (
+    IdentifierRow,
+    JourneyCursor,
+    ProfileStore,
+    latest_traits,
+)
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS event_seq;
@@ -213,11 +218,9 @@ class DuckDBProfileStore(ProfileStore):
                     "ORDER BY alias_id", [customer_id]).fetchall()]
             finally:
                 cur.close()
-        traits: dict[str, Any] = {}
-        for (raw,) in trait_rows:  # the latest non-empty value of each trait wins
-            traits.update({k: v for k, v in json.loads(raw).items() if v not in (None, "")})
         return Profile(customer_id=customer_id, identifiers=[tuple(r) for r in identifiers],
-                       traits=traits, first_seen=_aware(first), last_seen=_aware(last),
+                       traits=latest_traits(json.loads(raw) for (raw,) in trait_rows),
+                       first_seen=_aware(first), last_seen=_aware(last),
                        event_count=count, merged_customer_ids=merged)
 
     def list_customer_events(self, customer_id: str, after: JourneyCursor | None,

@@ -15,7 +15,12 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from services.profile.model import Profile, StoredEvent
-from services.profile.store.base import IdentifierRow, JourneyCursor, ProfileStore
+from services.profile.store.base import (
+    IdentifierRow,
+    JourneyCursor,
+    ProfileStore,
+    latest_traits,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -154,11 +159,9 @@ class PostgresProfileStore(ProfileStore):
             merged = [r[0] for r in conn.execute(
                 "SELECT alias_id FROM customer_aliases WHERE customer_id = %s ORDER BY alias_id",
                 [customer_id]).fetchall()]
-        traits: dict[str, Any] = {}
-        for (values,) in trait_rows:  # the latest non-empty value of each trait wins
-            traits.update({k: v for k, v in values.items() if v not in (None, "")})
         return Profile(customer_id=customer_id, identifiers=[tuple(r) for r in identifiers],
-                       traits=traits, first_seen=first.astimezone(UTC),
+                       traits=latest_traits(values for (values,) in trait_rows),
+                       first_seen=first.astimezone(UTC),
                        last_seen=last.astimezone(UTC), event_count=count,
                        merged_customer_ids=merged)
 
