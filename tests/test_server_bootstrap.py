@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
@@ -67,3 +68,13 @@ def test_sigterm_path_reports_not_serving_and_lets_in_flight_calls_finish() -> N
         assert in_flight.result().profile.customer_id == "cus_1"
         stopper.join(10)
         assert not stopper.is_alive()
+
+
+def test_a_taken_port_is_refused_with_a_clear_error() -> None:
+    first = host_with(SlowProfiles())
+    try:
+        second = ServiceHost("second", [], f"127.0.0.1:{first.port}")
+        with pytest.raises(SystemExit, match="cannot listen on .* in use"):
+            second.start()
+    finally:
+        first.stop(grace=0)

@@ -41,6 +41,8 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_connection_idle_ms", 15 * 60_000),
+    # A second server on a taken port must fail, not silently share it.
+    ("grpc.so_reuseport", 0),
 ]
 
 _CODES: list[tuple[type[errors.DomainError], grpc.StatusCode]] = [
@@ -160,9 +162,11 @@ class ServiceHost:
         self.port = 0
 
     def start(self) -> int:
-        self.port = self.server.add_insecure_port(self.address)
-        if self.port == 0:
-            raise SystemExit(f"{self.name}: cannot listen on {self.address}")
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError as error:
+            raise SystemExit(f"{self.name}: cannot listen on {self.address}: is the port "
+                             "in use? Choose another with --address or CDP_ADDRESS") from error
         self.server.start()
         for service in ["", *self._service_names]:
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
