@@ -33,8 +33,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from omnicdp.up import Stack, StartupError, run_until_signal
+    from omnicdp.up import Stack, StartupError, catch_stop_signals, run_until_signal
 
+    stop_requested = catch_stop_signals()
     stack = Stack(data_dir=args.data_dir, http_port=args.http_port, api_keys=args.api_keys)
     try:
         stack.start(progress=lambda m: print(m, file=sys.stderr, flush=True))
@@ -48,7 +49,7 @@ def _up(args: argparse.Namespace) -> int:
         if stack.api_key:
             print(f"local API key (all scopes): {stack.api_key}")
         print("press Ctrl-C to stop", flush=True)
-    run_until_signal(stack)
+    run_until_signal(stack, stop_requested)
     print("stopped", file=sys.stderr)
     return 0
 

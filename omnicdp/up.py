@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,17 +191,23 @@ class Stack:
         self.stop()
 
 
-def run_until_signal(stack: Stack) -> None:
-    """Block until SIGTERM/SIGINT or a child dies, then stop everything."""
-    stopping = []
+def catch_stop_signals() -> Callable[[], bool]:
+    """From now on SIGTERM and SIGINT only ask to stop; call this before starting anything,
+    so that a signal arriving during start-up is not lost."""
+    received: list[int] = []
 
     def handle(signum: int, _frame: object) -> None:
-        stopping.append(signum)
+        received.append(signum)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    return lambda: bool(received)
+
+
+def run_until_signal(stack: Stack, stop_requested: Callable[[], bool]) -> None:
+    """Block until a stop is requested or a child dies, then stop everything."""
     try:
-        while not stopping:
+        while not stop_requested():
             dead = [c for c in stack.children if c.process.poll() is not None]
             if dead:
                 print(f"{dead[0].name} exited with code {dead[0].process.returncode}; "

@@ -65,7 +65,7 @@ def start_cdp_up(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen,
     process = subprocess.Popen(
         [sys.executable, "-m", "omnicdp", "up", "--data-dir", str(data_dir), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, **env})
+        env={**os.environ, **env}, start_new_session=True)
     line = process.stdout.readline()
     if not line:
         process.kill()
@@ -179,4 +179,14 @@ def test_killed_supervisor_leaves_no_orphans(tmp_path) -> None:
     process.kill()
     process.wait(timeout=10)
     assert wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20), \
+        [p for p in pids if pid_alive(p)]
+
+
+def test_ctrl_c_stops_every_process(tmp_path) -> None:
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group."""
+    process, up = start_cdp_up(tmp_path / "cdp", {"OTEL_TRACES_EXPORTER": "none"})
+    pids = [s["pid"] for s in up["services"].values()]
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    assert wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10), \
         [p for p in pids if pid_alive(p)]
