@@ -1,7 +1,7 @@
 """`cdp up`: the whole system as separate processes on loopback.
 
-Starts identity, profile, attribution and the gateway in dependency order, each on a free
-port, waits until each is healthy, and stops them all on Ctrl-C or SIGTERM. Children are
+Starts identity, profile, attribution and the gateway together, each on a free port, waits
+until each is healthy, and stops them all on Ctrl-C or SIGTERM. Children are
 asked to die with the supervisor (PR_SET_PDEATHSIG), so no orphan survives even a SIGKILL.
 """
 
@@ -139,26 +139,29 @@ class Stack:
         addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
         common = ["--data-dir", str(self.data_dir)]
         try:
+            # Channels connect lazily, so all four can start at once; each is then awaited.
             dependencies = {
                 "identity": [],
                 "profile": ["--identity-addr", addresses["identity"]],
                 "attribution": ["--profile-addr", addresses["profile"]],
             }
+            services = []
             for name in SERVICES:
                 progress(f"starting {name}")
                 extra = common if name != "attribution" else []
-                child = self._spawn(name, ["--address", addresses[name], *extra,
-                                           *dependencies[name]], addresses[name])
-                self._wait_grpc(child, deadline)
+                services.append(self._spawn(name, ["--address", addresses[name], *extra,
+                                                   *dependencies[name]], addresses[name]))
             port = self.http_port or free_port()
             self.gateway_url = f"http://127.0.0.1:{port}"
             progress("starting gateway")
-            child = self._spawn("gateway", [
+            gateway = self._spawn("gateway", [
                 "--http-port", str(port), "--api-keys", str(self.api_keys),
                 "--profile-addr", addresses["profile"],
                 "--identity-addr", addresses["identity"],
                 "--attribution-addr", addresses["attribution"]], self.gateway_url)
-            self._wait_http(child, deadline)
+            for child in services:
+                self._wait_grpc(child, deadline)
+            self._wait_http(gateway, deadline)
         except BaseException:
             self.stop()
             raise
