@@ -86,6 +86,21 @@ def test_invalid_event_is_rejected_alone_and_the_rest_accepted(client) -> None:
     assert [e["message_id"] for e in stored["events"]] == ["ok-1", "ok-2"]
 
 
+def test_purchase_with_a_mistyped_phone_is_kept_and_the_phone_flagged(client) -> None:
+    sale = ev("sale-1", channel="store", identifiers={"loyalty_id": "CARD-5",
+                                                       "phone": "0176 01045518"})
+    body = client.post("/v1/events", json={"events": [sale]}, headers=auth(WRITER)).json()
+    [result] = body["results"]
+    assert result["status"] == "accepted"
+    assert [w["field"] for w in result["warnings"]] == ["identifiers.phone"]
+    profile = client.get("/v1/profiles:lookup", params={"type": "loyalty_id", "value": "CARD-5"},
+                         headers=auth(READER)).json()
+    assert "phone" not in profile["identifiers"]
+    journey = client.get(f"/v1/profiles/{profile['customer_id']}/events",
+                         headers=auth(READER)).json()
+    assert journey["events"][0]["identifiers"]["phone"] == "0176 01045518"  # stored as sent
+
+
 def test_profile_lookup_by_identifier(client) -> None:
     client.post("/v1/events", headers=auth(WRITER), json={"events": [ev(
         "id-1", type="identify", event=None, channel="crm",

@@ -584,3 +584,13 @@ def test_failed_transaction_undoes_merges_in_memory(
     assert observe(store, customer_ids, identifiers) == before
     assert snapshot(store) == disk
     assert store.lookup("device_id", "d-1") is None
+
+
+def test_malformed_identifier_is_left_out_with_a_warning(resolver: DeterministicResolver) -> None:
+    [known] = resolver.resolve([IdentityRecord("a", {"loyalty_id": "777"}, T0)])
+    [purchase] = resolver.resolve([IdentityRecord(
+        "b", {"loyalty_id": "777", "phone": "0176 01045518"}, T0 + timedelta(days=1))])
+    assert purchase.customer_id == known.customer_id
+    assert purchase.violations == ()
+    assert [w.field for w in purchase.warnings] == ["identifiers.phone"]
+    assert purchase.identifiers == {"loyalty_id": "777"}

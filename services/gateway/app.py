@@ -279,6 +279,10 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
                 else:
                     results[i] = {"message_id": result.message_id, "status": status,
                                   "customer_id": result.customer_id}
+                    if result.warnings:
+                        results[i]["warnings"] = [
+                            {"field": w.field, "description": w.description}
+                            for w in result.warnings]
         counts = {s: sum(1 for r in results if r and r["status"] == s)
                   for s in ("accepted", "duplicate", "rejected")}
         return {"accepted": counts["accepted"], "duplicates": counts["duplicate"],

@@ -58,6 +58,9 @@ class EventResult(BaseModel):
     customer_id: str | None = None
     error: str | None = None
     violations: list[Violation] | None = None
+    warnings: list[Violation] | None = Field(
+        default=None, description="Accepted, but e.g. a malformed identifier was not used "
+                                  "for linking.")
 
 
 class IngestResponse(BaseModel):

@@ -133,6 +133,18 @@ def normalize_identifiers(
     The result is ordered by identifier priority. Raises one :class:`InvalidArgument` that
     lists every bad identifier, so a caller fixes them all in one go.
     """
+    normalized, violations = normalize_usable_identifiers(ids, default_region)
+    if violations:
+        fields = ", ".join(violation.field for violation in violations)
+        raise InvalidArgument(f"invalid identifiers: {fields}", violations)
+    return normalized
+
+
+def normalize_usable_identifiers(
+    ids: Mapping[str, str | None], default_region: str = "RU"
+) -> tuple[dict[str, str], list[FieldViolation]]:
+    """The record's usable identifiers, normalised and in priority order, and what was
+    wrong with the others (malformed values, unknown types)."""
     normalized: dict[str, str] = {}
     violations: list[FieldViolation] = []
     for id_type, raw in ids.items():
@@ -145,10 +157,7 @@ def normalize_identifiers(
             continue
         if value is not None:
             normalized[id_type] = value
-    if violations:
-        fields = ", ".join(violation.field for violation in violations)
-        raise InvalidArgument(f"invalid identifiers: {fields}", violations)
-    return dict(sorted(normalized.items(), key=lambda item: PRIORITY[item[0]]))
+    return dict(sorted(normalized.items(), key=lambda item: PRIORITY[item[0]])), violations
 
 
 def is_placeholder(id_type: str, normalized: str) -> bool:

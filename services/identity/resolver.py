@@ -6,9 +6,11 @@ belongs to, merges them when that is safe, and attaches the record's identifiers
 result. The rules, in the order they apply:
 
 1. **Normalise.** Identifiers are normalised (:mod:`.normalize`); placeholders
-   (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``) are dropped and never link. A record
-   with a malformed identifier is rejected with violations; one with no usable identifier is
-   rejected too. A rejected record changes nothing and does not stop the rest of its batch.
+   (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``) are dropped and never link. A
+   malformed identifier (a phone that is no phone number, an e-mail without a domain) is
+   left out of linking and reported as a warning, so a store purchase is not lost to a
+   mistyped phone; a record with no usable identifier is rejected, with the reasons as
+   violations. A rejected record changes nothing and does not stop the rest of its batch.
 2. **Identifier classes.**
    *Definitive* types (``user_id``, ``crm_id``, ``loyalty_id``, ``email``) identify a person:
    a customer holding the record's value is linked unconditionally (subject to rule 3).
@@ -51,12 +53,17 @@ matched the resulting customer or a customer merged into it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from omnicdp.errors import FieldViolation, InvalidArgument
+from omnicdp.errors import FieldViolation
 
-from .normalize import IDENTIFIER_TYPES, PRIORITY, normalize_identifier, normalize_identifiers
+from .normalize import (
+    IDENTIFIER_TYPES,
+    PRIORITY,
+    normalize_identifier,
+    normalize_usable_identifiers,
+)
 from .store import IdentityStore
 
 DEFINITIVE_TYPES: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_id", "email"})
@@ -104,6 +111,8 @@ class Resolution:
     matched_on: tuple[str, ...] = ()
     identifiers: dict[str, str] = field(default_factory=dict)
     violations: tuple[FieldViolation, ...] = ()
+    # Identifiers left out of linking because they were malformed (rule 1).
+    warnings: tuple[FieldViolation, ...] = ()
 
 
 @dataclass
@@ -134,7 +143,8 @@ class DeterministicResolver:
         normalized = [self._normalize(record) for record in records]
         with self._store.transaction():
             return [
-                item if isinstance(item, Resolution) else self._link(record, item)
+                item if isinstance(item, Resolution)
+                else replace(self._link(record, item[0]), warnings=item[1])
                 for record, item in zip(records, normalized, strict=True)
             ]
 
@@ -147,17 +157,21 @@ class DeterministicResolver:
         value = normalize_identifier(id_type, raw_value, self._default_region)
         return None if value is None else self._store.lookup(id_type, value)
 
-    def _normalize(self, record: IdentityRecord) -> dict[str, str] | Resolution:
-        """The record's normalised identifiers, or its rejection (rule 1)."""
-        try:
-            identifiers = normalize_identifiers(record.identifiers, self._default_region)
-        except InvalidArgument as error:
-            return Resolution(record.record_id, None, violations=tuple(error.violations))
+    def _normalize(
+        self, record: IdentityRecord
+    ) -> tuple[dict[str, str], tuple[FieldViolation, ...]] | Resolution:
+        """The record's usable identifiers and warnings about the rest, or its rejection
+        when none is usable (rule 1)."""
+        identifiers, problems = normalize_usable_identifiers(
+            record.identifiers, self._default_region
+        )
         if not identifiers:
             return Resolution(
-                record.record_id, None, violations=(FieldViolation("identifiers", NO_IDENTIFIER),)
+                record.record_id,
+                None,
+                violations=tuple(problems) or (FieldViolation("identifiers", NO_IDENTIFIER),),
             )
-        return identifiers
+        return identifiers, tuple(problems)
 
     def _link(self, record: IdentityRecord, identifiers: dict[str, str]) -> Resolution:
         """Rules 2-6 for one valid record, inside the batch's transaction."""

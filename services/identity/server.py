@@ -52,6 +52,8 @@ def _resolution_to_proto(resolution: Resolution,
         identifiers=protoconv.identifiers_from_dict(resolution.identifiers),
         violations=[common_pb2.FieldViolation(field=v.field, description=v.description)
                     for v in resolution.violations],
+        warnings=[common_pb2.FieldViolation(field=v.field, description=v.description)
+                  for v in resolution.warnings],
     )
 
 

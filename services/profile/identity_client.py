@@ -36,7 +36,8 @@ class GrpcIdentityResolver:
                 record_id=r.record_id, customer_id=r.customer_id or None,
                 merged_customer_ids=tuple(r.merged_customer_ids),
                 identifiers=protoconv.identifiers_to_dict(r.identifiers),
-                violations=tuple(FieldViolation(v.field, v.description) for v in r.violations))
+                violations=tuple(FieldViolation(v.field, v.description) for v in r.violations),
+                warnings=tuple(FieldViolation(v.field, v.description) for v in r.warnings))
             for r in response.resolutions
         ]
 

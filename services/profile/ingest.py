@@ -122,11 +122,13 @@ class Ingestor:
         stored = self._store.append(to_store, identifier_rows,
                                     [(s, sorted(losers)) for s, losers in merges.items()])
         customer_of = {e.message_id: e.customer_id for e in to_store}
+        warnings_of = {r.record_id: tuple(r.warnings) for r in resolutions}
         for i in pending:
             if results[i] is None:
                 message_id = events[i].message_id
                 status = "accepted" if message_id in stored else "duplicate"
-                results[i] = IngestResult(message_id, status, customer_of[message_id])
+                results[i] = IngestResult(message_id, status, customer_of[message_id],
+                                          warnings=warnings_of.get(message_id, ()))
         for i, result in enumerate(results):  # repeats within the batch: the first's customer
             if result and result.status == "duplicate" and not result.customer_id:
                 results[i] = replace(result, customer_id=customer_of.get(result.message_id, ""))

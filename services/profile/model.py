@@ -73,6 +73,7 @@ class Resolution:
     merged_customer_ids: tuple[str, ...] = ()
     identifiers: dict[str, str] = field(default_factory=dict)
     violations: tuple = ()
+    warnings: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,4 @@ class IngestResult:
     status: str  # accepted | duplicate | rejected
     customer_id: str = ""
     violations: tuple = ()
+    warnings: tuple = ()

@@ -96,7 +96,9 @@ def _result_to_proto(result: IngestResult) -> profile_pb2.EventResult:
         message_id=result.message_id, status=_STATUS[result.status],
         customer_id=result.customer_id,
         violations=[common_pb2.FieldViolation(field=v.field, description=v.description)
-                    for v in result.violations])
+                    for v in result.violations],
+        warnings=[common_pb2.FieldViolation(field=v.field, description=v.description)
+                  for v in result.warnings])
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):

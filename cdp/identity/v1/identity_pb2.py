@@ -26,7 +26,7 @@ from cdp.common.v1 import common_pb2 as cdp_dot_common_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63\x64p/identity/v1/identity.proto\x12\x0f\x63\x64p.identity.v1\x1a\x1a\x63\x64p/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\x0eIdentityRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12/\n\x0bidentifiers\x18\x02 \x01(\x0b\x32\x1a.cdp.common.v1.Identifiers\x12/\n\x0bobserved_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x18ResolveIdentitiesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x07records\x18\x02 \x03(\x0b\x32\x1f.cdp.identity.v1.IdentityRecord\"\xf9\x01\n\nResolution\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12\x1b\n\x13merged_customer_ids\x18\x04 \x03(\t\x12\x31\n\nmatched_on\x18\x05 \x03(\x0e\x32\x1d.cdp.common.v1.IdentifierType\x12/\n\x0bidentifiers\x18\x06 \x01(\x0b\x32\x1a.cdp.common.v1.Identifiers\x12\x31\n\nviolations\x18\x07 \x03(\x0b\x32\x1d.cdp.common.v1.FieldViolation\"M\n\x19ResolveIdentitiesResponse\x12\x30\n\x0bresolutions\x18\x01 \x03(\x0b\x32\x1b.cdp.identity.v1.Resolution\"S\n\x15LookupCustomerRequest\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.cdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"E\n\x16LookupCustomerResponse\x12+\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x19.cdp.identity.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"B\n\x13GetCustomerResponse\x12+\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x19.cdp.identity.v1.Customer\"l\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.common.v1.Identifier\x12\x1b\n\x13merged_customer_ids\x18\x03 \x03(\t2\xba\x02\n\x0fIdentityService\x12j\n\x11ResolveIdentities\x12).cdp.identity.v1.ResolveIdentitiesRequest\x1a*.cdp.identity.v1.ResolveIdentitiesResponse\x12\x61\n\x0eLookupCustomer\x12&.cdp.identity.v1.LookupCustomerRequest\x1a\'.cdp.identity.v1.LookupCustomerResponse\x12X\n\x0bGetCustomer\x12#.cdp.identity.v1.GetCustomerRequest\x1a$.cdp.identity.v1.GetCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63\x64p/identity/v1/identity.proto\x12\x0f\x63\x64p.identity.v1\x1a\x1a\x63\x64p/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\x0eIdentityRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12/\n\x0bidentifiers\x18\x02 \x01(\x0b\x32\x1a.cdp.common.v1.Identifiers\x12/\n\x0bobserved_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x18ResolveIdentitiesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x07records\x18\x02 \x03(\x0b\x32\x1f.cdp.identity.v1.IdentityRecord\"\xaa\x02\n\nResolution\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12\x1b\n\x13merged_customer_ids\x18\x04 \x03(\t\x12\x31\n\nmatched_on\x18\x05 \x03(\x0e\x32\x1d.cdp.common.v1.IdentifierType\x12/\n\x0bidentifiers\x18\x06 \x01(\x0b\x32\x1a.cdp.common.v1.Identifiers\x12\x31\n\nviolations\x18\x07 \x03(\x0b\x32\x1d.cdp.common.v1.FieldViolation\x12/\n\x08warnings\x18\x08 \x03(\x0b\x32\x1d.cdp.common.v1.FieldViolation\"M\n\x19ResolveIdentitiesResponse\x12\x30\n\x0bresolutions\x18\x01 \x03(\x0b\x32\x1b.cdp.identity.v1.Resolution\"S\n\x15LookupCustomerRequest\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.cdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"E\n\x16LookupCustomerResponse\x12+\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x19.cdp.identity.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"B\n\x13GetCustomerResponse\x12+\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x19.cdp.identity.v1.Customer\"l\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.common.v1.Identifier\x12\x1b\n\x13merged_customer_ids\x18\x03 \x03(\t2\xba\x02\n\x0fIdentityService\x12j\n\x11ResolveIdentities\x12).cdp.identity.v1.ResolveIdentitiesRequest\x1a*.cdp.identity.v1.ResolveIdentitiesResponse\x12\x61\n\x0eLookupCustomer\x12&.cdp.identity.v1.LookupCustomerRequest\x1a\'.cdp.identity.v1.LookupCustomerResponse\x12X\n\x0bGetCustomer\x12#.cdp.identity.v1.GetCustomerRequest\x1a$.cdp.identity.v1.GetCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,19 +38,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOLVEIDENTITIESREQUEST']._serialized_start=248
   _globals['_RESOLVEIDENTITIESREQUEST']._serialized_end=344
   _globals['_RESOLUTION']._serialized_start=347
-  _globals['_RESOLUTION']._serialized_end=596
-  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_start=598
-  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_end=675
-  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_start=677
-  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_end=760
-  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_start=762
-  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_end=831
-  _globals['_GETCUSTOMERREQUEST']._serialized_start=833
-  _globals['_GETCUSTOMERREQUEST']._serialized_end=874
-  _globals['_GETCUSTOMERRESPONSE']._serialized_start=876
-  _globals['_GETCUSTOMERRESPONSE']._serialized_end=942
-  _globals['_CUSTOMER']._serialized_start=944
-  _globals['_CUSTOMER']._serialized_end=1052
-  _globals['_IDENTITYSERVICE']._serialized_start=1055
-  _globals['_IDENTITYSERVICE']._serialized_end=1369
+  _globals['_RESOLUTION']._serialized_end=645
+  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_start=647
+  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_end=724
+  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_start=726
+  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_end=809
+  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_start=811
+  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_end=880
+  _globals['_GETCUSTOMERREQUEST']._serialized_start=882
+  _globals['_GETCUSTOMERREQUEST']._serialized_end=923
+  _globals['_GETCUSTOMERRESPONSE']._serialized_start=925
+  _globals['_GETCUSTOMERRESPONSE']._serialized_end=991
+  _globals['_CUSTOMER']._serialized_start=993
+  _globals['_CUSTOMER']._serialized_end=1101
+  _globals['_IDENTITYSERVICE']._serialized_start=1104
+  _globals['_IDENTITYSERVICE']._serialized_end=1418
 # @@protoc_insertion_point(module_scope)

@@ -29,7 +29,7 @@ class ResolveIdentitiesRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[IdentityRecord, _Mapping]]] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("record_id", "customer_id", "created", "merged_customer_ids", "matched_on", "identifiers", "violations")
+    __slots__ = ("record_id", "customer_id", "created", "merged_customer_ids", "matched_on", "identifiers", "violations", "warnings")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class Resolution(_message.Message):
     MATCHED_ON_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     customer_id: str
     created: bool
@@ -44,7 +45,8 @@ class Resolution(_message.Message):
     matched_on: _containers.RepeatedScalarFieldContainer[_common_pb2.IdentifierType]
     identifiers: _common_pb2.Identifiers
     violations: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
-    def __init__(self, record_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., created: _Optional[bool] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., matched_on: _Optional[_Iterable[_Union[_common_pb2.IdentifierType, str]]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
+    def __init__(self, record_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., created: _Optional[bool] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., matched_on: _Optional[_Iterable[_Union[_common_pb2.IdentifierType, str]]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
 
 class ResolveIdentitiesResponse(_message.Message):
     __slots__ = ("resolutions",)

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x64p/profile/v1/profile.proto\x12\x0e\x63\x64p.profile.v1\x1a\x1a\x63\x64p/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x13IngestEventsRequest\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.cdp.common.v1.Event\"D\n\x14IngestEventsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.cdp.profile.v1.EventResult\"\x97\x01\n\x0b\x45ventResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.cdp.profile.v1.IngestStatus\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.cdp.common.v1.FieldViolation\"\x94\x01\n\x07\x43onsent\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\'\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x16.cdp.common.v1.Channel\x12\x0f\n\x07granted\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x05 \x01(\t\"\x97\x03\n\x07Profile\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.common.v1.Identifier\x12\'\n\x06traits\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08\x63onsents\x18\x04 \x03(\x0b\x32\x17.cdp.profile.v1.Consent\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x06scores\x18\x07 \x03(\x0b\x32#.cdp.profile.v1.Profile.ScoresEntry\x12\x13\n\x0b\x65vent_count\x18\x08 \x01(\x03\x12\x1b\n\x13merged_customer_ids\x18\t \x03(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"(\n\x11GetProfileRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\">\n\x12GetProfileResponse\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.cdp.profile.v1.Profile\"R\n\x14LookupProfileRequest\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.cdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"A\n\x15LookupProfileResponse\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.cdp.profile.v1.Profile\"V\n\x18ListProfileEventsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x19ListProfileEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.cdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.cdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x82\x01\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17INGEST_STATUS_DUPLICATE\x10\x02\x12\x1a\n\x16INGEST_STATUS_REJECTED\x10\x03\x32\xdd\x03\n\x0eProfileService\x12Y\n\x0cIngestEvents\x12#.cdp.profile.v1.IngestEventsRequest\x1a$.cdp.profile.v1.IngestEventsResponse\x12S\n\nGetProfile\x12!.cdp.profile.v1.GetProfileRequest\x1a\".cdp.profile.v1.GetProfileResponse\x12\\\n\rLookupProfile\x12$.cdp.profile.v1.LookupProfileRequest\x1a%.cdp.profile.v1.LookupProfileResponse\x12h\n\x11ListProfileEvents\x12(.cdp.profile.v1.ListProfileEventsRequest\x1a).cdp.profile.v1.ListProfileEventsResponse\x12S\n\nListEvents\x12!.cdp.profile.v1.ListEventsRequest\x1a\".cdp.profile.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x64p/profile/v1/profile.proto\x12\x0e\x63\x64p.profile.v1\x1a\x1a\x63\x64p/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x13IngestEventsRequest\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.cdp.common.v1.Event\"D\n\x14IngestEventsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.cdp.profile.v1.EventResult\"\xc8\x01\n\x0b\x45ventResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.cdp.profile.v1.IngestStatus\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.cdp.common.v1.FieldViolation\x12/\n\x08warnings\x18\x05 \x03(\x0b\x32\x1d.cdp.common.v1.FieldViolation\"\x94\x01\n\x07\x43onsent\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\'\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x16.cdp.common.v1.Channel\x12\x0f\n\x07granted\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x05 \x01(\t\"\x97\x03\n\x07Profile\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12.\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x19.cdp.common.v1.Identifier\x12\'\n\x06traits\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08\x63onsents\x18\x04 \x03(\x0b\x32\x17.cdp.profile.v1.Consent\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x06scores\x18\x07 \x03(\x0b\x32#.cdp.profile.v1.Profile.ScoresEntry\x12\x13\n\x0b\x65vent_count\x18\x08 \x01(\x03\x12\x1b\n\x13merged_customer_ids\x18\t \x03(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"(\n\x11GetProfileRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\">\n\x12GetProfileResponse\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.cdp.profile.v1.Profile\"R\n\x14LookupProfileRequest\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.cdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"A\n\x15LookupProfileResponse\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.cdp.profile.v1.Profile\"V\n\x18ListProfileEventsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x19ListProfileEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.cdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.cdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x82\x01\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17INGEST_STATUS_DUPLICATE\x10\x02\x12\x1a\n\x16INGEST_STATUS_REJECTED\x10\x03\x32\xdd\x03\n\x0eProfileService\x12Y\n\x0cIngestEvents\x12#.cdp.profile.v1.IngestEventsRequest\x1a$.cdp.profile.v1.IngestEventsResponse\x12S\n\nGetProfile\x12!.cdp.profile.v1.GetProfileRequest\x1a\".cdp.profile.v1.GetProfileResponse\x12\\\n\rLookupProfile\x12$.cdp.profile.v1.LookupProfileRequest\x1a%.cdp.profile.v1.LookupProfileResponse\x12h\n\x11ListProfileEvents\x12(.cdp.profile.v1.ListProfileEventsRequest\x1a).cdp.profile.v1.ListProfileEventsResponse\x12S\n\nListEvents\x12!.cdp.profile.v1.ListEventsRequest\x1a\".cdp.profile.v1.ListEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,36 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PROFILE_SCORESENTRY']._loaded_options = None
   _globals['_PROFILE_SCORESENTRY']._serialized_options = b'8\001'
-  _globals['_INGESTSTATUS']._serialized_start=1568
-  _globals['_INGESTSTATUS']._serialized_end=1698
+  _globals['_INGESTSTATUS']._serialized_start=1617
+  _globals['_INGESTSTATUS']._serialized_end=1747
   _globals['_INGESTEVENTSREQUEST']._serialized_start=139
   _globals['_INGESTEVENTSREQUEST']._serialized_end=198
   _globals['_INGESTEVENTSRESPONSE']._serialized_start=200
   _globals['_INGESTEVENTSRESPONSE']._serialized_end=268
   _globals['_EVENTRESULT']._serialized_start=271
-  _globals['_EVENTRESULT']._serialized_end=422
-  _globals['_CONSENT']._serialized_start=425
-  _globals['_CONSENT']._serialized_end=573
-  _globals['_PROFILE']._serialized_start=576
-  _globals['_PROFILE']._serialized_end=983
-  _globals['_PROFILE_SCORESENTRY']._serialized_start=938
-  _globals['_PROFILE_SCORESENTRY']._serialized_end=983
-  _globals['_GETPROFILEREQUEST']._serialized_start=985
-  _globals['_GETPROFILEREQUEST']._serialized_end=1025
-  _globals['_GETPROFILERESPONSE']._serialized_start=1027
-  _globals['_GETPROFILERESPONSE']._serialized_end=1089
-  _globals['_LOOKUPPROFILEREQUEST']._serialized_start=1091
-  _globals['_LOOKUPPROFILEREQUEST']._serialized_end=1173
-  _globals['_LOOKUPPROFILERESPONSE']._serialized_start=1175
-  _globals['_LOOKUPPROFILERESPONSE']._serialized_end=1240
-  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_start=1242
-  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_end=1328
-  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_start=1330
-  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_end=1420
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1422
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1480
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1482
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1565
-  _globals['_PROFILESERVICE']._serialized_start=1701
-  _globals['_PROFILESERVICE']._serialized_end=2178
+  _globals['_EVENTRESULT']._serialized_end=471
+  _globals['_CONSENT']._serialized_start=474
+  _globals['_CONSENT']._serialized_end=622
+  _globals['_PROFILE']._serialized_start=625
+  _globals['_PROFILE']._serialized_end=1032
+  _globals['_PROFILE_SCORESENTRY']._serialized_start=987
+  _globals['_PROFILE_SCORESENTRY']._serialized_end=1032
+  _globals['_GETPROFILEREQUEST']._serialized_start=1034
+  _globals['_GETPROFILEREQUEST']._serialized_end=1074
+  _globals['_GETPROFILERESPONSE']._serialized_start=1076
+  _globals['_GETPROFILERESPONSE']._serialized_end=1138
+  _globals['_LOOKUPPROFILEREQUEST']._serialized_start=1140
+  _globals['_LOOKUPPROFILEREQUEST']._serialized_end=1222
+  _globals['_LOOKUPPROFILERESPONSE']._serialized_start=1224
+  _globals['_LOOKUPPROFILERESPONSE']._serialized_end=1289
+  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_start=1291
+  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_end=1377
+  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_start=1379
+  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_end=1469
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1471
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1529
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1531
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1614
+  _globals['_PROFILESERVICE']._serialized_start=1750
+  _globals['_PROFILESERVICE']._serialized_end=2227
 # @@protoc_insertion_point(module_scope)

@@ -36,16 +36,18 @@ class IngestEventsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ...) -> None: ...
 
 class EventResult(_message.Message):
-    __slots__ = ("message_id", "status", "customer_id", "violations")
+    __slots__ = ("message_id", "status", "customer_id", "violations", "warnings")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     status: IngestStatus
     customer_id: str
     violations: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
-    def __init__(self, message_id: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., customer_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
+    def __init__(self, message_id: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., customer_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
 
 class Consent(_message.Message):
     __slots__ = ("purpose", "channel", "granted", "updated_at", "source")
