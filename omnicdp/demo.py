@@ -80,7 +80,9 @@ def send_events(gateway: Gateway, events_path: Path) -> tuple[Counter, dict[str,
                 if result.get("customer_id"):
                     assigned[result["message_id"]] = result["customer_id"]
                 for violation in result.get("violations") or []:
-                    reasons[violation["field"]] += 1
+                    reasons[f"rejected: {violation['field']}"] += 1
+                for warning in result.get("warnings") or []:
+                    reasons[f"warning: {warning['field']} not used for linking"] += 1
             progress.advance(task, len(batch))
     return statuses, assigned, reasons
 
@@ -100,8 +102,10 @@ def write_html(path: Path, summary: dict[str, Any]) -> None:
 .row{{display:flex;align-items:center;gap:.5em;margin:.2em 0}}
 .row span{{width:9em}}.bar{{background:#3b7dd8;height:1em}}td,th{{padding:.2em .8em}}</style>
 <h1>omnicdp demo</h1>
-<h2>Ingestion</h2><table>{"".join(f"<tr><th>{k}</th><td>{v}</td></tr>"
-                                for k, v in summary["ingestion"].items())}</table>
+<h2>Ingestion</h2><table>{"".join(
+    f"<tr><th>{html.escape(str(k))}</th><td>{v}</td></tr>"
+    for k, v in [*((k, v) for k, v in summary["ingestion"].items() if not isinstance(v, dict)),
+                 *summary["ingestion"]["problems_by_field"].items()])}</table>
 <h2>Golden records vs true persons</h2>
 <p>{quality["customers"]} customers for {quality["persons"]} true persons; pairwise precision
 {quality["precision"]:.3f}, recall {quality["recall"]:.3f}, F1 {quality["f1"]:.3f}.</p>
@@ -141,7 +145,7 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
     summary = {
         "ingestion": {"accepted": statuses["accepted"], "duplicate": statuses["duplicate"],
                       "rejected": statuses["rejected"],
-                      "rejected_by_field": dict(reasons.most_common())},
+                      "problems_by_field": dict(reasons.most_common())},
         "identity": quality,
         "sample_profile": sample,
         "attribution": attribution,
@@ -153,8 +157,8 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
         print(json.dumps(summary, ensure_ascii=False, default=str))
         return 0
     print_table("ingestion through the gateway",
-                [(k, v) for k, v in summary["ingestion"].items() if k != "rejected_by_field"]
-                + [(f"rejected: {field}", n) for field, n in reasons.most_common(5)],
+                [(k, v) for k, v in summary["ingestion"].items() if k != "problems_by_field"]
+                + reasons.most_common(6),
                 headers=("", "events"))
     print_table("golden records vs the true persons (pairwise, over events)", [
         ("true persons", quality["persons"]), ("customers (golden records)", quality["customers"]),
