@@ -184,6 +184,9 @@ def test_openapi_documents_the_contract(client) -> None:
     document = client.get("/openapi.json").json()
     assert {"/v1/events", "/v1/profiles:lookup", "/v1/profiles/{customer_id}",
             "/v1/profiles/{customer_id}/events"} <= set(document["paths"])
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert document["paths"]["/v1/events"]["post"]["security"] == [{"apiKey": []}]
+    assert "security" not in document["paths"]["/healthz"]["get"]
     event_schema = document["components"]["schemas"]["Event"]
     assert "message_id" in event_schema["required"]
     assert json.dumps(document)  # serialisable

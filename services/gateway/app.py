@@ -379,9 +379,17 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = original_openapi()
-            components = document.setdefault("components", {}).setdefault("schemas", {})
-            components.update(batch_schema.pop("$defs", {}))
-            components["EventBatch"] = batch_schema
+            components = document.setdefault("components", {})
+            schemas_ = components.setdefault("schemas", {})
+            schemas_.update(batch_schema.pop("$defs", {}))
+            schemas_["EventBatch"] = batch_schema
+            components["securitySchemes"] = {"apiKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "A partner API key; each key has scopes and a rate limit."}}
+            for path, operations in document["paths"].items():
+                if path.startswith("/v1/"):
+                    for operation in operations.values():
+                        operation["security"] = [{"apiKey": []}]
             app.openapi_schema = document
         return app.openapi_schema
 
