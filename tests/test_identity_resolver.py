@@ -15,7 +15,7 @@ from omnicdp.errors import InvalidArgument, NotFound
 from services.identity.normalize import (
     is_placeholder,
     normalize_identifier,
-    normalize_identifiers,
+    normalize_usable_identifiers,
 )
 from services.identity.resolver import DeterministicResolver, IdentityRecord, Resolution
 from services.identity.store import IdentityStore
@@ -172,7 +172,7 @@ def test_is_placeholder_judges_normalised_values() -> None:
 
 
 def test_normalize_identifiers_drops_placeholders_and_orders_by_priority() -> None:
-    ids = normalize_identifiers(
+    ids, problems = normalize_usable_identifiers(
         {
             "phone": "8 916 123-45-67",
             "email": "noemail@mail.ru",
@@ -181,14 +181,17 @@ def test_normalize_identifiers_drops_placeholders_and_orders_by_priority() -> No
             "anonymous_id": "",
         }
     )
+    assert problems == []
     assert ids == {"user_id": "u1", "phone": "+79161234567"}
     assert list(ids) == ["user_id", "phone"]
 
 
 def test_normalize_identifiers_reports_every_violation_at_once() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        normalize_identifiers({"email": "bad", "phone": "12", "user_id": "ok", "twitter": "@x"})
-    assert {v.field for v in caught.value.violations} == {
+    usable, problems = normalize_usable_identifiers(
+        {"email": "bad", "phone": "12", "user_id": "ok", "twitter": "@x"}
+    )
+    assert usable == {"user_id": "ok"}
+    assert {v.field for v in problems} == {
         "identifiers.email",
         "identifiers.phone",
         "identifiers.twitter",

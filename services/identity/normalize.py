@@ -125,21 +125,6 @@ def normalize_identifier(id_type: str, raw: str, default_region: str = "RU") -> 
     return normalized
 
 
-def normalize_identifiers(
-    ids: Mapping[str, str | None], default_region: str = "RU"
-) -> dict[str, str]:
-    """Normalise every identifier of a record; placeholders and empty values are dropped.
-
-    The result is ordered by identifier priority. Raises one :class:`InvalidArgument` that
-    lists every bad identifier, so a caller fixes them all in one go.
-    """
-    normalized, violations = normalize_usable_identifiers(ids, default_region)
-    if violations:
-        fields = ", ".join(violation.field for violation in violations)
-        raise InvalidArgument(f"invalid identifiers: {fields}", violations)
-    return normalized
-
-
 def normalize_usable_identifiers(
     ids: Mapping[str, str | None], default_region: str = "RU"
 ) -> tuple[dict[str, str], list[FieldViolation]]:
