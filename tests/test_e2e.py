@@ -101,6 +101,11 @@ def pid_alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
+def assert_all_exited(pids: list[int], timeout: float = 20.0) -> None:
+    assert wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=timeout), \
+        [p for p in pids if pid_alive(p)]
+
+
 def test_partner_request_is_one_trace_across_gateway_profile_identity(tmp_path, otlp) -> None:
     receiver, port = otlp
     process, up = start_cdp_up(tmp_path / "cdp", {
@@ -159,8 +164,7 @@ def test_sigterm_stops_every_process(tmp_path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    assert wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10), \
-        [p for p in pids if pid_alive(p)]
+    assert_all_exited(pids, timeout=10)
     # What was acknowledged survived the stop: a new system on the same data finds it.
     process, up = start_cdp_up(tmp_path / "cdp", {"OTEL_TRACES_EXPORTER": "none"})
     try:
@@ -178,8 +182,7 @@ def test_killed_supervisor_leaves_no_orphans(tmp_path) -> None:
     pids = [s["pid"] for s in up["services"].values()]
     process.kill()
     process.wait(timeout=10)
-    assert wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20), \
-        [p for p in pids if pid_alive(p)]
+    assert_all_exited(pids)
 
 
 def test_ctrl_c_stops_every_process(tmp_path) -> None:
@@ -188,5 +191,4 @@ def test_ctrl_c_stops_every_process(tmp_path) -> None:
     pids = [s["pid"] for s in up["services"].values()]
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=30) == 0
-    assert wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10), \
-        [p for p in pids if pid_alive(p)]
+    assert_all_exited(pids, timeout=10)

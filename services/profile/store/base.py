@@ -14,6 +14,9 @@ from typing import Any
 
 from services.profile.model import Profile, StoredEvent
 
+# The stored event's columns, in the order every backend selects them.
+EVENT_COLUMNS = ("seq, message_id, customer_id, type, event, channel, source, ts, received_at, "
+                 "identifiers, traits, properties")
 # (customer_id, id_type, normalised value, first seen)
 IdentifierRow = tuple[str, str, str, datetime]
 # Position after which a customer's journey continues: (timestamp, seq).

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from services.profile.model import Profile, StoredEvent
 from services.profile.store.base import (
+    EVENT_COLUMNS,
     IdentifierRow,
     JourneyCursor,
     ProfileStore,
@@ -54,10 +55,6 @@ CREATE TABLE IF NOT EXISTS customer_aliases (
     customer_id VARCHAR NOT NULL
 );
 """
-
-_EVENT_COLUMNS = ("seq, message_id, customer_id, type, event, channel, source, ts, received_at, "
-                  "identifiers, traits, properties")
-
 
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
@@ -229,7 +226,7 @@ class DuckDBProfileStore(ProfileStore):
         ts, seq = after if after else (datetime(1, 1, 1), 0)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE customer_id = ? "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE customer_id = ? "
                 "AND (ts > ? OR (ts = ? AND seq > ?)) ORDER BY ts, seq LIMIT ?",
                 [customer_id, _naive_utc(ts), _naive_utc(ts), seq, limit]).fetchall()
         return [_event_from_row(r) for r in rows]
@@ -237,7 +234,7 @@ class DuckDBProfileStore(ProfileStore):
     def list_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 [after_seq, limit]).fetchall()
         return [_event_from_row(r) for r in rows]
 

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from services.profile.model import Profile, StoredEvent
 from services.profile.store.base import (
+    EVENT_COLUMNS,
     IdentifierRow,
     JourneyCursor,
     ProfileStore,
@@ -51,10 +52,6 @@ CREATE TABLE IF NOT EXISTS customer_aliases (
     customer_id TEXT NOT NULL
 );
 """
-
-_EVENT_COLUMNS = ("seq, message_id, customer_id, type, event, channel, source, ts, received_at, "
-                  "identifiers, traits, properties")
-
 
 def _event_from_row(row: tuple[Any, ...]) -> StoredEvent:
     (seq, message_id, customer_id, type_, event, channel, source, ts, received_at,
@@ -171,7 +168,7 @@ class PostgresProfileStore(ProfileStore):
         ts, seq = after if after else (datetime(1, 1, 1, tzinfo=UTC), 0)
         with self._pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE customer_id = %s "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE customer_id = %s "
                 "AND (ts, seq) > (%s, %s) ORDER BY ts, seq LIMIT %s",
                 [customer_id, ts, seq, limit]).fetchall()
         return [_event_from_row(r) for r in rows]
@@ -179,7 +176,7 @@ class PostgresProfileStore(ProfileStore):
     def list_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
         with self._pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
                 [after_seq, limit]).fetchall()
         return [_event_from_row(r) for r in rows]
 
