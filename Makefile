@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint protos up clean
 
-$(STAMP): pyproject.toml
+# Both distributions, editable: omnicdp-api (api/, the generated stubs) and omnicdp.
+$(STAMP): pyproject.toml api/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./api -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

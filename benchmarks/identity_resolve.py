@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from omnicdp.services.identity.resolver import DeterministicResolver, IdentityRecord
+from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.synth import generate_retailer
-from services.identity.resolver import DeterministicResolver, IdentityRecord
-from services.identity.store import IdentityStore
 
 
 def read_records(events_path: Path, limit: int | None = None) -> Iterator[IdentityRecord]:
@@ -55,7 +55,7 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
     records = list(read_records(summary.events_path, limit))
     latencies: list[float] = []
     resolved = rejected = 0
-    with IdentityStore(work_dir / "identity.duckdb") as store:
+    with DuckDBIdentityStore(work_dir / "identity.duckdb") as store:
         resolver = DeterministicResolver(store)
         started = time.perf_counter()
         for batch in batches(records, batch_size):

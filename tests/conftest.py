@@ -10,17 +10,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cdp.attribution.v1 import attribution_pb2_grpc
-from cdp.identity.v1 import identity_pb2_grpc
-from cdp.profile.v1 import profile_pb2_grpc
-from omnicdp.runtime import config
-from omnicdp.runtime.server import ServiceHost
-from services.attribution.server import AttributionSettings
-from services.attribution.server import build as build_attribution
-from services.identity.server import IdentitySettings
-from services.identity.server import build as build_identity
-from services.profile.server import ProfileSettings
-from services.profile.server import build as build_profile
+from omnicdp.api.attribution.v1 import attribution_pb2_grpc
+from omnicdp.api.identity.v1 import identity_pb2_grpc
+from omnicdp.api.profile.v1 import profile_pb2_grpc
+from omnicdp.core import settings as config
+from omnicdp.core.server import ServiceHost
+from omnicdp.services.attribution.server import build as build_attribution
+from omnicdp.services.attribution.settings import Settings as AttributionSettings
+from omnicdp.services.identity.server import build as build_identity
+from omnicdp.services.identity.settings import Settings as IdentitySettings
+from omnicdp.services.profile.server import build as build_profile
+from omnicdp.services.profile.settings import Settings as ProfileSettings
 from tests.pg import temporary_database
 
 

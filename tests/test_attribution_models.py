@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from omnicdp.errors import InvalidArgument
-from services.attribution.journeys import build_journeys
-from services.attribution.models import (
+from omnicdp.core.errors import InvalidArgument
+from omnicdp.services.attribution.journeys import build_journeys
+from omnicdp.services.attribution.models import (
     DIRECT,
     MODELS,
     AttributionConfig,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from omnicdp.cli import build_parser, main
-from omnicdp.runtime import config
-from services.profile.server import ProfileSettings
+from omnicdp.cli.main import build_parser, main
+from omnicdp.core import settings as config
+from omnicdp.services.profile.settings import Settings as ProfileSettings
 
 
 @pytest.mark.parametrize("argv", [
@@ -70,7 +70,7 @@ def test_attribution_run_prints_the_contract_json(tmp_path: Path, capsys) -> Non
 def test_attribution_run_reports_a_bad_file_on_stderr(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("customer_id,timestamp,kind,channel,value\nc1,yesterday,touch,email,0\n")
-    result = subprocess.run([sys.executable, "-m", "omnicdp", "attribution", "run", str(path),
+    result = subprocess.run([sys.executable, "-m", "omnicdp.cli", "attribution", "run", str(path),
                              "--model", "linear"], capture_output=True, text=True)
     assert result.returncode != 0
     assert "timestamp" in result.stderr and result.stdout == ""

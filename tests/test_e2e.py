@@ -63,7 +63,7 @@ def otlp():
 
 def start_cdp_up(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, dict]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "omnicdp", "up", "--data-dir", str(data_dir), "--json"],
+        [sys.executable, "-m", "omnicdp.cli", "up", "--data-dir", str(data_dir), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, **env}, start_new_session=True)
     line = process.stdout.readline()
@@ -130,10 +130,10 @@ def test_partner_request_is_one_trace_across_gateway_profile_identity(tmp_path, 
 
         expected = {
             ("cdp-gateway", "POST /v1/events"),
-            ("cdp-gateway", "/cdp.profile.v1.ProfileService/IngestEvents"),
-            ("cdp-profile", "/cdp.profile.v1.ProfileService/IngestEvents"),
-            ("cdp-profile", "/cdp.identity.v1.IdentityService/ResolveIdentities"),
-            ("cdp-identity", "/cdp.identity.v1.IdentityService/ResolveIdentities"),
+            ("cdp-gateway", "/omnicdp.profile.v1.ProfileService/IngestEvents"),
+            ("cdp-profile", "/omnicdp.profile.v1.ProfileService/IngestEvents"),
+            ("cdp-profile", "/omnicdp.identity.v1.IdentityService/ResolveIdentities"),
+            ("cdp-identity", "/omnicdp.identity.v1.IdentityService/ResolveIdentities"),
         }  # client and server span of every hop, all in the partner's trace
         assert wait_until(lambda: expected <= receiver.spans_of(trace_id)), \
             receiver.spans_of(trace_id)

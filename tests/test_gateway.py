@@ -9,8 +9,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from services.gateway.app import Backends, create_app
-from services.gateway.keys import ApiKeys, KeyFileError, digest
+from omnicdp.services.gateway.keys import ApiKeys, KeyFileError, digest
+from omnicdp.services.gateway.routes import Backends, create_app
 
 WRITER, READER, SLOW = "writer-secret", "reader-secret", "slow-secret"
 

@@ -11,21 +11,23 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from omnicdp.errors import InvalidArgument, NotFound
-from services.identity.normalize import (
+from omnicdp.core.errors import InvalidArgument, NotFound
+from omnicdp.services.identity.model import IdentityRecord, Resolution
+from omnicdp.services.identity.normalize import (
     is_placeholder,
     normalize_identifier,
     normalize_usable_identifiers,
 )
-from services.identity.resolver import DeterministicResolver, IdentityRecord, Resolution
-from services.identity.store import IdentityStore
+from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.store import IdentityStore
+from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def store() -> Iterator[IdentityStore]:
-    with IdentityStore(":memory:") as store:
+    with DuckDBIdentityStore(":memory:") as store:
         yield store
 
 
@@ -396,13 +398,13 @@ def test_failed_transaction_leaves_no_trace(store: IdentityStore) -> None:
 
 def test_customers_survive_reopening_the_duckdb_file(tmp_path) -> None:
     path = tmp_path / "data" / "identity.duckdb"
-    with IdentityStore(path) as store:
+    with DuckDBIdentityStore(path) as store:
         resolver = DeterministicResolver(store)
         older = resolve_one(resolver, 0, email="ivan@mail.ru")
         newer = resolve_one(resolver, 1, user_id="u-1")
         resolve_one(resolver, 2, email="ivan@mail.ru", user_id="u-1")
 
-    with IdentityStore(path) as store:
+    with DuckDBIdentityStore(path) as store:
         resolver = DeterministicResolver(store)
         assert resolver.lookup("user_id", "u-1") == older.customer_id
         assert store.resolve_redirects(newer.customer_id) == older.customer_id
@@ -503,7 +505,7 @@ def ids_seen(resolutions: list[Resolution]) -> tuple[set[str], set[tuple[str, st
 
 def test_store_reopened_after_a_batch_answers_the_same(tmp_path) -> None:
     path = tmp_path / "identity.duckdb"
-    with IdentityStore(path) as store:
+    with DuckDBIdentityStore(path) as store:
         resolver = DeterministicResolver(store)
         first = resolver.resolve(batch_of_people(0))
         second = resolver.resolve(batch_of_people(3, minutes=30))  # overlaps: widens, merges
@@ -513,7 +515,7 @@ def test_store_reopened_after_a_batch_answers_the_same(tmp_path) -> None:
         disk = snapshot(store)
         lookups = {key: resolver.lookup(*key) for key in identifiers}
 
-    with IdentityStore(path) as store:
+    with DuckDBIdentityStore(path) as store:
         resolver = DeterministicResolver(store)
         assert snapshot(store) == disk
         assert observe(store, customer_ids, identifiers) == before
@@ -543,7 +545,7 @@ class _CommitFails:
 
 def test_failed_commit_leaves_memory_and_disk_as_before(tmp_path, monkeypatch) -> None:
     path = tmp_path / "identity.duckdb"
-    with IdentityStore(path) as store:
+    with DuckDBIdentityStore(path) as store:
         resolver = DeterministicResolver(store)
         committed = resolver.resolve(batch_of_people(0))
         failing = batch_of_people(3, minutes=30)  # new customers, merges and wider ranges
@@ -565,7 +567,7 @@ def test_failed_commit_leaves_memory_and_disk_as_before(tmp_path, monkeypatch) -
         customer_ids, identifiers = ids_seen(committed + retried)
         after = observe(store, customer_ids, identifiers)
 
-    with IdentityStore(path) as store:
+    with DuckDBIdentityStore(path) as store:
         assert observe(store, customer_ids, identifiers) == after
 
 

@@ -9,9 +9,9 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from cdp.common.v1 import common_pb2
-from cdp.profile.v1 import profile_pb2
-from omnicdp import protoconv
+from omnicdp.api.common.v1 import common_pb2
+from omnicdp.api.profile.v1 import profile_pb2
+from omnicdp.core import protoconv
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -156,7 +156,7 @@ def test_bad_page_token_names_the_field(services) -> None:
 def test_merge_missed_by_the_profile_is_caught_up_by_the_next_event(services) -> None:
     """Identity committed a merge the profile never stored (a crash between the commits):
     the next event of that customer brings the profile's copy up to date."""
-    from cdp.identity.v1 import identity_pb2
+    from omnicdp.api.identity.v1 import identity_pb2
 
     stub = services.profile_stub
     [by_email] = ingest(stub, event("m-1", email="lost@example.ru"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.profile.model import StoredEvent
-from services.profile.store import open_store
+from omnicdp.services.profile.model import StoredEvent
+from omnicdp.services.profile.store import open_store
 from tests.pg import temporary_database
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from cdp.profile.v1 import profile_pb2, profile_pb2_grpc
-from omnicdp.runtime.server import Registration, ServiceHost
+from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
+from omnicdp.core.server import Registration, ServiceHost
 
 
 class SlowProfiles(profile_pb2_grpc.ProfileServiceServicer):
@@ -30,7 +30,7 @@ class SlowProfiles(profile_pb2_grpc.ProfileServiceServicer):
 def host_with(servicer) -> ServiceHost:
     host = ServiceHost("test", [Registration(
         profile_pb2_grpc.add_ProfileServiceServicer_to_server, servicer,
-        "cdp.profile.v1.ProfileService")], "127.0.0.1:0", grace_seconds=5)
+        "omnicdp.profile.v1.ProfileService")], "127.0.0.1:0", grace_seconds=5)
     host.start()
     return host
 
@@ -40,11 +40,11 @@ def test_health_and_reflection_are_served() -> None:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{host.port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            for service in ("", "cdp.profile.v1.ProfileService"):
+            for service in ("", "omnicdp.profile.v1.ProfileService"):
                 reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
             services = ProtoReflectionDescriptorDatabase(channel).get_services()
-            assert "cdp.profile.v1.ProfileService" in services
+            assert "omnicdp.profile.v1.ProfileService" in services
             assert "grpc.health.v1.Health" in services
     finally:
         host.stop(grace=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from omnicdp.errors import InvalidArgument
+from omnicdp.core.errors import InvalidArgument
 from omnicdp.synth import GenerationSummary, generate_retailer
 from omnicdp.synth.events import EventLog
 

@@ -17,9 +17,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import IO
 
+from omnicdp.core.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, TRAIT_FIELDS
 from omnicdp.synth.records import SourceRecord
 from omnicdp.synth.timeline import DAY
-from omnicdp.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, TRAIT_FIELDS
 
 # Which partner sends each channel's events.
 SOURCE_BY_CHANNEL = {

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from omnicdp.errors import FieldViolation, InvalidArgument
+from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.synth import writer
 from omnicdp.synth.catalog import Catalog, campaign_calendar
 from omnicdp.synth.events import EventLog

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from omnicdp.errors import FieldViolation, InvalidArgument, NotFound
+from omnicdp.core.errors import FieldViolation, InvalidArgument, NotFound
 
 TOUCH = "touch"
 CONVERSION = "conversion"

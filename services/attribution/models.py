@@ -36,14 +36,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from omnicdp.errors import FieldViolation, InvalidArgument
-from services.attribution.journeys import (
+from omnicdp.core.errors import FieldViolation, InvalidArgument
+from omnicdp.services.attribution.journeys import (
     SEGMENTS,
     AttributionConfig,
     AttributionEvent,
@@ -51,6 +49,7 @@ from services.attribution.journeys import (
     build_journeys,
     read_events_table,
 )
+from omnicdp.services.attribution.report import DIRECT, MODELS, AttributionReport, ChannelCredit
 
 __all__ = [
     "DIRECT",
@@ -66,51 +65,8 @@ __all__ = [
     "read_events_table",
 ]
 
-DIRECT = "(direct)"
-MODELS: tuple[str, ...] = (
-    "first_touch",
-    "last_touch",
-    "linear",
-    "time_decay",
-    "position_based",
-    "markov",
-    "shapley",
-)
-
 # Credits this close to zero are float noise, not a channel's share.
 _NEGLIGIBLE = 1e-12
-
-
-@dataclass(frozen=True)
-class ChannelCredit:
-    """Conversions (fractional) and revenue attributed to one channel."""
-
-    conversions: float
-    revenue: float
-
-
-@dataclass(frozen=True)
-class AttributionReport:
-    """Credit per channel, ordered by revenue (highest first), then conversions."""
-
-    model: str
-    total_conversions: int
-    total_revenue: float
-    channels: Mapping[str, ChannelCredit] = field(hash=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``cdp attribution run --json``: conversions rounded to 4
-        decimals, revenue to 2."""
-        return {
-            "model": self.model,
-            "total_conversions": self.total_conversions,
-            "total_revenue": round(self.total_revenue, 2),
-            "channels": {
-                name: {"conversions": round(credit.conversions, 4),
-                       "revenue": round(credit.revenue, 2)}
-                for name, credit in self.channels.items()
-            },
-        }
 
 
 def attribute(events: Iterable[AttributionEvent], model: str,

@@ -8,10 +8,11 @@ push, SMS, messenger, ads, call centre), named by its event so that view-type to
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from services.attribution.journeys import AttributionEvent
+from omnicdp.services.attribution.journeys import AttributionEvent
 
 CONVERSION_EVENTS = frozenset({"order completed"})
 TOUCH_CHANNELS = frozenset({"email", "push", "sms", "messenger", "ads", "call_center"})
@@ -27,3 +28,24 @@ def to_attribution_event(customer_id: str, timestamp: datetime, event: str, chan
         return AttributionEvent(customer_id, timestamp, "touch", channel, 0.0, event or None)
     return None
 
+
+
+def from_stored_events(stored: Iterable[Any], start: datetime | None = None,
+                       end: datetime | None = None) -> tuple[list[AttributionEvent], int]:
+    """The touches and conversions among a customer-event history (anything with
+    ``customer_id``, ``timestamp``, ``event``, ``channel``, ``properties``, as the profile
+    service stores events), keeping only conversions in ``[start, end)`` when given; and
+    how many events were read."""
+    events: list[AttributionEvent] = []
+    read = 0
+    for event in stored:
+        read += 1
+        converted = to_attribution_event(event.customer_id, event.timestamp, event.event,
+                                         event.channel, event.properties)
+        if converted is None:
+            continue
+        if converted.kind == "conversion" and ((start and converted.timestamp < start)
+                                               or (end and converted.timestamp >= end)):
+            continue
+        events.append(converted)
+    return events, read

@@ -6,24 +6,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from omnicdp.vocabulary import CHANNELS, EVENT_TYPES, MAX_BATCH_EVENTS
+from omnicdp.core.vocabulary import (
+    CHANNELS,
+    EVENT_TYPES,
+    IDENTIFIER_TYPES,
+    MAX_BATCH_EVENTS,
+    MAX_IDENTIFIER_LENGTH,
+)
 
 EventTypeName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 ChannelName = Literal[CHANNELS]  # type: ignore[valid-type]
-_ID = Field(default=None, max_length=256)
 
-
-class Identifiers(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: str | None = _ID
-    phone: str | None = _ID
-    user_id: str | None = _ID
-    anonymous_id: str | None = _ID
-    device_id: str | None = _ID
-    loyalty_id: str | None = _ID
-    crm_id: str | None = _ID
+# One field per identifier type of the vocabulary, in its priority order.
+Identifiers = create_model(
+    "Identifiers",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (str | None, Field(default=None, max_length=MAX_IDENTIFIER_LENGTH))
+       for name in IDENTIFIER_TYPES},
+)
 
 
 class Event(BaseModel):
@@ -38,7 +40,7 @@ class Event(BaseModel):
     channel: ChannelName
     source: str | None = Field(default=None, max_length=128)
     timestamp: datetime | None = Field(default=None, description="RFC 3339; default now.")
-    identifiers: Identifiers = Field(default_factory=Identifiers)
+    identifiers: Identifiers = Field(default_factory=Identifiers)  # type: ignore[valid-type]
     traits: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
 
@@ -119,5 +121,7 @@ class Problem(BaseModel):
     type: str = "about:blank"
     title: str
     status: int
+    code: str = Field(description="Stable machine-readable code, e.g. `PROFILE_NOT_FOUND`, "
+                                  "`INVALID_ARGUMENT`, `RATE_LIMITED`, `UNAVAILABLE`.")
     detail: str | None = None
     errors: list[Violation] | None = None

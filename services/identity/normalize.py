@@ -10,7 +10,7 @@ Values that people type when they have nothing to type (``null``, ``0000``,
 only shared value is a cashier's ``noemail@mail.ru`` must stay two customers.
 
 Malformed values (an e-mail without a domain, a phone that is not a number) raise
-:class:`~omnicdp.errors.InvalidArgument` naming the field, ``identifiers.<type>``.
+:class:`~omnicdp.core.errors.InvalidArgument` naming the field, ``identifiers.<type>``.
 """
 
 from __future__ import annotations
@@ -21,22 +21,8 @@ from collections.abc import Mapping
 
 import phonenumbers
 
-from omnicdp.errors import FieldViolation, InvalidArgument
-
-#: Identifier types, highest priority first. The priority decides which customer anchors a
-#: record that matches several.
-IDENTIFIER_TYPES: tuple[str, ...] = (
-    "user_id",
-    "crm_id",
-    "loyalty_id",
-    "email",
-    "phone",
-    "device_id",
-    "anonymous_id",
-)
-PRIORITY: dict[str, int] = {id_type: rank for rank, id_type in enumerate(IDENTIFIER_TYPES)}
-
-MAX_IDENTIFIER_LENGTH = 256
+from omnicdp.core.errors import FieldViolation, InvalidArgument
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES, MAX_IDENTIFIER_LENGTH, PRIORITY
 
 # Segment's blocked values, plus the strings that pandas and other serialisers produce for a
 # missing value (``nan``, ``nil``). Compared case-insensitively.

@@ -5,7 +5,7 @@ finds the customers that already hold those identifiers, decides which of them t
 belongs to, merges them when that is safe, and attaches the record's identifiers to the
 result. The rules, in the order they apply:
 
-1. **Normalise.** Identifiers are normalised (:mod:`.normalize`); placeholders
+1. **Normalise.** Identifiers are normalised (``normalize.py``); placeholders
    (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``) are dropped and never link. A
    malformed identifier (a phone that is no phone number, an e-mail without a domain) is
    left out of linking and reported as a warning, so a store purchase is not lost to a
@@ -53,18 +53,17 @@ matched the resulting customer or a customer merged into it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from omnicdp.errors import FieldViolation
-
-from .normalize import (
-    IDENTIFIER_TYPES,
-    PRIORITY,
+from omnicdp.core.errors import FieldViolation
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES, PRIORITY
+from omnicdp.services.identity.model import IdentityRecord, Resolution
+from omnicdp.services.identity.normalize import (
     normalize_identifier,
     normalize_usable_identifiers,
 )
-from .store import IdentityStore
+from omnicdp.services.identity.store.base import IdentityStore
 
 DEFINITIVE_TYPES: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_id", "email"})
 HARD_TYPES: frozenset[str] = frozenset({"user_id", "crm_id"})
@@ -89,30 +88,6 @@ NO_IDENTIFIER = (
 )
 
 IdentifierSets = dict[str, set[str]]
-
-
-@dataclass(frozen=True)
-class IdentityRecord:
-    """Identifiers seen together, e.g. in one event; ``observed_at`` is when."""
-
-    record_id: str
-    identifiers: Mapping[str, str | None]
-    observed_at: datetime
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """How one record was resolved; ``customer_id`` is ``None`` when it was rejected."""
-
-    record_id: str
-    customer_id: str | None
-    created: bool = False
-    merged_customer_ids: tuple[str, ...] = ()
-    matched_on: tuple[str, ...] = ()
-    identifiers: dict[str, str] = field(default_factory=dict)
-    violations: tuple[FieldViolation, ...] = ()
-    # Identifiers left out of linking because they were malformed (rule 1).
-    warnings: tuple[FieldViolation, ...] = ()
 
 
 @dataclass

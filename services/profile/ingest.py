@@ -13,10 +13,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from omnicdp.errors import FieldViolation, InvalidArgument
-from omnicdp.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
-from services.profile.model import EventIn, IngestResult, Resolution, StoredEvent
-from services.profile.store.base import ProfileStore
+from omnicdp.core.errors import FieldViolation, InvalidArgument
+from omnicdp.core.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
+from omnicdp.services.identity.client import IdentityRecord, Resolution
+from omnicdp.services.profile.model import EventIn, IngestResult, StoredEvent
+from omnicdp.services.profile.store.base import ProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,11 @@ MAX_CLOCK_SKEW = timedelta(days=1)
 
 
 class IdentityResolver(Protocol):
-    """The identity service as the profile service needs it."""
+    """The identity service as the profile service needs it (``IdentityClient`` in
+    production)."""
 
-    def resolve(self, records: Sequence[tuple[str, dict[str, str], datetime]]) -> list[Resolution]:
-        """Resolve (record_id, raw identifiers, observed_at) records, one result each."""
+    def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
+        """Resolve records of raw identifiers, one result each, in order."""
 
     def lookup(self, id_type: str, value: str) -> str | None:
         """The customer holding an identifier, or None."""
@@ -87,7 +89,8 @@ class Ingestor:
                 pending.append(i)
 
         resolutions = self._identity.resolve(
-            [(events[i].message_id, events[i].identifiers, events[i].timestamp or now)
+            [IdentityRecord(events[i].message_id, events[i].identifiers,
+                            events[i].timestamp or now)
              for i in pending]) if pending else []
         to_store: list[StoredEvent] = []
         identifier_rows = []

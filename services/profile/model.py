@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from omnicdp.core.errors import FieldViolation
+
 
 @dataclass(frozen=True)
 class EventIn:
@@ -65,21 +67,12 @@ class Profile:
 
 
 @dataclass(frozen=True)
-class Resolution:
-    """What the identity service said about one event's identifiers."""
-
-    record_id: str
-    customer_id: str | None
-    merged_customer_ids: tuple[str, ...] = ()
-    identifiers: dict[str, str] = field(default_factory=dict)
-    violations: tuple = ()
-    warnings: tuple = ()
-
-
-@dataclass(frozen=True)
 class IngestResult:
+    """What became of one event: ``accepted``, ``duplicate`` (stored before) or ``rejected``
+    (with the violations); ``warnings`` name what was left out of an accepted event."""
+
     message_id: str
-    status: str  # accepted | duplicate | rejected
+    status: str
     customer_id: str = ""
-    violations: tuple = ()
-    warnings: tuple = ()
+    violations: tuple[FieldViolation, ...] = ()
+    warnings: tuple[FieldViolation, ...] = ()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from omnicdp import paging
-from omnicdp.errors import FieldViolation, InvalidArgument, NotFound
-from omnicdp.vocabulary import IDENTIFIER_TYPES
-from services.profile.ingest import IdentityResolver
-from services.profile.model import Profile, StoredEvent
-from services.profile.store.base import ProfileStore
+from omnicdp.core import paging
+from omnicdp.core.errors import FieldViolation, InvalidArgument, NotFound
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES
+from omnicdp.services.profile.ingest import IdentityResolver
+from omnicdp.services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.store.base import ProfileStore
 
 
 class ProfileReader:
@@ -33,7 +33,12 @@ class ProfileReader:
                 FieldViolation("type", f"one of {', '.join(IDENTIFIER_TYPES)}")])
         if not value:
             raise InvalidArgument("value is required", [FieldViolation("value", "required")])
-        customer_id = self._identity.lookup(id_type, value)
+        try:
+            customer_id = self._identity.lookup(id_type, value)
+        except InvalidArgument as error:  # identity names identifiers.<type>; here it is value
+            raise InvalidArgument(error.message, [
+                FieldViolation("value", v.description) for v in error.violations],
+                reason=error.reason) from error
         profile = self._store.get_profile(customer_id) if customer_id else None
         if profile is None:
             raise NotFound(f"no profile has this {id_type}", reason="PROFILE_NOT_FOUND",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.profile.store.base import ProfileStore
+from omnicdp.services.profile.store.base import ProfileStore
+
+__all__ = ["ProfileStore", "open_store"]
 
 
 def open_store(database_url: str, data_dir: Path) -> ProfileStore:
@@ -13,12 +15,12 @@ def open_store(database_url: str, data_dir: Path) -> ProfileStore:
     if not database_url:
         database_url = f"duckdb:///{data_dir / 'profile.duckdb'}"
     if database_url.startswith("duckdb://"):
-        from services.profile.store.duckdb import DuckDBProfileStore
+        from omnicdp.services.profile.store.duckdb import DuckDBProfileStore
 
         path = database_url.removeprefix("duckdb://")
         return DuckDBProfileStore(":memory:" if path == ":memory:" else path)
     if database_url.startswith(("postgresql://", "postgres://")):
-        from services.profile.store.postgres import PostgresProfileStore
+        from omnicdp.services.profile.store.postgres import PostgresProfileStore
 
         return PostgresProfileStore(database_url)
     scheme = database_url.split(":", 1)[0]

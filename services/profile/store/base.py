@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.model import Profile, StoredEvent
 
 # The stored event's columns, in the order every backend selects them.
 EVENT_COLUMNS = ("seq, message_id, customer_id, type, event, channel, source, ts, received_at, "

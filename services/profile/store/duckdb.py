@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from services.profile.model import Profile, StoredEvent
-from services.profile.store.base import (
+from omnicdp.services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.store.base import (
     EVENT_COLUMNS,
     IdentifierRow,
     JourneyCursor,

@@ -7,15 +7,18 @@ events this call stored, so concurrent retries of one batch across replicas stor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from services.profile.model import Profile, StoredEvent
-from services.profile.store.base import (
+from omnicdp.core.errors import Unavailable
+from omnicdp.services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.store.base import (
     EVENT_COLUMNS,
     IdentifierRow,
     JourneyCursor,
@@ -67,14 +70,24 @@ class PostgresProfileStore(ProfileStore):
     def __init__(self, url: str, max_connections: int = 8) -> None:
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True,
                                     kwargs={"autocommit": False})
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(7142001)")  # one migrator at a time
             conn.execute(SCHEMA)
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; losing the database is Unavailable (callers may retry),
+        never a driver exception crossing the service boundary."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise Unavailable("the profile database is unavailable") from error
 
     def known_message_ids(self, message_ids: Sequence[str]) -> dict[str, str]:
         if not message_ids:
             return {}
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT e.message_id, coalesce(a.customer_id, e.customer_id) FROM events e "
                 "LEFT JOIN customer_aliases a ON a.alias_id = e.customer_id "
@@ -84,7 +97,7 @@ class PostgresProfileStore(ProfileStore):
     def append(self, events: Sequence[StoredEvent], identifiers: Iterable[IdentifierRow],
                merges: Sequence[tuple[str, Sequence[str]]] = ()) -> set[str]:
         identifier_rows = list(identifiers)
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             for survivor, merged in merges:
                 self._merge(conn, survivor, merged)
             stored: set[str] = set()
@@ -134,14 +147,14 @@ class PostgresProfileStore(ProfileStore):
             [losers, survivor])
 
     def canonical_customer_id(self, customer_id: str) -> str:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT customer_id FROM customer_aliases WHERE alias_id = %s",
                                [customer_id]).fetchone()
         return row[0] if row else customer_id
 
     def get_profile(self, customer_id: str) -> Profile | None:
         customer_id = self.canonical_customer_id(customer_id)
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             first, last, count = conn.execute(
                 "SELECT min(ts), max(ts), count(*) FROM events WHERE customer_id = %s",
                 [customer_id]).fetchone()
@@ -166,7 +179,7 @@ class PostgresProfileStore(ProfileStore):
                              limit: int) -> list[StoredEvent]:
         customer_id = self.canonical_customer_id(customer_id)
         ts, seq = after if after else (datetime(1, 1, 1, tzinfo=UTC), 0)
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE customer_id = %s "
                 "AND (ts, seq) > (%s, %s) ORDER BY ts, seq LIMIT %s",
@@ -174,7 +187,7 @@ class PostgresProfileStore(ProfileStore):
         return [_event_from_row(r) for r in rows]
 
     def list_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
                 [after_seq, limit]).fetchall()

@@ -1,3 +1,0 @@
-from omnicdp.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""`cdp demo`: the main job on embedded defaults, from nothing.
+
+Generates a synthetic omnichannel retailer, starts the whole system (`cdp up`), sends every
+event through the partner gateway, then shows what came out: ingestion counts, how well
+the golden records match the true persons, a profile looked up by phone, and the
+attribution report. Writes an HTML report beside the data.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from math import comb
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from omnicdp.cli.supervisor import Stack, StartupError
+from omnicdp.cli.tables import print_table
+from omnicdp.core.vocabulary import MAX_BATCH_EVENTS
+
+console = Console(stderr=True)
+
+
+class Gateway:
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key = url, key
+
+    def call(self, path: str, body: dict | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            self.url + path, method="POST" if body is not None else "GET",
+            data=json.dumps(body, ensure_ascii=False).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def pairwise_quality(assigned: dict[str, str], truth: dict[str, str]) -> dict[str, float]:
+    """Pairwise precision/recall of records linked together vs the true persons."""
+    ids = [m for m in assigned if m in truth]
+    cells = Counter((assigned[m], truth[m]) for m in ids)
+    predicted = sum(comb(n, 2) for n in Counter(assigned[m] for m in ids).values())
+    actual = sum(comb(n, 2) for n in Counter(truth[m] for m in ids).values())
+    together = sum(comb(n, 2) for n in cells.values())
+    precision = together / predicted if predicted else 1.0
+    recall = together / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "customers": len({assigned[m] for m in ids}), "persons": len({truth[m] for m in ids})}
+
+
+def send_events(gateway: Gateway, events_path: Path) -> tuple[Counter, dict[str, str], Counter]:
+    events = [json.loads(line) for line in events_path.read_text().splitlines() if line]
+    statuses: Counter = Counter()
+    reasons: Counter = Counter()
+    assigned: dict[str, str] = {}
+    with Progress(TextColumn("sending events"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("send", total=len(events))
+        for start in range(0, len(events), MAX_BATCH_EVENTS):
+            batch = events[start:start + MAX_BATCH_EVENTS]
+            status, body = gateway.call("/v1/events", {"events": batch})
+            if status != 200:
+                raise RuntimeError(f"gateway answered {status}: {body}")
+            for result in body["results"]:
+                statuses[result["status"]] += 1
+                if result.get("customer_id"):
+                    assigned[result["message_id"]] = result["customer_id"]
+                for violation in result.get("violations") or []:
+                    reasons[f"rejected: {violation['field']}"] += 1
+                for warning in result.get("warnings") or []:
+                    reasons[f"warning: {warning['field']} not used for linking"] += 1
+            progress.advance(task, len(batch))
+    return statuses, assigned, reasons
+
+
+def _bars(rows: list[tuple[str, float]], unit: str) -> str:
+    top = max((v for _, v in rows), default=1) or 1
+    return "".join(
+        f"<div class=row><span>{html.escape(name)}</span><div class=bar style='width:"
+        f"{60 * value / top:.1f}%'></div><b>{value:,.2f} {unit}</b></div>" for name, value in rows)
+
+
+def write_html(path: Path, summary: dict[str, Any]) -> None:
+    attribution = summary["attribution"]["channels"]
+    quality = summary["identity"]
+    path.write_text(f"""<!doctype html><meta charset=utf-8><title>omnicdp demo</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}
+.row{{display:flex;align-items:center;gap:.5em;margin:.2em 0}}
+.row span{{width:9em}}.bar{{background:#3b7dd8;height:1em}}td,th{{padding:.2em .8em}}</style>
+<h1>omnicdp demo</h1>
+<h2>Ingestion</h2><table>{"".join(
+    f"<tr><th>{html.escape(str(k))}</th><td>{v}</td></tr>"
+    for k, v in [*((k, v) for k, v in summary["ingestion"].items() if not isinstance(v, dict)),
+                 *summary["ingestion"]["problems_by_field"].items()])}</table>
+<h2>Golden records vs true persons</h2>
+<p>{quality["customers"]} customers for {quality["persons"]} true persons; pairwise precision
+{quality["precision"]:.3f}, recall {quality["recall"]:.3f}, F1 {quality["f1"]:.3f}.</p>
+<h2>Revenue by channel (last touch)</h2>
+{_bars([(k, v["revenue"]) for k, v in attribution.items()], "RUB")}
+<h2>Conversions by channel (last touch)</h2>
+{_bars([(k, v["conversions"]) for k, v in attribution.items()], "")}
+""")
+
+
+def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool = False) -> int:
+    from omnicdp.synth import generate_retailer
+
+    data_dir = data_dir.resolve()
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    retailer = data_dir / "retailer"
+    started = time.monotonic()
+    console.print(f"generating a retailer with {customers} customers (seed {seed})")
+    generate_retailer(customers, seed, retailer)
+    stack = Stack(data_dir=data_dir / "system")
+    try:
+        stack.start(progress=lambda m: console.print(m))
+    except StartupError as error:
+        console.print(f"[red]cdp demo: {error}")
+        return 1
+    try:
+        gateway = Gateway(stack.gateway_url, stack.api_key or "")
+        statuses, assigned, reasons = send_events(gateway, retailer / "events.jsonl")
+        with open(retailer / "events_truth.csv", newline="") as handle:
+            truth = {row["message_id"]: row["person_id"] for row in csv.DictReader(handle)}
+        quality = pairwise_quality(assigned, truth)
+        sample = _sample_profile(gateway, retailer / "events.jsonl")
+        _, attribution = gateway.call("/v1/reports/attribution?model=last_touch")
+    finally:
+        stack.stop()
+    summary = {
+        "ingestion": {"accepted": statuses["accepted"], "duplicate": statuses["duplicate"],
+                      "rejected": statuses["rejected"],
+                      "problems_by_field": dict(reasons.most_common())},
+        "identity": quality,
+        "sample_profile": sample,
+        "attribution": attribution,
+        "seconds": round(time.monotonic() - started, 1),
+        "report": str(data_dir / "report.html"),
+    }
+    write_html(data_dir / "report.html", summary)
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False, default=str))
+        return 0
+    print_table("ingestion through the gateway",
+                [(k, v) for k, v in summary["ingestion"].items() if k != "problems_by_field"]
+                + reasons.most_common(6),
+                headers=("", "events"))
+    print_table("golden records vs the true persons (pairwise, over events)", [
+        ("true persons", quality["persons"]), ("customers (golden records)", quality["customers"]),
+        ("precision", f"{quality['precision']:.3f}"), ("recall", f"{quality['recall']:.3f}"),
+        ("F1", f"{quality['f1']:.3f}")], headers=("", "value"))
+    if sample:
+        print_table(f"a profile looked up by phone: {sample['customer_id']}", [
+            *((t, ", ".join(v)) for t, v in sample["identifiers"].items()),
+            *((k, v) for k, v in sample["traits"].items()),
+            ("events", sample["event_count"])], headers=("field", "value"))
+    print_table(f"last-touch attribution: {attribution['total_conversions']} conversions, "
+                f"{attribution['total_revenue']:,.0f} RUB", [
+                    (k, f"{v['conversions']:.0f}", f"{v['revenue']:,.0f}")
+                    for k, v in attribution["channels"].items()],
+                headers=("channel", "conversions", "revenue"))
+    print(f"report: {summary['report']}  ({summary['seconds']} s)")
+    sys.stdout.flush()
+    return 0
+
+
+def _sample_profile(gateway: Gateway, events_path: Path) -> dict[str, Any] | None:
+    """The profile of the first store purchase's phone, to show a golden record."""
+    for line in events_path.read_text().splitlines():
+        event = json.loads(line)
+        phone = event.get("identifiers", {}).get("phone")
+        if event.get("channel") == "store" and phone:
+            status, profile = gateway.call(
+                "/v1/profiles:lookup?" + urllib.parse.urlencode({"type": "phone", "value": phone}))
+            if status == 200:
+                return profile
+    return None

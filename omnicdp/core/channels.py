@@ -1,0 +1,134 @@
+"""Client channels to other services: traced, retried on UNAVAILABLE only, with deadlines.
+
+Every service's ``client.py`` calls through :func:`unary` or :func:`stream`. They give each
+call a deadline: the client's own (``DEFAULT_DEADLINE`` unless it knows better), shortened
+to what is left of the deadline of the request being served, so a caller's deadline holds
+across every hop (the server bootstrap records it, see :func:`serving_deadline`). A failed
+call comes back as the domain error the far side raised (``omnicdp.core.status``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import client_interceptor, filters
+from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+from omnicdp.core import errors, status
+
+DEFAULT_DEADLINE = 10.0
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+Response = TypeVar("Response")
+
+_SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{}],
+        "retryPolicy": {
+            "maxAttempts": 4,
+            "initialBackoff": "0.1s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+})
+
+# Absolute time.monotonic() by which the request being served must be answered.
+_serving_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "omnicdp_serving_deadline", default=None)
+
+
+@contextlib.contextmanager
+def serving_deadline(seconds_left: float | None) -> Iterator[None]:
+    """While serving a request with ``seconds_left`` to go, calls it makes end in time."""
+    token = _serving_deadline.set(
+        None if seconds_left is None else time.monotonic() + seconds_left)
+    try:
+        yield
+    finally:
+        _serving_deadline.reset(token)
+
+
+def timeout(own: float = DEFAULT_DEADLINE) -> float:
+    """Seconds the next call may take: its own deadline, or less if the caller's is nearer."""
+    deadline = _serving_deadline.get()
+    if deadline is None:
+        return own
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise errors.DeadlineExceeded("the caller's deadline passed before the call was made")
+    return min(own, left)
+
+
+def open_channel(target: str) -> grpc.Channel:
+    channel = grpc.insecure_channel(target, options=[
+        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 60_000),
+    ])
+    return intercept_channel(
+        channel, client_interceptor(filter_=filters.negate(filters.health_check())))
+
+
+def unary(method: Callable[..., Response], request: Any, peer: str,
+          deadline: float = DEFAULT_DEADLINE) -> Response:
+    """Call a unary RPC of the ``peer`` service; failures raise domain errors."""
+    try:
+        return method(request, timeout=timeout(deadline))
+    except grpc.RpcError as error:
+        raise status.from_rpc_error(error, peer) from None
+
+
+def stream(method: Callable[..., Any], request: Any, peer: str,
+           deadline: float = DEFAULT_DEADLINE) -> Iterator[Any]:
+    """Call a server-streaming RPC; the deadline covers the whole stream."""
+    try:
+        yield from method(request, timeout=timeout(deadline))
+    except grpc.RpcError as error:
+        raise status.from_rpc_error(error, peer) from None
+
+
+def health(channel: grpc.Channel, timeout_seconds: float = 2.0) -> str:
+    """The peer's overall serving status name, or the status code that stopped the check."""
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=timeout_seconds)
+    except grpc.RpcError as error:
+        return error.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+class ServiceClient:
+    """Base of every service's ``client.py``: one channel to the ``PEER`` service, its
+    generated stub, and calls with deadlines whose failures are domain errors."""
+
+    PEER: ClassVar[str]
+    STUB: ClassVar[Callable[[grpc.Channel], Any]]
+
+    def __init__(self, target: str, deadline: float = DEFAULT_DEADLINE) -> None:
+        self._channel = open_channel(target)
+        self._stub = self.STUB(self._channel)
+        self._deadline = deadline
+
+    def _unary(self, method: str, request: Any) -> Any:
+        return unary(getattr(self._stub, method), request, self.PEER, self._deadline)
+
+    def _stream(self, method: str, request: Any) -> Iterator[Any]:
+        return stream(getattr(self._stub, method), request, self.PEER, self._deadline)
+
+    def health(self) -> str:
+        """The service's serving status (``SERVING``), or the code that stopped the check."""
+        return health(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,23 @@
+"""The contract's vocabulary (PRODUCT.md): event types, channels, identifier names, limits.
+
+The one definition in Python. The protos carry the same names as enum values
+(``IDENTIFIER_TYPE_CRM_ID`` is ``crm_id``) and ``Identifiers`` fields; a test keeps the two
+equal. What only Python knows lives here too: the identifiers' priority order.
+"""
+
+from __future__ import annotations
+
+EVENT_TYPES: tuple[str, ...] = ("identify", "track", "page", "screen", "alias", "group")
+CHANNELS: tuple[str, ...] = ("web", "app", "email", "push", "sms", "messenger", "ads", "store",
+                             "call_center", "crm")
+#: Identifier types, highest priority first: the priority decides which customer anchors a
+#: record that matches several, and the order identifiers are listed in.
+IDENTIFIER_TYPES: tuple[str, ...] = ("user_id", "crm_id", "loyalty_id", "email", "phone",
+                                     "device_id", "anonymous_id")
+PRIORITY: dict[str, int] = {id_type: rank for rank, id_type in enumerate(IDENTIFIER_TYPES)}
+TRAIT_FIELDS: tuple[str, ...] = ("first_name", "last_name", "date_of_birth", "address_line",
+                                 "city", "postcode", "region", "country")
+
+MAX_IDENTIFIER_LENGTH = 256
+MAX_BATCH_EVENTS = 500
+MAX_EVENT_BYTES = 32 * 1024

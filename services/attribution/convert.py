@@ -1,0 +1,47 @@
+"""The attribution service's messages and its domain values, both ways: the servicer uses
+one direction, ``client.py`` the other. A report travels as a stream: one row per channel,
+then the totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from omnicdp.api.attribution.v1 import attribution_pb2
+from omnicdp.services.attribution.report import AttributionReport, ChannelCredit
+
+_PREFIX = "ATTRIBUTION_MODEL_"
+
+
+def model_name(value: int) -> str:
+    """The model's contract name; unspecified means last touch."""
+    if value == attribution_pb2.ATTRIBUTION_MODEL_UNSPECIFIED:
+        return "last_touch"
+    return attribution_pb2.AttributionModel.Name(value).removeprefix(_PREFIX).lower()
+
+
+def model_value(name: str) -> int:
+    return attribution_pb2.AttributionModel.Value(_PREFIX + name.upper())
+
+
+def report_to_stream(report: AttributionReport) -> Iterator[attribution_pb2.RunAttributionResponse]:
+    for channel, credit in report.channels.items():
+        yield attribution_pb2.RunAttributionResponse(channel_credit=attribution_pb2.ChannelCredit(
+            channel=channel, conversions=credit.conversions, revenue=credit.revenue))
+    yield attribution_pb2.RunAttributionResponse(totals=attribution_pb2.AttributionTotals(
+        model=model_value(report.model), total_conversions=report.total_conversions,
+        total_revenue=report.total_revenue, events_read=report.events_read))
+
+
+def report_from_stream(rows: Iterable[attribution_pb2.RunAttributionResponse],
+                       model: str) -> AttributionReport:
+    channels: dict[str, ChannelCredit] = {}
+    totals = attribution_pb2.AttributionTotals()
+    for row in rows:
+        if row.HasField("channel_credit"):
+            credit = row.channel_credit
+            channels[credit.channel] = ChannelCredit(credit.conversions, credit.revenue)
+        else:
+            totals = row.totals
+    return AttributionReport(model=model, total_conversions=totals.total_conversions,
+                             total_revenue=totals.total_revenue, channels=channels,
+                             events_read=totals.events_read)

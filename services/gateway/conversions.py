@@ -1,0 +1,84 @@
+"""The HTTP contract's JSON and the services' domain values, both ways."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from omnicdp.services.attribution.client import AttributionReport
+from omnicdp.services.gateway import schemas
+from omnicdp.services.gateway.problems import violations_to_json
+from omnicdp.services.profile.client import EventIn, IngestResult, Profile, StoredEvent
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_in(event: schemas.Event) -> EventIn:
+    return EventIn(
+        message_id=event.message_id, type=event.type, channel=event.channel,
+        event=event.event or "", source=event.source or "", timestamp=event.timestamp,
+        identifiers={k: v for k, v in event.identifiers.model_dump().items() if v},
+        traits=event.traits, properties=event.properties)
+
+
+def stored_event_json(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "message_id": event.message_id,
+        "type": event.type,
+        "event": event.event or None,
+        "channel": event.channel,
+        "source": event.source or None,
+        "timestamp": rfc3339(event.timestamp),
+        "identifiers": event.identifiers,
+        "traits": event.traits,
+        "properties": event.properties,
+        "customer_id": event.customer_id,
+        "received_at": rfc3339(event.received_at),
+    }
+
+
+def profile_json(profile: Profile) -> dict[str, Any]:
+    identifiers: dict[str, list[str]] = {}
+    for id_type, value in profile.identifiers:
+        identifiers.setdefault(id_type, []).append(value)
+    return {
+        "customer_id": profile.customer_id,
+        "identifiers": identifiers,
+        "traits": profile.traits,
+        "consents": [{"purpose": c.purpose, "channel": c.channel, "granted": c.granted,
+                      "source": c.source, "updated_at": rfc3339(c.updated_at)}
+                     for c in profile.consents],
+        "first_seen": rfc3339(profile.first_seen),
+        "last_seen": rfc3339(profile.last_seen),
+        "event_count": profile.event_count,
+        "scores": dict(profile.scores),
+        "merged_customer_ids": list(profile.merged_customer_ids),
+    }
+
+
+def rejected_json(message_id: Any, violations: list[dict[str, str]]) -> dict[str, Any]:
+    return {"message_id": message_id if isinstance(message_id, str) else None,
+            "status": "rejected",
+            "error": "; ".join(f"{v['field']}: {v['description']}" for v in violations),
+            "violations": violations}
+
+
+def result_json(result: IngestResult) -> dict[str, Any]:
+    if result.status == "rejected":
+        return rejected_json(result.message_id, violations_to_json(result.violations))
+    body: dict[str, Any] = {"message_id": result.message_id, "status": result.status,
+                            "customer_id": result.customer_id}
+    if result.warnings:
+        body["warnings"] = violations_to_json(result.warnings)
+    return body
+
+
+def report_json(report: AttributionReport) -> dict[str, Any]:
+    return {"model": report.model, "total_conversions": report.total_conversions,
+            "total_revenue": report.total_revenue, "events_read": report.events_read,
+            "channels": {name: {"conversions": c.conversions, "revenue": c.revenue}
+                         for name, c in report.channels.items()}}

@@ -1,0 +1,108 @@
+"""Problem details (RFC 9457) for every error the gateway answers, as
+``application/problem+json`` with a stable machine-readable ``code``.
+
+Errors of the services arrive as domain errors (their clients map gRPC statuses back), and
+one table here turns each class into an HTTP status; ``code`` is the service's
+``ErrorInfo.reason`` (``PROFILE_NOT_FOUND``, ``INVALID_ARGUMENT``), and ``errors`` lists
+the failing fields. Errors of the gateway's own (keys, limits, malformed bodies) use the
+same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from omnicdp.core import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+#: Domain error class -> HTTP status. The first matching class wins.
+HTTP_STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
+    (errors.InvalidArgument, 400),
+    (errors.NotFound, 404),
+    (errors.FailedPrecondition, 409),
+    (errors.ResourceExhausted, 429),
+    (errors.Unavailable, 503),
+    (errors.DeadlineExceeded, 504),
+    (errors.Internal, 500),
+)
+# Statuses after which the same request may succeed: the client is told when to retry.
+_RETRY_AFTER_SECONDS = {429: 1, 503: 1}
+
+
+class ProblemError(Exception):
+    def __init__(self, status: int, code: str, detail: str | None = None,
+                 errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None, title: str | None = None) -> None:
+        super().__init__(detail or code)
+        self.status, self.code, self.detail = status, code, detail
+        self.title = title or HTTPStatus(status).phrase
+        self.errors, self.headers = errors, headers or {}
+
+
+def violations_to_json(violations: Any) -> list[dict[str, str]]:
+    return [{"field": v.field, "description": v.description} for v in violations]
+
+
+def from_domain_error(error: errors.DomainError) -> ProblemError:
+    status = next((s for kind, s in HTTP_STATUS if isinstance(error, kind)), 500)
+    headers = ({"Retry-After": str(_RETRY_AFTER_SECONDS[status])}
+               if status in _RETRY_AFTER_SECONDS else None)
+    return ProblemError(status, error.reason, error.message,
+                        violations_to_json(error.violations) or None, headers)
+
+
+def response(error: ProblemError) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": error.title, "status": error.status,
+                            "code": error.code}
+    if error.detail:
+        body["detail"] = error.detail
+    if error.errors:
+        body["errors"] = error.errors
+    return JSONResponse(body, status_code=error.status, media_type=PROBLEM,
+                        headers=error.headers)
+
+
+def _code_of(status: int) -> str:
+    return HTTPStatus(status).phrase.upper().replace(" ", "_").replace("-", "_")
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of ``app`` a problem+json response."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_request: Request, error: ProblemError) -> JSONResponse:
+        return response(error)
+
+    @app.exception_handler(errors.DomainError)
+    async def _domain(_request: Request, error: errors.DomainError) -> JSONResponse:
+        return response(from_domain_error(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        violations = [{"field": ".".join(str(p) for p in e["loc"]), "description": e["msg"]}
+                      for e in error.errors()]
+        return response(ProblemError(422, "INVALID_ARGUMENT", "the request is not valid",
+                                     violations))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return response(ProblemError(error.status_code, _code_of(error.status_code),
+                                     str(error.detail), headers=error.headers))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # The text of an unexpected exception may hold personal data: log type and stack.
+        log.error("%s %s failed with %s:\n%s", request.method, request.url.path,
+                  type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
+        return response(ProblemError(500, "INTERNAL", "internal error"))

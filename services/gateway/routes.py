@@ -1,0 +1,194 @@
+"""The partner-facing HTTP/JSON API. Every handler checks the key and its scope, then calls a
+service through its client (deadline included); the services' domain errors become
+problem+json (``problems.py``).
+
+No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at
+run time, and they name ``require(...)``, a closure of ``create_app``."""
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from omnicdp.services.attribution.client import MODELS, AttributionClient
+from omnicdp.services.gateway import conversions, openapi, problems, schemas
+from omnicdp.services.gateway.keys import ApiKey, ApiKeys
+from omnicdp.services.gateway.problems import ProblemError
+from omnicdp.services.identity.client import IdentityClient
+from omnicdp.services.profile.client import EventIn, ProfileClient
+
+_PROBLEMS = {status: {"model": schemas.Problem, "content": {problems.PROBLEM: {}}}
+             for status in (400, 401, 403, 404, 413, 422, 429, 500, 503, 504)}
+
+
+@dataclass
+class Backends:
+    """The services behind the gateway, each through its client."""
+
+    profile: ProfileClient
+    attribution: AttributionClient
+    identity: IdentityClient  # only for readiness: the profile service calls it
+
+    @classmethod
+    def connect(cls, profile_addr: str, identity_addr: str, attribution_addr: str,
+                deadline: float) -> "Backends":
+        return cls(ProfileClient(profile_addr, deadline),
+                   AttributionClient(attribution_addr, deadline),
+                   IdentityClient(identity_addr, deadline))
+
+    def health(self) -> dict[str, str]:
+        return {"profile": self.profile.health(), "identity": self.identity.health(),
+                "attribution": self.attribution.health()}
+
+    def close(self) -> None:
+        for client in (self.profile, self.attribution, self.identity):
+            client.close()
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: _PROBLEMS[status] for status in statuses}
+
+
+def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1024) -> FastAPI:
+    app = FastAPI(
+        title="omnicdp partner API",
+        version="1.0.0",
+        description="Send customer events, read unified profiles and journeys, get reports. "
+                    "Authenticate with `Authorization: Bearer <api key>`. Errors are "
+                    "`application/problem+json` with a stable `code`.",
+    )
+    problems.install(app)
+    openapi.complete(app)
+
+    def require(scope: str):
+        def check(request: Request) -> ApiKey:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            key = keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+            if key is None:
+                raise ProblemError(401, "UNAUTHENTICATED",
+                                   "send a valid API key as 'Authorization: Bearer <key>'",
+                                   headers={"WWW-Authenticate": "Bearer"})
+            if scope not in key.scopes:
+                raise ProblemError(403, "PERMISSION_DENIED",
+                                   f"this API key lacks the scope '{scope}'")
+            retry_after = keys.throttle(key)
+            if retry_after:
+                raise ProblemError(429, "RATE_LIMITED",
+                                   f"rate limit of {key.rate_limit_per_minute}/min exceeded",
+                                   headers={"Retry-After": str(retry_after)})
+            return key
+        return Depends(check)
+
+    @app.post("/v1/events", response_model=schemas.IngestResponse, tags=["events"],
+              response_model_exclude_none=True,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
+              responses=_responses(400, 401, 403, 413, 422, 429, 500, 503, 504))
+    async def post_events(request: Request, _key: Annotated[ApiKey, require("events:write")]):
+        """Store a batch of events. Each event is accepted, a duplicate of an earlier
+        message_id (stored once), or rejected alone with the failing fields named."""
+        too_large = ProblemError(413, "PAYLOAD_TOO_LARGE", f"at most {max_body_bytes} bytes")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body_bytes:
+            raise too_large
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            raise too_large
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise ProblemError(400, "MALFORMED_JSON", str(exc)) from exc
+        raw_events = document.get("events") if isinstance(document, dict) else None
+        if not isinstance(raw_events, list):
+            raise ProblemError(422, "INVALID_ARGUMENT", "a list of events is required", [
+                {"field": "events", "description": "a list of events is required"}])
+        if len(raw_events) > MAX_BATCH_EVENTS:
+            raise ProblemError(413, "TOO_MANY_EVENTS", f"at most {MAX_BATCH_EVENTS} per batch",
+                               [{"field": "events",
+                                 "description": f"{len(raw_events)} events sent"}])
+        results: list[dict[str, Any] | None] = [None] * len(raw_events)
+        valid: list[tuple[int, EventIn]] = []
+        for i, raw in enumerate(raw_events):
+            message_id = raw.get("message_id") if isinstance(raw, dict) else None
+            if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
+                results[i] = conversions.rejected_json(message_id, [{
+                    "field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}])
+                continue
+            try:
+                valid.append((i, conversions.event_in(schemas.Event.model_validate(raw))))
+            except ValidationError as error:
+                results[i] = conversions.rejected_json(message_id, [
+                    {"field": ".".join(str(p) for p in e["loc"]) or "event",
+                     "description": e["msg"]} for e in error.errors()])
+        if valid:
+            # The gRPC call blocks: run it off the event loop (the trace context goes along).
+            stored = await run_in_threadpool(backends.profile.ingest, [e for _, e in valid])
+            for (i, _), result in zip(valid, stored, strict=True):
+                results[i] = conversions.result_json(result)
+        counts = {s: sum(1 for r in results if r and r["status"] == s)
+                  for s in ("accepted", "duplicate", "rejected")}
+        return {"accepted": counts["accepted"], "duplicates": counts["duplicate"],
+                "rejected": counts["rejected"], "results": results}
+
+    @app.get("/v1/profiles:lookup", response_model=schemas.Profile, tags=["profiles"],
+             responses=_responses(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def lookup_profile(
+        _key: Annotated[ApiKey, require("profiles:read")],
+        type: Annotated[str, Query(description=f"one of {', '.join(IDENTIFIER_TYPES)}")],
+        value: Annotated[str, Query(min_length=1, max_length=256)],
+    ):
+        """Find a profile by any identifier (normalised as on ingestion)."""
+        if type not in IDENTIFIER_TYPES:
+            raise ProblemError(422, "INVALID_ARGUMENT", "unknown identifier type", [{
+                "field": "type", "description": f"one of {', '.join(IDENTIFIER_TYPES)}"}])
+        return conversions.profile_json(backends.profile.lookup_profile(type, value))
+
+    @app.get("/v1/profiles/{customer_id}", response_model=schemas.Profile, tags=["profiles"],
+             responses=_responses(400, 401, 403, 404, 429, 500, 503, 504))
+    def get_profile(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")]):
+        """The unified profile of a customer; merged ids resolve to the surviving profile."""
+        return conversions.profile_json(backends.profile.get_profile(customer_id))
+
+    @app.get("/v1/profiles/{customer_id}/events", response_model=schemas.EventPage,
+             tags=["profiles"], responses=_responses(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def get_journey(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")],
+                    page_size: Annotated[int, Query(ge=0, le=1000)] = 100,
+                    page_token: str = ""):
+        """The customer journey: every event of the customer, oldest first, paginated."""
+        events, token = backends.profile.journey(customer_id, page_size, page_token)
+        return {"events": [conversions.stored_event_json(e) for e in events],
+                "next_page_token": token}
+
+    @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
+             tags=["reports"], responses=_responses(401, 403, 422, 429, 500, 503, 504))
+    def attribution_report(
+        _key: Annotated[ApiKey, require("reports:read")],
+        model: Annotated[str, Query(description=", ".join(MODELS))] = "last_touch",
+        lookback_days: Annotated[int, Query(ge=1, le=365)] = 30,
+    ):
+        """Conversions and revenue credited to channels, online and offline."""
+        if model not in MODELS:
+            raise ProblemError(422, "INVALID_ARGUMENT", "unknown attribution model", [
+                {"field": "model", "description": f"one of {', '.join(MODELS)}"}])
+        return conversions.report_json(backends.attribution.run(model, lookback_days))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz():
+        """Liveness: the gateway process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz():
+        """Readiness: every service behind the gateway reports SERVING."""
+        states = backends.health()
+        ready = all(s == "SERVING" for s in states.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "services": states},
+                            status_code=200 if ready else 503)
+
+    return app

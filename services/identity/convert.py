@@ -1,0 +1,66 @@
+"""The identity service's messages and its domain values, both ways: the servicer uses one
+direction, ``client.py`` the other."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from omnicdp.api.identity.v1 import identity_pb2
+from omnicdp.core import protoconv
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES
+from omnicdp.services.identity.model import IdentityRecord, LinkedCustomer, Resolution
+
+
+def record_to_proto(record: IdentityRecord) -> identity_pb2.IdentityRecord:
+    return identity_pb2.IdentityRecord(
+        record_id=record.record_id,
+        identifiers=protoconv.identifiers_from_dict(dict(record.identifiers)),
+        observed_at=protoconv.timestamp_from_datetime(record.observed_at))
+
+
+def record_from_proto(message: identity_pb2.IdentityRecord) -> IdentityRecord:
+    return IdentityRecord(
+        record_id=message.record_id,
+        identifiers=protoconv.identifiers_to_dict(message.identifiers),
+        observed_at=protoconv.timestamp_to_datetime(message.observed_at) or datetime.now(UTC))
+
+
+def resolution_to_proto(resolution: Resolution) -> identity_pb2.Resolution:
+    return identity_pb2.Resolution(
+        record_id=resolution.record_id,
+        customer_id=resolution.customer_id or "",
+        created=resolution.created,
+        merged_customer_ids=resolution.merged_customer_ids,
+        matched_on=[protoconv.identifier_type_value(t) for t in resolution.matched_on if t],
+        identifiers=protoconv.identifiers_from_dict(resolution.identifiers),
+        violations=protoconv.violations_to_proto(resolution.violations),
+        warnings=protoconv.violations_to_proto(resolution.warnings),
+    )
+
+
+def resolution_from_proto(message: identity_pb2.Resolution) -> Resolution:
+    return Resolution(
+        record_id=message.record_id,
+        customer_id=message.customer_id or None,
+        created=message.created,
+        merged_customer_ids=tuple(message.merged_customer_ids),
+        matched_on=tuple(protoconv.identifier_type_name(t) for t in message.matched_on),
+        identifiers=protoconv.identifiers_to_dict(message.identifiers),
+        violations=protoconv.violations_from_proto(message.violations),
+        warnings=protoconv.violations_from_proto(message.warnings),
+    )
+
+
+def customer_to_proto(customer: LinkedCustomer) -> identity_pb2.Customer:
+    return identity_pb2.Customer(
+        customer_id=customer.customer_id,
+        identifiers=protoconv.identifier_list_to_proto(
+            (t, v) for t in IDENTIFIER_TYPES for v in customer.identifiers.get(t, [])),
+        merged_customer_ids=customer.merged_customer_ids)
+
+
+def customer_from_proto(message: identity_pb2.Customer) -> LinkedCustomer:
+    identifiers: dict[str, list[str]] = {}
+    for id_type, value in protoconv.identifier_list_from_proto(message.identifiers):
+        identifiers.setdefault(id_type, []).append(value)
+    return LinkedCustomer(message.customer_id, identifiers, tuple(message.merged_customer_ids))

@@ -1,0 +1,20 @@
+"""Settings of the identity service (flags and ``CDP_*`` variables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnicdp.core.settings import setting
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str = setting("127.0.0.1:50051", "CDP_ADDRESS", "host:port to listen on")
+    data_dir: Path = setting(Path(".cdp"), "CDP_DATA_DIR", "directory for embedded data")
+    database_url: str = setting(
+        "", "CDP_DATABASE_URL", "duckdb:///FILE (default DATA_DIR/identity.duckdb)", secret=True)
+    default_region: str = setting("RU", "CDP_DEFAULT_REGION",
+                                  "region for phone numbers without a country code")
+    grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
+                                   "seconds in-flight calls get on shutdown")

@@ -1,0 +1,23 @@
+"""Storage of the identity graph: the interface (``base``) and its backends, chosen by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omnicdp.services.identity.store.base import IdentityStore
+
+__all__ = ["IdentityStore", "open_store"]
+
+
+def open_store(database_url: str, data_dir: Path) -> IdentityStore:
+    """``duckdb:///path/file.duckdb`` (empty: ``DATA_DIR/identity.duckdb``) or
+    ``duckdb://:memory:``."""
+    if not database_url:
+        database_url = f"duckdb:///{data_dir / 'identity.duckdb'}"
+    if database_url.startswith("duckdb://"):
+        from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
+
+        return DuckDBIdentityStore(database_url.removeprefix("duckdb://"))
+    scheme = database_url.split(":", 1)[0]
+    raise SystemExit(f"identity: unsupported database URL scheme {scheme!r}; "
+                     "use duckdb:///PATH")

@@ -1,0 +1,60 @@
+"""How the other services call the profile service: typed calls with deadlines, failures
+raised as the domain errors the profile service raised (``omnicdp.core.status``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
+from omnicdp.core import channels, protoconv
+from omnicdp.services.profile import convert
+from omnicdp.services.profile.model import Consent, EventIn, IngestResult, Profile, StoredEvent
+
+__all__ = ["Consent", "EventIn", "IngestResult", "Profile", "ProfileClient", "StoredEvent"]
+
+class ProfileClient(channels.ServiceClient):
+    PEER = "profile"
+    STUB = profile_pb2_grpc.ProfileServiceStub
+
+    def ingest(self, events: Sequence[EventIn]) -> list[IngestResult]:
+        """Store a batch durably; one result per event, in order."""
+        request = profile_pb2.IngestEventsRequest(
+            events=[convert.event_in_to_proto(e) for e in events])
+        response = self._unary("IngestEvents", request)
+        return [convert.result_from_proto(r) for r in response.results]
+
+    def get_profile(self, customer_id: str) -> Profile:
+        request = profile_pb2.GetProfileRequest(customer_id=customer_id)
+        response = self._unary("GetProfile", request)
+        return convert.profile_from_proto(response.profile)
+
+    def lookup_profile(self, id_type: str, value: str) -> Profile:
+        request = profile_pb2.LookupProfileRequest(
+            type=protoconv.identifier_type_value(id_type), value=value)
+        response = self._unary("LookupProfile", request)
+        return convert.profile_from_proto(response.profile)
+
+    def journey(self, customer_id: str, page_size: int = 0,
+                page_token: str = "") -> tuple[list[StoredEvent], str]:
+        """One page of a customer's events, oldest first, and the next page's token."""
+        request = profile_pb2.ListProfileEventsRequest(
+            customer_id=customer_id, page_size=page_size, page_token=page_token)
+        response = self._unary("ListProfileEvents", request)
+        return ([convert.stored_event_from_proto(e) for e in response.events],
+                response.next_page_token)
+
+    def events(self, page_size: int = 0, page_token: str = "") -> tuple[list[StoredEvent], str]:
+        """One page of every stored event, in storage order, and the next page's token."""
+        request = profile_pb2.ListEventsRequest(page_size=page_size, page_token=page_token)
+        response = self._unary("ListEvents", request)
+        return ([convert.stored_event_from_proto(e) for e in response.events],
+                response.next_page_token)
+
+    def all_events(self, page_size: int = 1000) -> Iterator[StoredEvent]:
+        """Every stored event, page after page."""
+        token = ""
+        while True:
+            page, token = self.events(page_size, token)
+            yield from page
+            if not token:
+                return

@@ -1,0 +1,22 @@
+"""Settings of the profile service (flags and ``CDP_*`` variables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnicdp.core.settings import setting
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str = setting("127.0.0.1:50052", "CDP_ADDRESS", "host:port to listen on")
+    data_dir: Path = setting(Path(".cdp"), "CDP_DATA_DIR", "directory for embedded data")
+    database_url: str = setting(
+        "", "CDP_DATABASE_URL",
+        "duckdb:///FILE (default DATA_DIR/profile.duckdb) or postgresql://USER@HOST/DB",
+        secret=True)
+    identity_addr: str = setting("127.0.0.1:50051", "CDP_IDENTITY_ADDR",
+                                 "host:port of the identity service")
+    grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
+                                   "seconds in-flight calls get on shutdown")
