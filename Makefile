@@ -19,8 +19,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# ruff, the architecture's import contracts (pyproject.toml), and buf lint + breaking.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	bash scripts/check_protos.sh
 
 protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py

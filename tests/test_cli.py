@@ -28,6 +28,21 @@ def test_every_subcommand_has_help(argv: list[str], capsys) -> None:
     assert "usage: cdp" in capsys.readouterr().out
 
 
+def test_help_imports_no_service_runtime() -> None:
+    """`cdp --help` builds the whole parser, yet loads no server, store or heavy library:
+    a service's code is imported only when its command runs."""
+    probe = ("import sys; from omnicdp.cli.main import build_parser; build_parser(); "
+             "print('\\n'.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                                text=True).stdout.split())
+    heavy = {"grpc", "duckdb", "fastapi", "numpy", "pandas", "splink", "mlflow", "psycopg",
+             "opentelemetry", "omnicdp.api", "omnicdp.core.server", "omnicdp.synth"}
+    assert not loaded & heavy, loaded & heavy
+    services = {m for m in loaded if m.startswith("omnicdp.services.")}
+    assert services and all(m.endswith(".settings") or m.count(".") == 2 for m in services), \
+        services
+
+
 def test_settings_come_from_flag_then_environment_then_default() -> None:
     parser = build_parser()
     args = parser.parse_args(["serve", "profile", "--address", "127.0.0.1:7001"])
