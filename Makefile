@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint protos up clean
+.PHONY: demo test lint protos up clean floors
 
 # Both distributions, editable: omnicdp-api (api/, the generated stubs) and omnicdp.
 $(STAMP): pyproject.toml api/pyproject.toml
@@ -31,5 +31,14 @@ protos: $(STAMP)
 up: $(STAMP)
 	$(BIN)/cdp up
 
+# The dependency floors are true: the lowest version each floor admits, then the whole suite.
+floors:
+	$(PYTHON) -m venv .venv-floors-tool
+	.venv-floors-tool/bin/python -m pip install --quiet uv
+	.venv-floors-tool/bin/uv venv --quiet --python $(PYTHON) --seed .venv-floors
+	VIRTUAL_ENV=$(CURDIR)/.venv-floors .venv-floors-tool/bin/uv pip install --quiet \
+	  --resolution lowest-direct -e ./api -e '.[dev]'
+	.venv-floors/bin/python -m pytest -q -p no:cacheprovider
+
 clean:
-	rm -rf .cdp .pytest_cache
+	rm -rf .cdp .pytest_cache .venv-floors .venv-floors-tool

@@ -258,3 +258,15 @@ def test_status_table_is_one_to_one() -> None:
         error = kind.rebuild("message", "SOME_REASON", metadata={"k": "v"})
         assert status.code_for(error) is code
         assert status.to_status_proto(error).code == code.value[0]
+
+
+def test_a_client_refuses_a_bad_argument_with_a_domain_error_before_calling() -> None:
+    from omnicdp.services.attribution.client import AttributionClient
+
+    client = AttributionClient("127.0.0.1:1")  # nothing listens: the call is never made
+    try:
+        with pytest.raises(errors.InvalidArgument) as caught:
+            client.run("magic")
+    finally:
+        client.close()
+    assert caught.value.violations[0].field == "model"

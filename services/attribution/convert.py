@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from omnicdp.api.attribution.v1 import attribution_pb2
-from omnicdp.services.attribution.report import AttributionReport, ChannelCredit
+from omnicdp.core.errors import FieldViolation, InvalidArgument
+from omnicdp.services.attribution.report import MODELS, AttributionReport, ChannelCredit
 
 _PREFIX = "ATTRIBUTION_MODEL_"
 
@@ -20,6 +21,9 @@ def model_name(value: int) -> str:
 
 
 def model_value(name: str) -> int:
+    if name not in MODELS:
+        raise InvalidArgument(f"unknown attribution model {name!r}",
+                              [FieldViolation("model", f"one of {', '.join(MODELS)}")])
     return attribution_pb2.AttributionModel.Value(_PREFIX + name.upper())
 
 
