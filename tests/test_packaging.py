@@ -30,9 +30,15 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Both wheels, built from a copy of the checkout (builds leave files behind)."""
     work = tmp_path_factory.mktemp("build")
     source = work / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "node_modules", ".cdp", "__pycache__", "*.egg-info", "build", "dist",
-        ".pytest_cache", ".ruff_cache", ".import_linter_cache"))
+    # The source tree as git sees it (tracked, or new and not ignored): no virtualenvs,
+    # caches or build leftovers of the checkout.
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     out = work / "dist"
     for project in (source / "api", source):
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
