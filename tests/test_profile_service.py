@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -153,24 +154,31 @@ def test_bad_page_token_names_the_field(services) -> None:
     assert [v.field for v in bad.field_violations] == ["page_token"]
 
 
-def test_merge_missed_by_the_profile_is_caught_up_by_the_next_event(services) -> None:
-    """Identity committed a merge the profile never stored (a crash between the commits):
-    the next event of that customer brings the profile's copy up to date."""
+def test_a_merge_made_at_identity_alone_reaches_the_profile_through_the_change_log(
+        services) -> None:
+    """Another caller of identity (a batch import, another replica) merges two customers
+    the profile holds events for: the change log stream brings the merge, and both ids then
+    answer one profile with both events, without any event passing through the profile."""
     from omnicdp.api.identity.v1 import identity_pb2
 
     stub = services.profile_stub
     [by_email] = ingest(stub, event("m-1", email="lost@example.ru"))
     [by_card] = ingest(stub, event("m-2", loyalty_id="CARD9", at=T0 + timedelta(days=1)))
+    assert by_email.customer_id != by_card.customer_id
     both = protoconv.identifiers_from_dict({"email": "lost@example.ru", "loyalty_id": "CARD9"})
     services.identity_stub.ResolveIdentities(identity_pb2.ResolveIdentitiesRequest(
-        records=[identity_pb2.IdentityRecord(record_id="crashed", identifiers=both)]), timeout=5)
-    stale = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=by_card.customer_id),
-                            timeout=5).profile
-    assert stale.customer_id == by_card.customer_id  # the profile has not heard yet
+        records=[identity_pb2.IdentityRecord(record_id="import", identifiers=both)]), timeout=5)
 
+    def merged_profile() -> profile_pb2.Profile | None:
+        profile = stub.GetProfile(profile_pb2.GetProfileRequest(
+            customer_id=by_card.customer_id), timeout=5).profile
+        return profile if profile.event_count == 2 else None
+
+    deadline = time.monotonic() + 10
+    while (profile := merged_profile()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert profile is not None, "the merge never reached the profile"
+    assert profile.customer_id == by_email.customer_id
+    assert list(profile.merged_customer_ids) == [by_card.customer_id]
     [later] = ingest(stub, event("m-3", loyalty_id="CARD9", at=T0 + timedelta(days=3)))
     assert later.customer_id == by_email.customer_id
-    caught_up = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=by_card.customer_id),
-                                timeout=5).profile
-    assert caught_up.customer_id == by_email.customer_id
-    assert caught_up.event_count == 3

@@ -1,4 +1,7 @@
-"""The storage contract, held by every backend: DuckDB (embedded) and PostgreSQL."""
+"""The storage contract, held by every backend: DuckDB (embedded) and PostgreSQL.
+
+Events are keyed by identity record; which customer a record belongs to comes from the
+identity change log (``apply_changes``), here written out by hand."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from omnicdp.services.identity.client import Change
 from omnicdp.services.profile.model import StoredEvent
 from omnicdp.services.profile.store import open_store
 from tests.pg import temporary_database
@@ -31,14 +35,44 @@ def store(store_url: str, tmp_path: Path):
     opened.close()
 
 
-def stored(message_id: str, customer_id: str, at: datetime = T0, **traits) -> StoredEvent:
+def stored(message_id: str, customer_id: str, at: datetime = T0, record: str = "",
+           **traits) -> StoredEvent:
+    """An event of the record ``rec-<customer>`` unless another record is named."""
     return StoredEvent(message_id=message_id, customer_id=customer_id, type="track",
                        channel="web", event="Page Viewed", source="test", timestamp=at,
                        received_at=T0, identifiers={"email": "x@example.ru"},
-                       traits=traits, properties={"path": "/sofa", "revenue": 10.5})
+                       traits=traits, properties={"path": "/sofa", "revenue": 10.5},
+                       record_id=record or f"rec-{customer_id}")
 
 
-def test_append_stores_new_events_once(store) -> None:
+class Log:
+    """Identity's change log as the profile receives it, numbered in order."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+    def created(self, customer_id: str, record: str = "") -> Change:
+        return self._next("created", customer_id, record=record or f"rec-{customer_id}")
+
+    def linked(self, customer_id: str, record: str) -> Change:
+        return self._next("linked", customer_id, record=record)
+
+    def merged(self, survivor: str, loser: str) -> Change:
+        return self._next("merged", survivor, other=loser)
+
+    def _next(self, kind: str, customer_id: str, other: str | None = None,
+              record: str | None = None) -> Change:
+        self.seq += 1
+        return Change(self.seq, kind, customer_id, other, record, T0)
+
+
+@pytest.fixture
+def log(store) -> Log:
+    return Log()
+
+
+def test_append_stores_new_events_once(store, log) -> None:
+    store.apply_changes([log.created("c1")])
     assert store.append([stored("m1", "c1"), stored("m2", "c1")], []) == {"m1", "m2"}
     assert store.append([stored("m1", "c1"), stored("m3", "c1")], []) == {"m3"}
     assert store.known_message_ids(["m1", "m3", "zz"]) == {"m1": "c1", "m3": "c1"}
@@ -49,27 +83,31 @@ def test_events_round_trip_with_their_json(store) -> None:
     store.append([stored("m1", "c1", first_name="Анна")], [])
     [event] = store.list_events(0, 10)
     assert event.message_id == "m1" and event.customer_id == "c1"
+    assert event.record_id == "rec-c1"
     assert event.timestamp == T0
     assert event.properties == {"path": "/sofa", "revenue": 10.5}
     assert event.traits == {"first_name": "Анна"}
 
 
-def test_profile_takes_the_latest_trait_values(store) -> None:
+def test_profile_takes_the_latest_trait_values(store, log) -> None:
+    store.apply_changes([log.created("c1")])
     store.append([stored("m1", "c1", T0, city="Kazan", first_name="Anna"),
                   stored("m2", "c1", T0 + timedelta(days=1), city="Moscow", first_name="")],
-                 [("c1", "email", "anna@example.ru", T0)])
+                 [("rec-c1", "email", "anna@example.ru", T0)])
     profile = store.get_profile("c1")
     assert profile.traits == {"city": "Moscow", "first_name": "Anna"}
     assert profile.identifiers == [("email", "anna@example.ru")]
     assert (profile.first_seen, profile.last_seen) == (T0, T0 + timedelta(days=1))
 
 
-def test_merge_moves_events_identifiers_and_aliases(store) -> None:
-    store.append([stored("a1", "cA")], [("cA", "email", "a@example.ru", T0)])
-    store.append([stored("b1", "cB")], [("cB", "phone", "+79160000001", T0)])
+def test_merges_follow_the_change_log_and_never_rewrite_events(store, log) -> None:
+    store.apply_changes([log.created("cA"), log.created("cB"), log.created("cC")])
+    store.append([stored("a1", "cA")], [("rec-cA", "email", "a@example.ru", T0)])
+    store.append([stored("b1", "cB")], [("rec-cB", "phone", "+79160000001", T0)])
     store.append([stored("c1", "cC")], [])
-    store.append([], [], merges=[("cB", ["cC"])])
-    store.append([stored("a2", "cA")], [], merges=[("cA", ["cB"])])
+    store.apply_changes([log.merged("cB", "cC")])
+    store.apply_changes([log.merged("cA", "cB"), log.linked("cA", "rec-new")])
+    store.append([stored("a2", "cA", record="rec-new")], [])
     for alias in ("cA", "cB", "cC"):
         assert store.canonical_customer_id(alias) == "cA"
     profile = store.get_profile("cC")
@@ -78,9 +116,51 @@ def test_merge_moves_events_identifiers_and_aliases(store) -> None:
     assert sorted(profile.merged_customer_ids) == ["cB", "cC"]
     assert sorted(profile.identifiers) == [("email", "a@example.ru"), ("phone", "+79160000001")]
     assert store.known_message_ids(["c1"]) == {"c1": "cA"}
+    # Stored as they came: each event keeps its record.
+    assert {e.message_id: e.record_id for e in store.list_events(0, 10)} == {
+        "a1": "rec-cA", "b1": "rec-cB", "c1": "rec-cC", "a2": "rec-new"}
 
 
-def test_journey_and_full_scan_page_in_order(store) -> None:
+def test_an_event_stored_after_its_customer_was_merged_reads_under_the_survivor(
+        store, log) -> None:
+    """The race that lost events: a batch resolved to cB is stored after the merge of cB
+    into cA was applied. Keyed by record, it still reads under cA."""
+    store.apply_changes([log.created("cA"), log.created("cB"), log.merged("cA", "cB")])
+    store.append([stored("late", "cB")], [])
+    assert store.get_profile("cA").event_count == 1
+    assert store.known_message_ids(["late"]) == {"late": "cA"}
+    [event] = store.list_customer_events("cB", None, 10)
+    assert (event.message_id, event.customer_id) == ("late", "cA")
+
+
+def test_applying_the_log_twice_changes_nothing(store, log) -> None:
+    changes = [log.created("cA"), log.created("cB"), log.merged("cA", "cB")]
+    assert store.apply_changes(changes) == 3
+    assert store.apply_changes(changes[:2]) == 3  # old entries are skipped
+    store.append([stored("b1", "cB")], [])
+    assert store.get_profile("cB").customer_id == "cA"
+    assert store.change_cursor() == 3
+
+
+def test_concurrent_appliers_apply_each_change_once(store, log) -> None:
+    created = [log.created(f"c{i}") for i in range(40)]
+    merges = [log.merged("c0", f"c{i}") for i in range(1, 40)]
+    changes = created + merges
+    store.append([stored(f"m{i}", f"c{i}") for i in range(40)], [])
+    threads = [threading.Thread(target=store.apply_changes, args=(changes[: 20 * k],))
+               for k in range(1, 5)] + [threading.Thread(target=store.apply_changes,
+                                                         args=(changes,))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.change_cursor() == len(changes)
+    profile = store.get_profile("c39")
+    assert (profile.customer_id, profile.event_count) == ("c0", 40)
+
+
+def test_journey_and_full_scan_page_in_order(store, log) -> None:
+    store.apply_changes([log.created("c1")])
     times = [T0 + timedelta(hours=h) for h in (3, 1, 2, 1)]
     store.append([stored(f"m{i}", "c1", t) for i, t in enumerate(times)], [])
     journey, cursor = [], None
@@ -100,7 +180,8 @@ def test_unknown_customer_has_no_profile(store) -> None:
     assert store.get_profile("nobody") is None
 
 
-def test_concurrent_retries_of_one_batch_store_it_once(store) -> None:
+def test_concurrent_retries_of_one_batch_store_it_once(store, log) -> None:
+    store.apply_changes([log.created("c1")])
     batch = [stored(f"m{i}", "c1") for i in range(50)]
     results: list[set[str]] = []
     threads = [threading.Thread(target=lambda: results.append(store.append(batch, [])))
@@ -115,10 +196,12 @@ def test_concurrent_retries_of_one_batch_store_it_once(store) -> None:
 
 def test_data_survives_reopening(store_url: str, tmp_path: Path) -> None:
     first = open_store(store_url, tmp_path)
-    first.append([stored("m1", "c1")], [("c1", "email", "a@example.ru", T0)])
+    first.apply_changes([Log().created("c1")])
+    first.append([stored("m1", "c1")], [("rec-c1", "email", "a@example.ru", T0)])
     first.close()
     again = open_store(store_url, tmp_path)
     try:
         assert again.get_profile("c1").event_count == 1
+        assert again.change_cursor() == 1
     finally:
         again.close()

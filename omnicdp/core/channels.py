@@ -68,7 +68,9 @@ def timeout(own: float = DEFAULT_DEADLINE) -> float:
     return min(own, left)
 
 
-def open_channel(target: str) -> grpc.Channel:
+def open_channel(target: str, traced: bool = True) -> grpc.Channel:
+    """A channel to another service. ``traced=False`` for long-lived streams, which are no
+    request to trace, and whose calls can then be cancelled from another thread."""
     channel = grpc.insecure_channel(target, options=[
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
@@ -76,6 +78,8 @@ def open_channel(target: str) -> grpc.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 60_000),
     ])
+    if not traced:
+        return channel
     return intercept_channel(
         channel, client_interceptor(filter_=filters.negate(filters.health_check())))
 
@@ -92,8 +96,13 @@ def unary(method: Callable[..., Response], request: Any, peer: str,
 def stream(method: Callable[..., Any], request: Any, peer: str,
            deadline: float = DEFAULT_DEADLINE) -> Iterator[Any]:
     """Call a server-streaming RPC; the deadline covers the whole stream."""
+    yield from stream_call(method(request, timeout=timeout(deadline)), peer)
+
+
+def stream_call(call: Iterator[Any], peer: str) -> Iterator[Any]:
+    """The messages of a streaming call already made; failures raise domain errors."""
     try:
-        yield from method(request, timeout=timeout(deadline))
+        yield from call
     except grpc.RpcError as error:
         raise status.from_rpc_error(error, peer) from None
 
@@ -116,9 +125,11 @@ class ServiceClient:
     STUB: ClassVar[Callable[[grpc.Channel], Any]]
 
     def __init__(self, target: str, deadline: float = DEFAULT_DEADLINE) -> None:
+        self._target = target
         self._channel = open_channel(target)
         self._stub = self.STUB(self._channel)
         self._deadline = deadline
+        self._untraced: grpc.Channel | None = None
 
     def _unary(self, method: str, request: Any) -> Any:
         return unary(getattr(self._stub, method), request, self.PEER, self._deadline)
@@ -130,5 +141,14 @@ class ServiceClient:
         """The service's serving status (``SERVING``), or the code that stopped the check."""
         return health(self._channel)
 
+    def _open_stream(self, method: str, request: Any) -> Any:
+        """A long-lived server stream on an untraced channel: the call object itself, with
+        no deadline, cancellable from any thread."""
+        if self._untraced is None:
+            self._untraced = open_channel(self._target, traced=False)
+        return getattr(self.STUB(self._untraced), method)(request)
+
     def close(self) -> None:
         self._channel.close()
+        if self._untraced is not None:
+            self._untraced.close()

@@ -3,15 +3,22 @@ raised as the domain errors the identity service raised (``omnicdp.core.status``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from omnicdp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from omnicdp.core import channels, protoconv
 from omnicdp.core.errors import NotFound
 from omnicdp.services.identity import convert
-from omnicdp.services.identity.model import IdentityRecord, LinkedCustomer, Resolution
+from omnicdp.services.identity.model import (
+    Change,
+    IdentityRecord,
+    LinkedCustomer,
+    Resolution,
+    ResolvedBatch,
+)
 
-__all__ = ["IdentityClient", "IdentityRecord", "LinkedCustomer", "Resolution"]
+__all__ = ["Change", "ChangeStream", "IdentityClient", "IdentityRecord", "LinkedCustomer",
+           "ResolvedBatch", "Resolution"]
 
 class IdentityClient(channels.ServiceClient):
     PEER = "identity"
@@ -19,10 +26,28 @@ class IdentityClient(channels.ServiceClient):
 
     def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
         """One resolution per record, in order (see ``ResolveIdentities``)."""
+        return self.resolve_batch(records).resolutions
+
+    def resolve_batch(self, records: Sequence[IdentityRecord]) -> ResolvedBatch:
+        """The resolutions, and the change log position once they were committed."""
         request = identity_pb2.ResolveIdentitiesRequest(
             records=[convert.record_to_proto(r) for r in records])
         response = self._unary("ResolveIdentities", request)
-        return [convert.resolution_from_proto(r) for r in response.resolutions]
+        return ResolvedBatch([convert.resolution_from_proto(r) for r in response.resolutions],
+                             response.change_seq)
+
+    def changes(self, after_seq: int, page_size: int = 0) -> tuple[list[Change], int]:
+        """A page of the change log after ``after_seq``, and the log's last number."""
+        response = self._unary("ListChanges", identity_pb2.ListChangesRequest(
+            after_seq=after_seq, page_size=page_size))
+        return [convert.change_from_proto(c) for c in response.changes], response.last_seq
+
+    def watch(self, after_seq: int) -> ChangeStream:
+        """The changes after ``after_seq``, then each new one as it is committed. It has no
+        deadline, being meant to stay open: ``cancel()`` it (from any thread) to end it."""
+        return ChangeStream(self._open_stream(
+            "WatchChanges", identity_pb2.WatchChangesRequest(after_seq=after_seq)))
+
 
     def lookup(self, id_type: str, value: str) -> str | None:
         """The customer holding a raw identifier (normalised as on ingestion), or None."""
@@ -38,3 +63,17 @@ class IdentityClient(channels.ServiceClient):
         request = identity_pb2.GetCustomerRequest(customer_id=customer_id)
         response = self._unary("GetCustomer", request)
         return convert.customer_from_proto(response.customer)
+
+
+class ChangeStream:
+    """An open ``WatchChanges`` call: iterate it for changes, cancel it to stop."""
+
+    def __init__(self, call) -> None:  # noqa: ANN001 (a grpc call object)
+        self._call = call
+
+    def __iter__(self) -> Iterator[Change]:
+        for message in channels.stream_call(self._call, IdentityClient.PEER):
+            yield convert.change_from_proto(message.change)
+
+    def cancel(self) -> None:
+        self._call.cancel()

@@ -8,21 +8,54 @@ from datetime import UTC, datetime
 from omnicdp.api.identity.v1 import identity_pb2
 from omnicdp.core import protoconv
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
-from omnicdp.services.identity.model import IdentityRecord, LinkedCustomer, Resolution
+from omnicdp.services.identity.model import Change, IdentityRecord, LinkedCustomer, Resolution
+from omnicdp.services.identity.records import FEATURES
+
+_CHANGE_KINDS = {
+    "created": identity_pb2.CHANGE_KIND_CREATED,
+    "linked": identity_pb2.CHANGE_KIND_LINKED,
+    "merged": identity_pb2.CHANGE_KIND_MERGED,
+    "split": identity_pb2.CHANGE_KIND_SPLIT,
+    "erased": identity_pb2.CHANGE_KIND_ERASED,
+}
+_CHANGE_KIND_NAMES = {value: name for name, value in _CHANGE_KINDS.items()}
 
 
 def record_to_proto(record: IdentityRecord) -> identity_pb2.IdentityRecord:
     return identity_pb2.IdentityRecord(
         record_id=record.record_id,
         identifiers=protoconv.identifiers_from_dict(dict(record.identifiers)),
-        observed_at=protoconv.timestamp_from_datetime(record.observed_at))
+        observed_at=protoconv.timestamp_from_datetime(record.observed_at),
+        source=record.source,
+        traits=identity_pb2.PersonTraits(**{
+            name: str(record.traits[name]) for name in FEATURES
+            if isinstance(record.traits.get(name), str | int)
+            and not isinstance(record.traits.get(name), bool)}))
 
 
 def record_from_proto(message: identity_pb2.IdentityRecord) -> IdentityRecord:
     return IdentityRecord(
         record_id=message.record_id,
         identifiers=protoconv.identifiers_to_dict(message.identifiers),
-        observed_at=protoconv.timestamp_to_datetime(message.observed_at) or datetime.now(UTC))
+        observed_at=protoconv.timestamp_to_datetime(message.observed_at) or datetime.now(UTC),
+        source=message.source,
+        traits={name: getattr(message.traits, name) for name in FEATURES
+                if getattr(message.traits, name)})
+
+
+def change_to_proto(change: Change) -> identity_pb2.CustomerChange:
+    return identity_pb2.CustomerChange(
+        seq=change.seq, kind=_CHANGE_KINDS[change.kind], customer_id=change.customer_id,
+        other_customer_id=change.other_customer_id or "",
+        record_ids=[change.record_id] if change.record_id else [],
+        committed_at=protoconv.timestamp_from_datetime(change.at))
+
+
+def change_from_proto(message: identity_pb2.CustomerChange) -> Change:
+    return Change(message.seq, _CHANGE_KIND_NAMES[message.kind], message.customer_id,
+                  message.other_customer_id or None,
+                  message.record_ids[0] if message.record_ids else None,
+                  protoconv.timestamp_to_datetime(message.committed_at))
 
 
 def resolution_to_proto(resolution: Resolution) -> identity_pb2.Resolution:
@@ -35,6 +68,7 @@ def resolution_to_proto(resolution: Resolution) -> identity_pb2.Resolution:
         identifiers=protoconv.identifiers_from_dict(resolution.identifiers),
         violations=protoconv.violations_to_proto(resolution.violations),
         warnings=protoconv.violations_to_proto(resolution.warnings),
+        identity_record_id=resolution.identity_record_id,
     )
 
 
@@ -48,6 +82,7 @@ def resolution_from_proto(message: identity_pb2.Resolution) -> Resolution:
         identifiers=protoconv.identifiers_to_dict(message.identifiers),
         violations=protoconv.violations_from_proto(message.violations),
         warnings=protoconv.violations_from_proto(message.warnings),
+        identity_record_id=message.identity_record_id,
     )
 
 

@@ -6,17 +6,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from omnicdp.core.errors import FieldViolation
 
 
 @dataclass(frozen=True)
 class IdentityRecord:
-    """Identifiers seen together, e.g. in one event; ``observed_at`` is when."""
+    """What one source saw together, e.g. in one event: identifiers and the person's traits
+    (names, date of birth, address); ``observed_at`` is when. ``record_id`` is the caller's
+    reference (e.g. the event's message_id), echoed in the resolution."""
 
     record_id: str
     identifiers: Mapping[str, str | None]
     observed_at: datetime
+    source: str = ""
+    traits: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,18 @@ class Resolution:
     violations: tuple[FieldViolation, ...] = ()
     # Identifiers left out of linking because they were malformed.
     warnings: tuple[FieldViolation, ...] = ()
+    # The identity record the observation is stored as; events keep it, and follow it
+    # through merges and splits. Empty when rejected.
+    identity_record_id: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedBatch:
+    """A batch's resolutions, and the change log position once it was committed: a
+    consumer that has applied the log up to ``change_seq`` has seen all of them."""
+
+    resolutions: list[Resolution]
+    change_seq: int
 
 
 @dataclass(frozen=True)
@@ -47,3 +64,16 @@ class LinkedCustomer:
     customer_id: str
     identifiers: dict[str, list[str]]
     merged_customer_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change log. ``created``/``linked``: ``record_id`` now belongs to
+    ``customer_id``; ``merged``: ``other_customer_id`` was merged into ``customer_id``."""
+
+    seq: int
+    kind: str
+    customer_id: str
+    other_customer_id: str | None
+    record_id: str | None
+    at: datetime

@@ -53,17 +53,19 @@ matched the resulting customer or a customer merged into it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from omnicdp.core.errors import FieldViolation
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES, PRIORITY
-from omnicdp.services.identity.model import IdentityRecord, Resolution
+from omnicdp.services.identity.model import IdentityRecord, Resolution, ResolvedBatch
 from omnicdp.services.identity.normalize import (
     normalize_identifier,
     normalize_usable_identifiers,
 )
+from omnicdp.services.identity.records import normalize_features, record_id
 from omnicdp.services.identity.store.base import IdentityStore
+from omnicdp.services.identity.store.graph import GraphTransaction, NewRecord
 
 DEFINITIVE_TYPES: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_id", "email"})
 HARD_TYPES: frozenset[str] = frozenset({"user_id", "crm_id"})
@@ -110,18 +112,25 @@ class DeterministicResolver:
         self._default_region = default_region
 
     def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
-        """One resolution per record, in order; bad records get violations, not exceptions.
+        """One resolution per record, in order; bad records get violations, not exceptions."""
+        return self.resolve_batch(records).resolutions
 
-        The whole batch is one store transaction (rule 8); records are normalised before it
-        starts, outside the store's lock.
-        """
-        normalized = [self._normalize(record) for record in records]
-        with self._store.transaction():
-            return [
-                item if isinstance(item, Resolution)
-                else replace(self._link(record, item[0]), warnings=item[1])
-                for record, item in zip(records, normalized, strict=True)
-            ]
+    def resolve_batch(self, records: Sequence[IdentityRecord]) -> ResolvedBatch:
+        """The resolutions and the change log position after the batch's one transaction
+        (rule 8). Records are normalised before it starts; a backend that aborts the
+        transaction on a conflict with a concurrent one runs it again from the start."""
+        prepared = [self._prepare(record) for record in records]
+
+        def link_all(graph: GraphTransaction) -> list[Resolution]:
+            graph.prefetch(
+                (key for item in prepared if isinstance(item, _Prepared)
+                 for key in item.identifiers.items()),
+                (item.record_id for item in prepared if isinstance(item, _Prepared)))
+            return [item if isinstance(item, Resolution) else self._link(graph, item)
+                    for item in prepared]
+
+        resolutions, change_seq = self._store.run_transaction(link_all)
+        return ResolvedBatch(resolutions, change_seq)
 
     def lookup(self, id_type: str, raw_value: str) -> str | None:
         """The live customer holding an identifier given raw, normalised as on ingestion.
@@ -132,11 +141,9 @@ class DeterministicResolver:
         value = normalize_identifier(id_type, raw_value, self._default_region)
         return None if value is None else self._store.lookup(id_type, value)
 
-    def _normalize(
-        self, record: IdentityRecord
-    ) -> tuple[dict[str, str], tuple[FieldViolation, ...]] | Resolution:
-        """The record's usable identifiers and warnings about the rest, or its rejection
-        when none is usable (rule 1)."""
+    def _prepare(self, record: IdentityRecord) -> _Prepared | Resolution:
+        """The record's usable identifiers, features and id, with warnings about the rest;
+        or its rejection when no identifier is usable (rule 1)."""
         identifiers, problems = normalize_usable_identifiers(
             record.identifiers, self._default_region
         )
@@ -146,21 +153,42 @@ class DeterministicResolver:
                 None,
                 violations=tuple(problems) or (FieldViolation("identifiers", NO_IDENTIFIER),),
             )
-        return identifiers, tuple(problems)
+        features = normalize_features(record.traits)
+        return _Prepared(record, identifiers, features, tuple(problems),
+                         record_id(record.source, identifiers, features))
 
-    def _link(self, record: IdentityRecord, identifiers: dict[str, str]) -> Resolution:
+    def _link(self, graph: GraphTransaction, item: _Prepared) -> Resolution:
         """Rules 2-6 for one valid record, inside the batch's transaction."""
-        group = self._linked_group(identifiers)
+        record, identifiers = item.record, item.identifiers
+        seen_at = record.observed_at
+        existing = graph.record_customer(item.record_id)
+        group = self._linked_group(graph, identifiers, existing)
         if not group:
-            customer_id = self._store.create_customer(record.observed_at)
-            self._store.attach_identifiers(customer_id, identifiers, record.observed_at)
-            return Resolution(record.record_id, customer_id, created=True, identifiers=identifiers)
+            customer_id = graph.create_customer(seen_at)
+            graph.attach_identifiers(customer_id, identifiers, seen_at, item.record_id)
+            graph.add_record(self._new_record(item, customer_id), links=())
+            return Resolution(record.record_id, customer_id, created=True,
+                              identifiers=identifiers, warnings=item.warnings,
+                              identity_record_id=item.record_id)
 
+        # Each customer the record joins gets a link from it to the record that carried the
+        # identifier matched first, named by the rule that matched; a record seen before
+        # gets links only to the customers it now merges in.
+        links = []
+        for candidate in group:
+            if candidate.customer_id == existing:
+                continue  # a known record is linked into its own customer already
+            id_type = min(candidate.matched_on, key=PRIORITY.__getitem__, default=None)
+            target = (graph.link_target(candidate.customer_id, (id_type, identifiers[id_type]))
+                      if id_type else None)
+            if target is not None:
+                links.append((target, f"exact:{id_type}"))
         survivor = min(group, key=lambda c: (c.created_at, c.customer_id))
         losers = [c for c in group if c is not survivor]
         for loser in losers:
-            self._store.merge(survivor.customer_id, loser.customer_id)
-        self._store.attach_identifiers(survivor.customer_id, identifiers, record.observed_at)
+            graph.merge(survivor.customer_id, loser.customer_id)
+        graph.attach_identifiers(survivor.customer_id, identifiers, seen_at, item.record_id)
+        graph.add_record(self._new_record(item, survivor.customer_id), links)
 
         matched = set().union(*(c.matched_on for c in group))
         return Resolution(
@@ -169,20 +197,32 @@ class DeterministicResolver:
             merged_customer_ids=tuple(loser.customer_id for loser in losers),
             matched_on=tuple(sorted(matched, key=PRIORITY.__getitem__)),
             identifiers=identifiers,
+            warnings=item.warnings,
+            identity_record_id=item.record_id,
         )
 
-    def _linked_group(self, identifiers: dict[str, str]) -> list[_Candidate]:
-        """The customers the record belongs to: the anchor first, then those merged in."""
+    @staticmethod
+    def _new_record(item: _Prepared, customer_id: str) -> NewRecord:
+        return NewRecord(item.record_id, customer_id, item.record.source, item.features,
+                         item.identifiers, item.record.observed_at)
+
+    def _linked_group(self, graph: GraphTransaction, identifiers: dict[str, str],
+                      existing: str | None) -> list[_Candidate]:
+        """The customers the record belongs to: the anchor first, then those merged in. A
+        record seen before anchors on its own customer."""
         record_sets: IdentifierSets = {t: {v} for t, v in identifiers.items()}
         candidates = [
             candidate
-            for candidate in self._candidates(identifiers)
-            if not _hard_conflict(candidate.identifiers, record_sets)
-            and (
-                candidate.linked_definitively
-                or not _disagree(candidate.identifiers, record_sets, DEFINITIVE_TYPES)
-            )
+            for candidate in self._candidates(graph, identifiers)
+            if candidate.customer_id == existing or (
+                not _hard_conflict(candidate.identifiers, record_sets)
+                and (
+                    candidate.linked_definitively
+                    or not _disagree(candidate.identifiers, record_sets, DEFINITIVE_TYPES)
+                ))
         ]
+        if existing is not None:
+            candidates.sort(key=lambda c: c.customer_id != existing)  # stable: anchor first
         if not candidates:
             return []
 
@@ -202,18 +242,28 @@ class DeterministicResolver:
                     joined = True
         return group
 
-    def _candidates(self, identifiers: dict[str, str]) -> list[_Candidate]:
+    @staticmethod
+    def _candidates(graph: GraphTransaction, identifiers: dict[str, str]) -> list[_Candidate]:
         """Live customers holding any of the identifiers, in anchor order (rule 4)."""
         by_id: dict[str, _Candidate] = {}
-        for match in self._store.find_matches(identifiers):
+        for match in graph.find_matches(identifiers):
             candidate = by_id.get(match.customer_id)
             if candidate is None:
                 candidate = _Candidate(match.customer_id, set(), {}, match.customer_created_at)
                 by_id[match.customer_id] = candidate
             candidate.matched_on.add(match.id_type)
-        for customer_id, sets in self._store.identifiers_of(by_id).items():
+        for customer_id, sets in graph.identifiers_of(by_id).items():
             by_id[customer_id].identifiers = sets
         return list(by_id.values())
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    record: IdentityRecord
+    identifiers: dict[str, str]
+    features: dict[str, str]
+    warnings: tuple[FieldViolation, ...]
+    record_id: str
 
 
 def _can_join(candidate: _Candidate, group: IdentifierSets) -> bool:

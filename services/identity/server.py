@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 
 from omnicdp.api.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -15,20 +17,30 @@ from omnicdp.services.identity.resolver import DeterministicResolver
 from omnicdp.services.identity.settings import Settings
 from omnicdp.services.identity.store import IdentityStore, open_store
 
+MAX_CHANGES_PAGE = 10_000
+DEFAULT_CHANGES_PAGE = 1000
+# How often a watch looks for changes committed by other replicas of this service.
+WATCH_POLL_SECONDS = 1.0
+
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, store: IdentityStore, resolver: DeterministicResolver) -> None:
         self._store = store
         self._resolver = resolver
+        self._committed = threading.Condition()
 
     def ResolveIdentities(self, request, context):  # noqa: N802 (generated name)
-        resolutions = self._resolver.resolve([convert.record_from_proto(r)
+        batch = self._resolver.resolve_batch([convert.record_from_proto(r)
                                               for r in request.records])
+        with self._committed:
+            self._committed.notify_all()
         # Every id ever merged into the customer, not only this record's merges (see proto).
+        merged = self._store.merged_customer_ids_of(
+            sorted({r.customer_id for r in batch.resolutions if r.customer_id}))
         return identity_pb2.ResolveIdentitiesResponse(resolutions=[
             convert.resolution_to_proto(replace(r, merged_customer_ids=tuple(
-                self._store.merged_customer_ids(r.customer_id) if r.customer_id else ())))
-            for r in resolutions])
+                merged.get(r.customer_id, ()) if r.customer_id else ())))
+            for r in batch.resolutions], change_seq=batch.change_seq)
 
     def _customer(self, customer_id: str) -> identity_pb2.Customer:
         return convert.customer_to_proto(LinkedCustomer(
@@ -51,6 +63,30 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise NotFound(f"no customer {request.customer_id}", reason="CUSTOMER_NOT_FOUND",
                            metadata={"customer_id": request.customer_id})
         return identity_pb2.GetCustomerResponse(customer=self._customer(customer_id))
+
+    def ListChanges(self, request, context):  # noqa: N802
+        if request.after_seq < 0:
+            raise InvalidArgument("after_seq must not be negative",
+                                  [FieldViolation("after_seq", "0 or a sequence number")])
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative",
+                                  [FieldViolation("page_size", f"0 to {MAX_CHANGES_PAGE}")])
+        size = min(request.page_size or DEFAULT_CHANGES_PAGE, MAX_CHANGES_PAGE)
+        last_seq = self._store.last_change_seq()
+        changes = self._store.changes(request.after_seq, size)
+        return identity_pb2.ListChangesResponse(
+            changes=[convert.change_to_proto(c) for c in changes], last_seq=last_seq)
+
+    def WatchChanges(self, request, context) -> Iterator:  # noqa: N802
+        cursor = request.after_seq
+        while context.is_active():
+            changes = self._store.changes(cursor, DEFAULT_CHANGES_PAGE)
+            for change in changes:
+                yield identity_pb2.WatchChangesResponse(change=convert.change_to_proto(change))
+                cursor = change.seq
+            if not changes:
+                with self._committed:
+                    self._committed.wait(WATCH_POLL_SECONDS)
 
 
 def build(settings: Settings) -> ServiceHost:

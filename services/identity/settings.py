@@ -13,7 +13,9 @@ class Settings:
     address: str = setting("127.0.0.1:50051", "CDP_ADDRESS", "host:port to listen on")
     data_dir: Path = setting(Path(".cdp"), "CDP_DATA_DIR", "directory for embedded data")
     database_url: str = setting(
-        "", "CDP_DATABASE_URL", "duckdb:///FILE (default DATA_DIR/identity.duckdb)", secret=True)
+        "", "CDP_DATABASE_URL",
+        "duckdb:///FILE (default DATA_DIR/identity.duckdb) or postgresql://USER@HOST/DB",
+        secret=True)
     default_region: str = setting("RU", "CDP_DEFAULT_REGION",
                                   "region for phone numbers without a country code")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",

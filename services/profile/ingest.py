@@ -15,7 +15,8 @@ from typing import Protocol
 
 from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.core.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
-from omnicdp.services.identity.client import IdentityRecord, Resolution
+from omnicdp.services.identity.client import IdentityRecord, ResolvedBatch
+from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.model import EventIn, IngestResult, StoredEvent
 from omnicdp.services.profile.store.base import ProfileStore
 
@@ -29,7 +30,7 @@ class IdentityResolver(Protocol):
     """The identity service as the profile service needs it (``IdentityClient`` in
     production)."""
 
-    def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
+    def resolve_batch(self, records: Sequence[IdentityRecord]) -> ResolvedBatch:
         """Resolve records of raw identifiers, one result each, in order."""
 
     def lookup(self, id_type: str, value: str) -> str | None:
@@ -64,11 +65,16 @@ def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
 
 
 class Ingestor:
-    def __init__(self, store: ProfileStore, identity: IdentityResolver) -> None:
+    def __init__(self, store: ProfileStore, identity: IdentityResolver,
+                 membership: MembershipFollower) -> None:
         self._store = store
         self._identity = identity
+        self._membership = membership
 
     def ingest(self, events: Sequence[EventIn], now: datetime | None = None) -> list[IngestResult]:
+        """Validate, drop duplicates, resolve, store; nothing is acknowledged before both the
+        identity decision and the event are durable, and the membership mapping has caught
+        up with the decision (so the event reads under its customer's current id)."""
         if len(events) > MAX_BATCH_EVENTS:
             raise InvalidArgument(f"a batch holds at most {MAX_BATCH_EVENTS} events",
                                   [FieldViolation("events", f"{len(events)} events sent")])
@@ -88,44 +94,45 @@ class Ingestor:
                 seen.add(event.message_id)
                 pending.append(i)
 
-        resolutions = self._identity.resolve(
-            [IdentityRecord(events[i].message_id, events[i].identifiers,
-                            events[i].timestamp or now)
-             for i in pending]) if pending else []
+        resolved = self._identity.resolve_batch([
+            IdentityRecord(events[i].message_id, events[i].identifiers,
+                           events[i].timestamp or now,
+                           source=events[i].source or events[i].channel,
+                           traits=events[i].traits)
+            for i in pending]) if pending else ResolvedBatch([], 0)
         to_store: list[StoredEvent] = []
         identifier_rows = []
-        merges: dict[str, set[str]] = {}  # survivor -> every id merged into it
-        for i, resolution in zip(pending, resolutions, strict=True):
+        merged_into: dict[str, str] = {}  # loser -> survivor, for the acknowledgements
+        for i, resolution in zip(pending, resolved.resolutions, strict=True):
             event = events[i]
             if resolution.violations or not resolution.customer_id:
                 results[i] = IngestResult(event.message_id, "rejected",
                                           violations=tuple(resolution.violations))
                 continue
-            customer_id = resolution.customer_id
-            if resolution.merged_customer_ids:
-                merges.setdefault(customer_id, set()).update(resolution.merged_customer_ids)
+            merged_into.update({loser: resolution.customer_id
+                                for loser in resolution.merged_customer_ids})
             seen_at = event.timestamp or now
-            identifier_rows += [(customer_id, t, v, seen_at)
+            record_id = resolution.identity_record_id
+            identifier_rows += [(record_id, t, v, seen_at)
                                 for t, v in resolution.identifiers.items()]
             to_store.append(StoredEvent(
-                message_id=event.message_id, customer_id=customer_id, type=event.type,
-                channel=event.channel, event=event.event, source=event.source,
+                message_id=event.message_id, customer_id=resolution.customer_id,
+                type=event.type, channel=event.channel, event=event.event, source=event.source,
                 timestamp=seen_at, received_at=now, identifiers=dict(event.identifiers),
-                traits=dict(event.traits), properties=dict(event.properties)))
-        # A later record of the batch may merge the customer an earlier one was linked to.
-        redirect = {loser: survivor for survivor, losers in merges.items() for loser in losers}
+                traits=dict(event.traits), properties=dict(event.properties),
+                record_id=record_id))
+        if to_store:
+            self._membership.catch_up(resolved.change_seq)
+        stored = self._store.append(to_store, identifier_rows)
 
-        def canonical(customer_id: str) -> str:
-            while customer_id in redirect:
-                customer_id = redirect[customer_id]
+        def current(customer_id: str) -> str:
+            # A later record of the batch may merge the customer an earlier one was linked to.
+            while customer_id in merged_into and merged_into[customer_id] != customer_id:
+                customer_id = merged_into[customer_id]
             return customer_id
 
-        to_store = [replace(e, customer_id=canonical(e.customer_id)) for e in to_store]
-        identifier_rows = [(canonical(c), t, v, s) for c, t, v, s in identifier_rows]
-        stored = self._store.append(to_store, identifier_rows,
-                                    [(s, sorted(losers)) for s, losers in merges.items()])
-        customer_of = {e.message_id: e.customer_id for e in to_store}
-        warnings_of = {r.record_id: tuple(r.warnings) for r in resolutions}
+        customer_of = {e.message_id: current(e.customer_id) for e in to_store}
+        warnings_of = {r.record_id: tuple(r.warnings) for r in resolved.resolutions}
         for i in pending:
             if results[i] is None:
                 message_id = events[i].message_id

@@ -26,7 +26,8 @@ class EventIn:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """An accepted event, linked to a customer."""
+    """An accepted event. It is keyed for good to the identity record it was resolved as
+    (``record_id``); ``customer_id`` is that record's customer when the event is read."""
 
     message_id: str
     customer_id: str
@@ -40,6 +41,7 @@ class StoredEvent:
     traits: dict[str, Any]
     properties: dict[str, Any]
     seq: int = 0
+    record_id: str = ""
 
 
 @dataclass(frozen=True)

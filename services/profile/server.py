@@ -8,14 +8,16 @@ from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile import convert
 from omnicdp.services.profile.ingest import IdentityResolver, Ingestor
+from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.profiles import ProfileReader
 from omnicdp.services.profile.settings import Settings
 from omnicdp.services.profile.store import ProfileStore, open_store
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, store: ProfileStore, identity: IdentityResolver) -> None:
-        self._ingestor = Ingestor(store, identity)
+    def __init__(self, store: ProfileStore, identity: IdentityResolver,
+                 membership: MembershipFollower) -> None:
+        self._ingestor = Ingestor(store, identity, membership)
         self._reader = ProfileReader(store, identity)
 
     def IngestEvents(self, request, context):  # noqa: N802 (generated name)
@@ -46,14 +48,17 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
 def build(settings: Settings) -> ServiceHost:
     store = open_store(settings.database_url, settings.data_dir)
     identity = IdentityClient(settings.identity_addr)
+    membership = MembershipFollower(store, identity)
+    membership.start()
 
     def close() -> None:
+        membership.stop()
         identity.close()
         store.close()
 
     return ServiceHost(
         "profile",
         [Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server,
-                      ProfileServicer(store, identity),
+                      ProfileServicer(store, identity, membership),
                       profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name)],
         settings.address, grace_seconds=settings.grace_seconds, on_stop=close)

@@ -10,14 +10,18 @@ __all__ = ["IdentityStore", "open_store"]
 
 
 def open_store(database_url: str, data_dir: Path) -> IdentityStore:
-    """``duckdb:///path/file.duckdb`` (empty: ``DATA_DIR/identity.duckdb``) or
-    ``duckdb://:memory:``."""
+    """``duckdb:///path/file.duckdb`` (empty: ``DATA_DIR/identity.duckdb``),
+    ``duckdb://:memory:``, or ``postgresql://user@host:5432/db`` for several replicas."""
     if not database_url:
         database_url = f"duckdb:///{data_dir / 'identity.duckdb'}"
     if database_url.startswith("duckdb://"):
         from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 
         return DuckDBIdentityStore(database_url.removeprefix("duckdb://"))
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from omnicdp.services.identity.store.postgres import PostgresIdentityStore
+
+        return PostgresIdentityStore(database_url)
     scheme = database_url.split(":", 1)[0]
     raise SystemExit(f"identity: unsupported database URL scheme {scheme!r}; "
-                     "use duckdb:///PATH")
+                     "use duckdb:///PATH or postgresql://USER@HOST/DB")

@@ -1,19 +1,38 @@
-"""The identity graph's storage interface: customers, their identifiers, and merges.
+"""The identity graph's storage interface: records, links, customers, and their change log.
 
-A customer id is issued once and never reused; a merged customer keeps its row, redirected
-to the survivor, so an id handed out once resolves forever. Every method is safe to call
-from several threads; writes inside :meth:`IdentityStore.transaction` become durable
-together, before the block returns, or not at all. Backends: DuckDB (``duckdb.py``).
+- A *record* is one distinct observation of a person: its source, normalised identifiers and
+  features. Its id is derived from its content, so observing it again finds it again.
+- A *link* joins two records, with its provenance (the rule that made it, when, by whom) and,
+  once revoked, when and why.
+- A *customer* is a cluster of linked records with a stable id: issued once, never reused. A
+  merged customer keeps its row, redirected to the survivor, so every id ever handed out
+  still resolves.
+- Every change to a customer (a record created it or joined it, two customers merged) gets
+  the next number in an ordered *change log* that consumers (the profile service) follow.
+
+Writes happen in :meth:`IdentityStore.transaction`, on a working set of the graph loaded for
+the batch (``graph.py``); they become durable together, with their change log entries,
+before the block ends, or not at all. Backends: DuckDB (``duckdb.py``, one process) and
+PostgreSQL (``postgres.py``, several replicas).
 """
 
 from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from omnicdp.core.vocabulary import PRIORITY
+from omnicdp.services.identity.model import Change
+
+if TYPE_CHECKING:
+    from omnicdp.services.identity.store.graph import GraphTransaction
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,18 +62,45 @@ class IdentifierRow:
     last_seen: datetime
 
 
+@dataclass(frozen=True)
+class StoredRecord:
+    record_id: str
+    customer_id: str
+    source: str
+    features: Mapping[str, str]
+    identifiers: Mapping[str, list[str]]
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    record_a: str
+    record_b: str
+    rule: str
+    created_at: datetime
+    created_by: str
+    probability: float | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
 
 class IdentityStore(ABC):
-    """Customers and normalised identifiers; see the module documentation."""
+    """Records, links, customers and the change log; see the module documentation."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
-        """A unit of work: its reads see its writes, no other thread sees them before it is
-        committed, and it is committed before the block ends (or undone if it raises)."""
+    def transaction(self) -> AbstractContextManager[GraphTransaction]:
+        """A unit of work on a working set of the graph: committed with its change log
+        entries before the block ends (``graph.change_seq`` is then the log's position),
+        or, if the block raises, not at all."""
 
     @abstractmethod
-    def create_customer(self, created_at: datetime) -> str:
-        """Issue a new customer id; ``created_at`` decides who survives a later merge."""
+    def run_transaction(self, work: Callable[[GraphTransaction], T]) -> tuple[T, int]:
+        """Run ``work`` on a fresh working set and commit it; its result and the change log
+        position after it. A backend that aborts a transaction on a conflict with a
+        concurrent one runs ``work`` again from the start."""
 
     @abstractmethod
     def get_customer(self, customer_id: str) -> Customer | None:
@@ -65,20 +111,11 @@ class IdentityStore(ABC):
         """The live customer an id stands for today, following merges; ``None`` if unknown."""
 
     @abstractmethod
-    def merged_customer_ids(self, customer_id: str) -> list[str]:
-        """Ids that redirect to this customer, oldest first."""
+    def merged_customer_ids_of(self, customer_ids: Sequence[str]) -> dict[str, list[str]]:
+        """For each live customer, the ids that redirect to it, oldest first."""
 
     @abstractmethod
     def count_customers(self, include_merged: bool = False) -> int: ...
-
-    @abstractmethod
-    def merge(self, survivor_id: str, loser_id: str) -> None:
-        """Fold ``loser_id`` into ``survivor_id``: redirect it and move its identifiers."""
-
-    @abstractmethod
-    def attach_identifiers(self, customer_id: str, identifiers: Mapping[str, str],
-                           seen_at: datetime) -> None:
-        """Record that the customer was seen with these normalised identifiers."""
 
     @abstractmethod
     def find_matches(self, identifiers: Mapping[str, str]) -> list[IdentifierMatch]:
@@ -86,20 +123,44 @@ class IdentityStore(ABC):
         priority, then most recently seen with the value, then oldest customer."""
 
     @abstractmethod
-    def identifiers_of(self, customer_ids: Iterable[str]) -> dict[str, dict[str, set[str]]]:
-        """Identifiers stored for exactly these customer ids (no redirects), by id and type."""
-
-    @abstractmethod
     def identifier_rows(self, customer_id: str) -> list[IdentifierRow]:
         """Identifiers stored for exactly this customer id (no redirects), by priority."""
 
     @abstractmethod
-    def customer_identifiers(self, customer_id: str) -> dict[str, list[str]]:
-        """Identifiers of the customer an id stands for (following merges), by priority;
-        :class:`~omnicdp.core.errors.NotFound` for an id that was never issued."""
+    def records_of(self, customer_id: str) -> list[StoredRecord]:
+        """The records of the customer an id stands for, oldest first."""
+
+    @abstractmethod
+    def links_of(self, record_ids: Sequence[str]) -> list[StoredLink]:
+        """Every link (active or revoked) touching one of the records."""
+
+    @abstractmethod
+    def changes(self, after_seq: int, limit: int) -> list[Change]:
+        """Change log entries with ``seq > after_seq``, in order."""
+
+    @abstractmethod
+    def last_change_seq(self) -> int: ...
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def merged_customer_ids(self, customer_id: str) -> list[str]:
+        """Ids that redirect to this customer, oldest first."""
+        return self.merged_customer_ids_of([customer_id]).get(customer_id, [])
+
+    def customer_identifiers(self, customer_id: str) -> dict[str, list[str]]:
+        """Identifiers of the customer an id stands for (following merges), by priority;
+        :class:`~omnicdp.core.errors.NotFound` for an id that was never issued."""
+        from omnicdp.core.errors import NotFound
+
+        live_id = self.resolve_redirects(customer_id)
+        if live_id is None:
+            raise NotFound(f"customer {customer_id} does not exist",
+                           metadata={"customer_id": customer_id})
+        identifiers: dict[str, list[str]] = {}
+        for row in self.identifier_rows(live_id):
+            identifiers.setdefault(row.id_type, []).append(row.value)
+        return identifiers
 
     def find_customers(self, id_type: str, value: str) -> list[str]:
         """Live customers holding a normalised identifier, most recently seen with it first."""
@@ -120,3 +181,7 @@ class IdentityStore(ABC):
 def new_customer_id() -> str:
     """``cus_`` and 24 lower-case hex characters of a random UUID."""
     return "cus_" + uuid.uuid4().hex[:24]
+
+
+def sort_identifier_rows(rows: list[IdentifierRow]) -> list[IdentifierRow]:
+    return sorted(rows, key=lambda row: (PRIORITY.get(row.id_type, len(PRIORITY)), row.value))

@@ -1,23 +1,26 @@
 """The storage interface of the profile service.
 
-Backends: DuckDB (embedded, the default) and PostgreSQL (several replicas). Every write is
-one transaction and is committed before the method returns, so what a caller acknowledges
-is durable. Page cursors are plain tuples; the service turns them into opaque tokens.
+Events are stored once (``message_id`` is the key) and never rewritten: each stays keyed to
+the identity record it was resolved as. Which customer a record belongs to is a mapping that
+follows the identity service's change log, applied in order and idempotently, with the log
+position stored in the same transaction; so however merges race with ingestion, an event is
+read under its record's customer of the moment. Backends: DuckDB (embedded, the default)
+and PostgreSQL (several replicas). Every write is one transaction, committed before the
+method returns.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from omnicdp.services.identity.client import Change
 from omnicdp.services.profile.model import Profile, StoredEvent
 
-# The stored event's columns, in the order every backend selects them.
-EVENT_COLUMNS = ("seq, message_id, customer_id, type, event, channel, source, ts, received_at, "
-                 "identifiers, traits, properties")
-# (customer_id, id_type, normalised value, first seen)
+# (record_id, id_type, normalised value, first seen)
 IdentifierRow = tuple[str, str, str, datetime]
 # Position after which a customer's journey continues: (timestamp, seq).
 JourneyCursor = tuple[datetime, int]
@@ -31,18 +34,31 @@ def latest_traits(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return traits
 
 
+def json_value(value: Any) -> Any:
+    """A JSON column as read: text from DuckDB, already decoded from PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 class ProfileStore(ABC):
     @abstractmethod
     def known_message_ids(self, message_ids: Sequence[str]) -> dict[str, str]:
-        """The message ids already stored, each with its (current) customer id."""
+        """The message ids already stored, each with its record's current customer."""
 
     @abstractmethod
-    def append(self, events: Sequence[StoredEvent], identifiers: Iterable[IdentifierRow],
-               merges: Sequence[tuple[str, Sequence[str]]] = ()) -> set[str]:
-        """In one transaction: apply merges (survivor, merged ids; ids already merged into
-        the survivor are skipped, so repeating a merge is free), store the events whose
-        message id is new, and attach the identifiers. Returns the message ids stored now;
-        the others were stored before (a concurrent retry)."""
+    def append(self, events: Sequence[StoredEvent],
+               identifiers: Iterable[IdentifierRow]) -> set[str]:
+        """In one transaction: store the events whose message id is new and the records'
+        identifiers. Returns the message ids stored now; the others were stored before (a
+        concurrent retry)."""
+
+    @abstractmethod
+    def change_cursor(self) -> int:
+        """The last identity change log entry applied."""
+
+    @abstractmethod
+    def apply_changes(self, changes: Sequence[Change]) -> int:
+        """Apply, in order and in one transaction, the changes after the cursor (others are
+        skipped, so applying twice is harmless), move the cursor, return it."""
 
     @abstractmethod
     def canonical_customer_id(self, customer_id: str) -> str:

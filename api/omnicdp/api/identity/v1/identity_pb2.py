@@ -26,31 +26,45 @@ from omnicdp.api.common.v1 import common_pb2 as omnicdp_dot_common_dot_v1_dot_co
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"omnicdp/identity/v1/identity.proto\x12\x13omnicdp.identity.v1\x1a\x1eomnicdp/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x0eIdentityRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x33\n\x0bidentifiers\x18\x02 \x01(\x0b\x32\x1e.omnicdp.common.v1.Identifiers\x12/\n\x0bobserved_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x18ResolveIdentitiesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x34\n\x07records\x18\x02 \x03(\x0b\x32#.omnicdp.identity.v1.IdentityRecord\"\xba\x02\n\nResolution\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12\x1b\n\x13merged_customer_ids\x18\x04 \x03(\t\x12\x35\n\nmatched_on\x18\x05 \x03(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\x33\n\x0bidentifiers\x18\x06 \x01(\x0b\x32\x1e.omnicdp.common.v1.Identifiers\x12\x35\n\nviolations\x18\x07 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\x12\x33\n\x08warnings\x18\x08 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\"Q\n\x19ResolveIdentitiesResponse\x12\x34\n\x0bresolutions\x18\x01 \x03(\x0b\x32\x1f.omnicdp.identity.v1.Resolution\"W\n\x15LookupCustomerRequest\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"I\n\x16LookupCustomerResponse\x12/\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1d.omnicdp.identity.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"F\n\x13GetCustomerResponse\x12/\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1d.omnicdp.identity.v1.Customer\"p\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x32\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x1d.omnicdp.common.v1.Identifier\x12\x1b\n\x13merged_customer_ids\x18\x03 \x03(\t2\xd2\x02\n\x0fIdentityService\x12r\n\x11ResolveIdentities\x12-.omnicdp.identity.v1.ResolveIdentitiesRequest\x1a..omnicdp.identity.v1.ResolveIdentitiesResponse\x12i\n\x0eLookupCustomer\x12*.omnicdp.identity.v1.LookupCustomerRequest\x1a+.omnicdp.identity.v1.LookupCustomerResponse\x12`\n\x0bGetCustomer\x12\'.omnicdp.identity.v1.GetCustomerRequest\x1a(.omnicdp.identity.v1.GetCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"omnicdp/identity/v1/identity.proto\x12\x13omnicdp.identity.v1\x1a\x1eomnicdp/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n\x0cPersonTraits\x12\x12\n\nfirst_name\x18\x01 \x01(\t\x12\x11\n\tlast_name\x18\x02 \x01(\t\x12\x15\n\rdate_of_birth\x18\x03 \x01(\t\x12\x14\n\x0c\x61\x64\x64ress_line\x18\x04 \x01(\t\x12\x10\n\x08postcode\x18\x05 \x01(\t\x12\x0c\n\x04\x63ity\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\"\xcc\x01\n\x0eIdentityRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x33\n\x0bidentifiers\x18\x02 \x01(\x0b\x32\x1e.omnicdp.common.v1.Identifiers\x12/\n\x0bobserved_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x31\n\x06traits\x18\x05 \x01(\x0b\x32!.omnicdp.identity.v1.PersonTraits\"d\n\x18ResolveIdentitiesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x34\n\x07records\x18\x02 \x03(\x0b\x32#.omnicdp.identity.v1.IdentityRecord\"\xd6\x02\n\nResolution\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12\x1b\n\x13merged_customer_ids\x18\x04 \x03(\t\x12\x35\n\nmatched_on\x18\x05 \x03(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\x33\n\x0bidentifiers\x18\x06 \x01(\x0b\x32\x1e.omnicdp.common.v1.Identifiers\x12\x35\n\nviolations\x18\x07 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\x12\x33\n\x08warnings\x18\x08 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\x12\x1a\n\x12identity_record_id\x18\t \x01(\t\"e\n\x19ResolveIdentitiesResponse\x12\x34\n\x0bresolutions\x18\x01 \x03(\x0b\x32\x1f.omnicdp.identity.v1.Resolution\x12\x12\n\nchange_seq\x18\x02 \x01(\x03\"W\n\x15LookupCustomerRequest\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"I\n\x16LookupCustomerResponse\x12/\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1d.omnicdp.identity.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"F\n\x13GetCustomerResponse\x12/\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1d.omnicdp.identity.v1.Customer\"p\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x32\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x1d.omnicdp.common.v1.Identifier\x12\x1b\n\x13merged_customer_ids\x18\x03 \x03(\t\"\xc2\x01\n\x0e\x43ustomerChange\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.omnicdp.identity.v1.ChangeKind\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x19\n\x11other_customer_id\x18\x04 \x01(\t\x12\x12\n\nrecord_ids\x18\x05 \x03(\t\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x12ListChangesRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x03\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"]\n\x13ListChangesResponse\x12\x34\n\x07\x63hanges\x18\x01 \x03(\x0b\x32#.omnicdp.identity.v1.CustomerChange\x12\x10\n\x08last_seq\x18\x02 \x01(\x03\"(\n\x13WatchChangesRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x03\"K\n\x14WatchChangesResponse\x12\x33\n\x06\x63hange\x18\x01 \x01(\x0b\x32#.omnicdp.identity.v1.CustomerChange*\xa1\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANGE_KIND_CREATED\x10\x01\x12\x16\n\x12\x43HANGE_KIND_LINKED\x10\x02\x12\x16\n\x12\x43HANGE_KIND_MERGED\x10\x03\x12\x15\n\x11\x43HANGE_KIND_SPLIT\x10\x04\x12\x16\n\x12\x43HANGE_KIND_ERASED\x10\x05\x32\x9b\x04\n\x0fIdentityService\x12r\n\x11ResolveIdentities\x12-.omnicdp.identity.v1.ResolveIdentitiesRequest\x1a..omnicdp.identity.v1.ResolveIdentitiesResponse\x12i\n\x0eLookupCustomer\x12*.omnicdp.identity.v1.LookupCustomerRequest\x1a+.omnicdp.identity.v1.LookupCustomerResponse\x12`\n\x0bGetCustomer\x12\'.omnicdp.identity.v1.GetCustomerRequest\x1a(.omnicdp.identity.v1.GetCustomerResponse\x12`\n\x0bListChanges\x12\'.omnicdp.identity.v1.ListChangesRequest\x1a(.omnicdp.identity.v1.ListChangesResponse\x12\x65\n\x0cWatchChanges\x12(.omnicdp.identity.v1.WatchChangesRequest\x1a).omnicdp.identity.v1.WatchChangesResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnicdp.api.identity.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IDENTITYRECORD']._serialized_start=125
-  _globals['_IDENTITYRECORD']._serialized_end=262
-  _globals['_RESOLVEIDENTITIESREQUEST']._serialized_start=264
-  _globals['_RESOLVEIDENTITIESREQUEST']._serialized_end=364
-  _globals['_RESOLUTION']._serialized_start=367
-  _globals['_RESOLUTION']._serialized_end=681
-  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_start=683
-  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_end=764
-  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_start=766
-  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_end=853
-  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_start=855
-  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_end=928
-  _globals['_GETCUSTOMERREQUEST']._serialized_start=930
-  _globals['_GETCUSTOMERREQUEST']._serialized_end=971
-  _globals['_GETCUSTOMERRESPONSE']._serialized_start=973
-  _globals['_GETCUSTOMERRESPONSE']._serialized_end=1043
-  _globals['_CUSTOMER']._serialized_start=1045
-  _globals['_CUSTOMER']._serialized_end=1157
-  _globals['_IDENTITYSERVICE']._serialized_start=1160
-  _globals['_IDENTITYSERVICE']._serialized_end=1498
+  _globals['_CHANGEKIND']._serialized_start=1912
+  _globals['_CHANGEKIND']._serialized_end=2073
+  _globals['_PERSONTRAITS']._serialized_start=125
+  _globals['_PERSONTRAITS']._serialized_end=288
+  _globals['_IDENTITYRECORD']._serialized_start=291
+  _globals['_IDENTITYRECORD']._serialized_end=495
+  _globals['_RESOLVEIDENTITIESREQUEST']._serialized_start=497
+  _globals['_RESOLVEIDENTITIESREQUEST']._serialized_end=597
+  _globals['_RESOLUTION']._serialized_start=600
+  _globals['_RESOLUTION']._serialized_end=942
+  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_start=944
+  _globals['_RESOLVEIDENTITIESRESPONSE']._serialized_end=1045
+  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_start=1047
+  _globals['_LOOKUPCUSTOMERREQUEST']._serialized_end=1134
+  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_start=1136
+  _globals['_LOOKUPCUSTOMERRESPONSE']._serialized_end=1209
+  _globals['_GETCUSTOMERREQUEST']._serialized_start=1211
+  _globals['_GETCUSTOMERREQUEST']._serialized_end=1252
+  _globals['_GETCUSTOMERRESPONSE']._serialized_start=1254
+  _globals['_GETCUSTOMERRESPONSE']._serialized_end=1324
+  _globals['_CUSTOMER']._serialized_start=1326
+  _globals['_CUSTOMER']._serialized_end=1438
+  _globals['_CUSTOMERCHANGE']._serialized_start=1441
+  _globals['_CUSTOMERCHANGE']._serialized_end=1635
+  _globals['_LISTCHANGESREQUEST']._serialized_start=1637
+  _globals['_LISTCHANGESREQUEST']._serialized_end=1695
+  _globals['_LISTCHANGESRESPONSE']._serialized_start=1697
+  _globals['_LISTCHANGESRESPONSE']._serialized_end=1790
+  _globals['_WATCHCHANGESREQUEST']._serialized_start=1792
+  _globals['_WATCHCHANGESREQUEST']._serialized_end=1832
+  _globals['_WATCHCHANGESRESPONSE']._serialized_start=1834
+  _globals['_WATCHCHANGESRESPONSE']._serialized_end=1909
+  _globals['_IDENTITYSERVICE']._serialized_start=2076
+  _globals['_IDENTITYSERVICE']._serialized_end=2615
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from omnicdp.api.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -10,15 +11,54 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
+    CHANGE_KIND_CREATED: _ClassVar[ChangeKind]
+    CHANGE_KIND_LINKED: _ClassVar[ChangeKind]
+    CHANGE_KIND_MERGED: _ClassVar[ChangeKind]
+    CHANGE_KIND_SPLIT: _ClassVar[ChangeKind]
+    CHANGE_KIND_ERASED: _ClassVar[ChangeKind]
+CHANGE_KIND_UNSPECIFIED: ChangeKind
+CHANGE_KIND_CREATED: ChangeKind
+CHANGE_KIND_LINKED: ChangeKind
+CHANGE_KIND_MERGED: ChangeKind
+CHANGE_KIND_SPLIT: ChangeKind
+CHANGE_KIND_ERASED: ChangeKind
+
+class PersonTraits(_message.Message):
+    __slots__ = ("first_name", "last_name", "date_of_birth", "address_line", "postcode", "city", "region", "country")
+    FIRST_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATE_OF_BIRTH_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_LINE_FIELD_NUMBER: _ClassVar[int]
+    POSTCODE_FIELD_NUMBER: _ClassVar[int]
+    CITY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    first_name: str
+    last_name: str
+    date_of_birth: str
+    address_line: str
+    postcode: str
+    city: str
+    region: str
+    country: str
+    def __init__(self, first_name: _Optional[str] = ..., last_name: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., address_line: _Optional[str] = ..., postcode: _Optional[str] = ..., city: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ...) -> None: ...
+
 class IdentityRecord(_message.Message):
-    __slots__ = ("record_id", "identifiers", "observed_at")
+    __slots__ = ("record_id", "identifiers", "observed_at", "source", "traits")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TRAITS_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     identifiers: _common_pb2.Identifiers
     observed_at: _timestamp_pb2.Timestamp
-    def __init__(self, record_id: _Optional[str] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source: str
+    traits: PersonTraits
+    def __init__(self, record_id: _Optional[str] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., traits: _Optional[_Union[PersonTraits, _Mapping]] = ...) -> None: ...
 
 class ResolveIdentitiesRequest(_message.Message):
     __slots__ = ("request_id", "records")
@@ -29,7 +69,7 @@ class ResolveIdentitiesRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[IdentityRecord, _Mapping]]] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("record_id", "customer_id", "created", "merged_customer_ids", "matched_on", "identifiers", "violations", "warnings")
+    __slots__ = ("record_id", "customer_id", "created", "merged_customer_ids", "matched_on", "identifiers", "violations", "warnings", "identity_record_id")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +78,7 @@ class Resolution(_message.Message):
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     customer_id: str
     created: bool
@@ -46,13 +87,16 @@ class Resolution(_message.Message):
     identifiers: _common_pb2.Identifiers
     violations: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
     warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
-    def __init__(self, record_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., created: _Optional[bool] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., matched_on: _Optional[_Iterable[_Union[_common_pb2.IdentifierType, str]]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
+    identity_record_id: str
+    def __init__(self, record_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., created: _Optional[bool] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., matched_on: _Optional[_Iterable[_Union[_common_pb2.IdentifierType, str]]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., identity_record_id: _Optional[str] = ...) -> None: ...
 
 class ResolveIdentitiesResponse(_message.Message):
-    __slots__ = ("resolutions",)
+    __slots__ = ("resolutions", "change_seq")
     RESOLUTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_SEQ_FIELD_NUMBER: _ClassVar[int]
     resolutions: _containers.RepeatedCompositeFieldContainer[Resolution]
-    def __init__(self, resolutions: _Optional[_Iterable[_Union[Resolution, _Mapping]]] = ...) -> None: ...
+    change_seq: int
+    def __init__(self, resolutions: _Optional[_Iterable[_Union[Resolution, _Mapping]]] = ..., change_seq: _Optional[int] = ...) -> None: ...
 
 class LookupCustomerRequest(_message.Message):
     __slots__ = ("type", "value")
@@ -89,3 +133,47 @@ class Customer(_message.Message):
     identifiers: _containers.RepeatedCompositeFieldContainer[_common_pb2.Identifier]
     merged_customer_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[_common_pb2.Identifier, _Mapping]]] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CustomerChange(_message.Message):
+    __slots__ = ("seq", "kind", "customer_id", "other_customer_id", "record_ids", "committed_at")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    OTHER_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    kind: ChangeKind
+    customer_id: str
+    other_customer_id: str
+    record_ids: _containers.RepeatedScalarFieldContainer[str]
+    committed_at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., customer_id: _Optional[str] = ..., other_customer_id: _Optional[str] = ..., record_ids: _Optional[_Iterable[str]] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListChangesRequest(_message.Message):
+    __slots__ = ("after_seq", "page_size")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    page_size: int
+    def __init__(self, after_seq: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListChangesResponse(_message.Message):
+    __slots__ = ("changes", "last_seq")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[CustomerChange]
+    last_seq: int
+    def __init__(self, changes: _Optional[_Iterable[_Union[CustomerChange, _Mapping]]] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
+class WatchChangesRequest(_message.Message):
+    __slots__ = ("after_seq",)
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    def __init__(self, after_seq: _Optional[int] = ...) -> None: ...
+
+class WatchChangesResponse(_message.Message):
+    __slots__ = ("change",)
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    change: CustomerChange
+    def __init__(self, change: _Optional[_Union[CustomerChange, _Mapping]] = ...) -> None: ...

@@ -49,6 +49,16 @@ class IdentityServiceStub:
                 request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.GetCustomerRequest.SerializeToString,
                 response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.GetCustomerResponse.FromString,
                 _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/ListChanges',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
+        self.WatchChanges = channel.unary_stream(
+                '/omnicdp.identity.v1.IdentityService/WatchChanges',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -76,6 +86,21 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListChanges(self, request, context):
+        """Changes to customers, in the order they were committed, after a sequence number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchChanges(self, request, context):
+        """The changes after a sequence number, then each new one as it is committed, until the
+        caller cancels. Resume with the last sequence number applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +118,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetCustomer,
                     request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.GetCustomerRequest.FromString,
                     response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.GetCustomerResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListChangesRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListChangesResponse.SerializeToString,
+            ),
+            'WatchChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchChanges,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +211,60 @@ class IdentityService:
             '/omnicdp.identity.v1.IdentityService/GetCustomer',
             omnicdp_dot_identity_dot_v1_dot_identity__pb2.GetCustomerRequest.SerializeToString,
             omnicdp_dot_identity_dot_v1_dot_identity__pb2.GetCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/ListChanges',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListChangesRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/WatchChanges',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

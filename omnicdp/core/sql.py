@@ -1,0 +1,253 @@
+"""What the services' SQL stores share, so each store writes its SQL once for two backends.
+
+- A ``Session`` is one open database transaction: ``fetch``, ``execute`` and a bulk
+  ``insert``, with ``%s`` placeholders and ``= ANY(%s)`` for lists on both backends.
+- ``DuckDBDatabase``: one embedded file owned by this process (DuckDB allows one writer per
+  file), one transaction at a time, reads inside a transaction joining it.
+- ``PostgresDatabase``: a connection pool on one schema, for several replicas; write
+  transactions may run SERIALIZABLE and are then retried from the start on a conflict.
+- ``migrate``: versioned migrations applied in order at start, recorded in
+  ``schema_migrations``.
+
+Losing the database is :class:`~omnicdp.core.errors.Unavailable` (callers may retry), never
+a driver exception crossing a service boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from omnicdp.core.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# (version, description, statements), in order.
+Migration = tuple[int, str, tuple[str, ...]]
+
+
+class Session(Protocol):
+    """One open database transaction."""
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple],
+               suffix: str = "") -> None:
+        """Insert many rows in one statement; ``suffix`` (``ON CONFLICT ...``) as is."""
+
+
+class DuckDBSession:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._conn.execute(sql.replace("%s", "?"), list(params)).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql.replace("%s", "?"), list(params))
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple],
+               suffix: str = "") -> None:
+        if not rows:
+            return
+        import pyarrow as pa
+
+        # One statement over an Arrow batch: row-by-row executemany is ~100x slower.
+        data = pa.table({name: list(values) for name, values in
+                         zip(columns, zip(*rows, strict=True), strict=True)})
+        view = f"_incoming_{table}"
+        self._conn.register(view, data)
+        try:
+            self._conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) "
+                               f"SELECT {', '.join(columns)} FROM {view} {suffix}")
+        finally:
+            self._conn.unregister(view)
+
+
+class PostgresSession:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._conn.execute(sql, list(params)).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, list(params))
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple],
+               suffix: str = "") -> None:
+        if not rows:
+            return
+        placeholders = ", ".join(["%s"] * len(columns))
+        with self._conn.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                               f"VALUES ({placeholders}) {suffix}", rows)
+
+
+class DuckDBDatabase:
+    # A batch looks up a few thousand keys at once; DuckDB's defaults (2048 rows, 0.1% of
+    # the table) would answer such ``key = ANY(...)`` lookups with full scans.
+    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05")
+
+    def __init__(self, path: str | os.PathLike[str], service: str) -> None:
+        import duckdb
+
+        self._errors = duckdb.Error
+        database = os.fspath(path)
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        self.connection = duckdb.connect(database)
+        if database != ":memory:":
+            os.chmod(database, 0o600)  # personal data: readable by the service's user only
+        for setting in self.SETTINGS:
+            self.connection.execute(setting)
+        self._service = service
+        self._lock = threading.RLock()
+        self._open: DuckDBSession | None = None
+        self._closed = False
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        with self._lock:
+            if self._closed:
+                raise Unavailable(f"the {self._service} store is closed")
+            if self._open is not None:  # a read inside a transaction joins it
+                yield self._open
+                return
+            session = DuckDBSession(self.connection)
+            self.connection.execute("BEGIN TRANSACTION")
+            self._open = session
+            try:
+                yield session
+                self.connection.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT may already have ended the transaction.
+                with suppress(self._errors):
+                    self.connection.execute("ROLLBACK")
+                raise
+            finally:
+                self._open = None
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.connection.close()
+
+
+class PostgresDatabase:
+    """A pool of connections whose ``search_path`` is the service's own schema."""
+
+    MAX_ATTEMPTS = 12
+
+    def __init__(self, url: str, schema: str, service: str, max_connections: int = 8) -> None:
+        import psycopg
+        from psycopg import errors as pg_errors
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self._lost = (psycopg.OperationalError, PoolTimeout)
+        self._retryable = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+        self._service = service
+        self._local = threading.local()
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=max_connections, open=False,
+            kwargs={"autocommit": False, "options": f"-c search_path={schema}"})
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except self._lost as error:
+            self._pool.close()
+            raise Unavailable(f"the {service} database is unavailable") from error
+
+    @contextmanager
+    def session(self, isolation: str = "READ COMMITTED") -> Iterator[PostgresSession]:
+        """A transaction at ``isolation``: READ COMMITTED, REPEATABLE READ (reads that
+        must agree with each other) or SERIALIZABLE (see ``run``)."""
+        joined = getattr(self._local, "session", None)
+        if joined is not None:  # a read inside a transaction joins it
+            yield joined
+            return
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                with conn.transaction():
+                    session = PostgresSession(conn)
+                    self._local.session = session
+                    try:
+                        yield session
+                    finally:
+                        self._local.session = None
+        except self._lost as error:
+            if isinstance(error, self._retryable):
+                raise
+            raise Unavailable(f"the {self._service} database is unavailable") from error
+
+    def run(self, work: Callable[[PostgresSession], T],
+            isolation: str = "READ COMMITTED") -> T:
+        """Run ``work`` in a transaction; one that lost a race with another replica
+        (serialization failure, deadlock) is run again from the start after a short wait."""
+        for attempt in range(1, self.MAX_ATTEMPTS + 1):
+            try:
+                with self.session(isolation) as session:
+                    return work(session)
+            except self._retryable:
+                if attempt == self.MAX_ATTEMPTS or getattr(self._local, "session", None):
+                    raise
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+        raise AssertionError("unreachable")
+
+    def setup(self, schema: str, lock_id: int, migrations: Sequence[Migration],
+              before: Sequence[str] = ()) -> None:
+        """Create the schema and apply the migrations, one replica at a time."""
+        with self.session() as session:
+            session.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+            session.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for statement in before:
+                session.execute(statement)
+            migrate(session, migrations, self._service)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def migrate(session: Session, migrations: Sequence[Migration], service: str) -> None:
+    """Apply the migrations not applied yet, in order, in the caller's transaction."""
+    session.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
+                    "applied_at TIMESTAMP NOT NULL)")
+    applied = {row[0] for row in session.fetch("SELECT version FROM schema_migrations")}
+    for version, description, statements in migrations:
+        if version in applied:
+            continue
+        for statement in statements:
+            session.execute(statement)
+        session.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                        [version, description, utc_now()])
+        log.info("%s schema migrated to version %d: %s", service, version, description)
+
+
+def utc_now() -> datetime:
+    """Now, as naive UTC: how the stores keep timestamps."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Naive UTC, as stored; a naive input is taken to be UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def aware_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime from a stored (naive UTC) or driver (aware) one."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,288 @@
+"""One transaction's view of the identity graph: what a batch of records needs, loaded from
+the store when first asked for, changed in memory, and handed to the backend as a delta.
+
+Nothing outlives the transaction: memory is bounded by the batch, not by the number of
+customers, and a restart reloads nothing. A backend provides the loads (``GraphSource``) and
+writes the ``Delta`` in the same database transaction that the loads read in, so the
+working set is as complete as the database: for every identifier it has *loaded*, it knows
+every live customer holding it; for every customer it has loaded, every identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
+
+from omnicdp.core.errors import NotFound
+from omnicdp.core.vocabulary import PRIORITY
+from omnicdp.services.identity.store.base import IdentifierMatch, new_customer_id
+
+Key = tuple[str, str]  # (id_type, normalised value)
+
+
+def key_hash(id_type: str, value: str) -> int:
+    """A signed 64-bit hash of an identifier: the indexed lookup key in every backend."""
+    digest = hashlib.blake2b(f"{id_type}\0{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Seen(NamedTuple):
+    """When a customer was first and last seen with an identifier, and the latest record
+    that carried it (the end a link to this customer is drawn to)."""
+
+    first: datetime
+    last: datetime
+    record_id: str
+
+
+class CustomerRow(NamedTuple):
+    created_at: datetime
+    merged_into: str | None
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    record_id: str
+    customer_id: str
+    source: str
+    features: Mapping[str, str]
+    identifiers: Mapping[str, str]
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class NewLink:
+    record_a: str
+    record_b: str
+    rule: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    """A change to a customer, in the order it happened; the backend numbers them."""
+
+    kind: str  # created | linked | merged
+    customer_id: str
+    other_customer_id: str | None = None
+    record_id: str | None = None
+
+
+@dataclass
+class Delta:
+    """What a transaction changed, for the backend to write."""
+
+    new_customers: dict[str, datetime] = field(default_factory=dict)
+    merges: list[tuple[str, str]] = field(default_factory=list)  # (survivor, loser), in order
+    identifiers: dict[tuple[str, str, str], Seen | None] = field(default_factory=dict)
+    new_records: dict[str, NewRecord] = field(default_factory=dict)
+    seen_records: dict[str, datetime] = field(default_factory=dict)  # existing -> last seen
+    links: list[NewLink] = field(default_factory=list)
+    changes: list[ChangeEntry] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.new_customers or self.merges or self.identifiers or self.new_records
+                    or self.seen_records or self.links or self.changes)
+
+
+class GraphSource(Protocol):
+    """The loads a backend answers inside its open database transaction."""
+
+    def holders(self, keys: Sequence[Key]) -> list[tuple[str, str, str]]:
+        """(id_type, value, customer_id) of every live customer holding one of the keys."""
+
+    def customers(self, customer_ids: Sequence[str]
+                  ) -> tuple[dict[str, CustomerRow], list[tuple[str, str, str, Seen]]]:
+        """The customers' rows, and every identifier they hold: (type, value, customer, seen)."""
+
+    def records(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """The live customer of each record that exists."""
+
+
+class GraphTransaction:
+    """The working set of one transaction (see the module documentation)."""
+
+    def __init__(self, source: GraphSource) -> None:
+        self._source = source
+        self._customers: dict[str, CustomerRow] = {}
+        self._holders: dict[Key, dict[str, Seen]] = {}
+        self._keys_of: dict[str, set[Key]] = {}
+        self._complete_keys: set[Key] = set()
+        self._records: dict[str, str | None] = {}  # record -> customer (None: does not exist)
+        self._unannounced: set[str] = set()  # created here, no record stored in them yet
+        self.delta = Delta()
+        self.change_seq = 0  # set by the backend when the delta is committed
+
+    # -- loading -------------------------------------------------------------------------
+
+    def prefetch(self, keys: Iterable[Key], record_ids: Iterable[str] = ()) -> None:
+        """Load what these identifiers and records need, in a few queries."""
+        missing = sorted({k for k in keys if k not in self._complete_keys})
+        if missing:
+            holders = self._source.holders(missing)
+            self._load_customers({customer_id for _, _, customer_id in holders})
+            self._complete_keys.update(missing)
+        wanted = sorted({r for r in record_ids if r not in self._records})
+        if wanted:
+            found = self._source.records(wanted)
+            for record_id in wanted:
+                self._records[record_id] = found.get(record_id)
+
+    def _load_customers(self, customer_ids: Iterable[str]) -> None:
+        wanted = sorted(c for c in customer_ids if c not in self._customers)
+        if not wanted:
+            return
+        rows, identifiers = self._source.customers(wanted)
+        self._customers.update(rows)
+        for id_type, value, customer_id, seen in identifiers:
+            key = (id_type, value)
+            self._holders.setdefault(key, {})[customer_id] = seen
+            self._keys_of.setdefault(customer_id, set()).add(key)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def find_matches(self, identifiers: Mapping[str, str]) -> list[IdentifierMatch]:
+        """Live customers holding any of the identifiers, by identifier priority, then most
+        recently seen with the value, then oldest customer."""
+        self.prefetch(identifiers.items())
+        matches = []
+        for key in identifiers.items():
+            for customer_id, seen in self._holders.get(key, {}).items():
+                row = self._customers[customer_id]
+                if row.merged_into is None:
+                    matches.append(IdentifierMatch(key[0], key[1], customer_id,
+                                                   _aware(seen.last), _aware(row.created_at)))
+        matches.sort(key=lambda m: (PRIORITY.get(m.id_type, len(PRIORITY)),
+                                    -m.last_seen.timestamp(), m.customer_created_at,
+                                    m.customer_id))
+        return matches
+
+    def identifiers_of(self, customer_ids: Iterable[str]) -> dict[str, dict[str, set[str]]]:
+        ids = sorted(set(customer_ids))
+        self._load_customers(ids)
+        result: dict[str, dict[str, set[str]]] = {}
+        for customer_id in ids:
+            sets: dict[str, set[str]] = {}
+            for id_type, value in self._keys_of.get(customer_id, ()):
+                sets.setdefault(id_type, set()).add(value)
+            result[customer_id] = sets
+        return result
+
+    def record_customer(self, record_id: str) -> str | None:
+        """The live customer of an existing record, or None for a record not seen before."""
+        self.prefetch((), [record_id])
+        customer_id = self._records[record_id]
+        while customer_id is not None and self._customer(customer_id).merged_into is not None:
+            customer_id = self._customer(customer_id).merged_into
+        return customer_id
+
+    def link_target(self, customer_id: str, key: Key) -> str | None:
+        """The record of the customer that most recently carried the identifier."""
+        seen = self._holders.get(key, {}).get(customer_id)
+        return seen.record_id if seen is not None else None
+
+    def _customer(self, customer_id: str) -> CustomerRow:
+        self._load_customers([customer_id])
+        row = self._customers.get(customer_id)
+        if row is None:
+            raise NotFound(f"customer {customer_id} does not exist",
+                           metadata={"customer_id": customer_id})
+        return row
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create_customer(self, created_at: datetime) -> str:
+        customer_id = new_customer_id()
+        row = CustomerRow(_naive(created_at), None)
+        self._customers[customer_id] = row
+        self.delta.new_customers[customer_id] = row.created_at
+        self._unannounced.add(customer_id)
+        return customer_id
+
+    def merge(self, survivor_id: str, loser_id: str) -> None:
+        """Fold ``loser_id`` into ``survivor_id``: redirect it and move its identifiers."""
+        if survivor_id == loser_id:
+            raise ValueError("cannot merge a customer into itself")
+        for customer_id in (survivor_id, loser_id):
+            if self._customer(customer_id).merged_into is not None:
+                raise ValueError(f"customer {customer_id} was already merged")
+        loser = self._customers[loser_id]
+        self._customers[loser_id] = CustomerRow(loser.created_at, survivor_id)
+        for customer_id, row in list(self._customers.items()):
+            if row.merged_into == loser_id:
+                self._customers[customer_id] = CustomerRow(row.created_at, survivor_id)
+        for key in list(self._keys_of.get(loser_id, ())):
+            holders = self._holders[key]
+            moved = holders.pop(loser_id)
+            kept = holders.get(survivor_id)
+            if kept is not None:
+                latest = moved.record_id if moved.last > kept.last else kept.record_id
+                moved = Seen(min(kept.first, moved.first), max(kept.last, moved.last), latest)
+            holders[survivor_id] = moved
+            self._keys_of.setdefault(survivor_id, set()).add(key)
+            self.delta.identifiers[(key[0], key[1], survivor_id)] = moved
+            self.delta.identifiers[(key[0], key[1], loser_id)] = None
+        self._keys_of.pop(loser_id, None)
+        for record_id, customer_id in self._records.items():
+            if customer_id == loser_id:
+                self._records[record_id] = survivor_id
+        self.delta.merges.append((survivor_id, loser_id))
+        self.delta.changes.append(ChangeEntry("merged", survivor_id, loser_id))
+
+    def attach_identifiers(self, customer_id: str, identifiers: Mapping[str, str],
+                           seen_at: datetime, record_id: str) -> None:
+        """The customer was seen with these identifiers in this record at ``seen_at``."""
+        seen = _naive(seen_at)
+        for key in identifiers.items():
+            holders = self._holders.setdefault(key, {})
+            old = holders.get(customer_id)
+            if old is None:
+                new = Seen(seen, seen, record_id)
+            else:
+                new = Seen(min(old.first, seen), max(old.last, seen),
+                           record_id if seen >= old.last else old.record_id)
+            if new != old:
+                holders[customer_id] = new
+                self._keys_of.setdefault(customer_id, set()).add(key)
+                self.delta.identifiers[(key[0], key[1], customer_id)] = new
+
+    def add_record(self, record: NewRecord, links: Sequence[tuple[str, str]]) -> None:
+        """Store a record observed for the first time in ``record.customer_id``, linked to
+        existing records by the rules named; or, for a known record, note that it was seen."""
+        if self._records.get(record.record_id) is not None:
+            previous = self.delta.seen_records.get(record.record_id)
+            self.delta.seen_records[record.record_id] = max(
+                _naive(record.seen_at), previous or datetime.min)
+        else:
+            self._records[record.record_id] = record.customer_id
+            self.delta.new_records[record.record_id] = record
+            kind = "created" if record.customer_id in self._unannounced else "linked"
+            self._unannounced.discard(record.customer_id)
+            self.delta.changes.append(ChangeEntry(kind, record.customer_id,
+                                                  record_id=record.record_id))
+        for other, rule in links:
+            if other != record.record_id:
+                self.delta.links.append(NewLink(record.record_id, other, rule,
+                                                _naive(record.seen_at)))
+
+    def final_customer(self, customer_id: str) -> str:
+        """Where a customer of this transaction ended up after its merges."""
+        row = self._customers.get(customer_id)
+        while row is not None and row.merged_into is not None:
+            customer_id = row.merged_into
+            row = self._customers.get(customer_id)
+        return customer_id
+
+
+def _naive(moment: datetime) -> datetime:
+    """Naive UTC, as stored; a naive input is taken to be UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

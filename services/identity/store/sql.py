@@ -1,0 +1,319 @@
+"""What the DuckDB and PostgreSQL backends share: the schema's migrations, the working set's
+loads, the delta's writes and the reads, written once (``omnicdp.core.sql``).
+
+A backend supplies sessions (one database transaction each) and its concurrency control;
+everything else is here.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
+
+from omnicdp.core.sql import Migration, Session, aware_utc, migrate, naive_utc, utc_now
+from omnicdp.services.identity.model import Change
+from omnicdp.services.identity.store.base import (
+    Customer,
+    IdentifierMatch,
+    IdentifierRow,
+    IdentityStore,
+    StoredLink,
+    StoredRecord,
+    sort_identifier_rows,
+)
+from omnicdp.services.identity.store.graph import (
+    CustomerRow,
+    Delta,
+    GraphTransaction,
+    Key,
+    Seen,
+    key_hash,
+)
+
+T = TypeVar("T")
+
+RULES_AUTHOR = "rules/deterministic-v1"
+
+# Versioned schema, applied in order at start inside one transaction, recorded in
+# schema_migrations. Types are the common subset of DuckDB and PostgreSQL.
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "records, links, customers, identifiers and the change log", (
+        """CREATE TABLE customers (
+            customer_id VARCHAR PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            merged_into VARCHAR
+        )""",
+        "CREATE INDEX customers_by_survivor ON customers (merged_into)",
+        """CREATE TABLE identifiers (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            customer_id VARCHAR NOT NULL,
+            first_seen TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            record_id VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value, customer_id)
+        )""",
+        "CREATE INDEX identifiers_by_key ON identifiers (key)",
+        "CREATE INDEX identifiers_by_customer ON identifiers (customer_id)",
+        """CREATE TABLE records (
+            record_id VARCHAR PRIMARY KEY,
+            customer_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            features VARCHAR NOT NULL,
+            first_seen TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX records_by_customer ON records (customer_id)",
+        """CREATE TABLE record_identifiers (
+            record_id VARCHAR NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (record_id, id_type, value)
+        )""",
+        """CREATE TABLE links (
+            record_a VARCHAR NOT NULL,
+            record_b VARCHAR NOT NULL,
+            rule VARCHAR NOT NULL,
+            probability DOUBLE PRECISION,
+            created_at TIMESTAMP NOT NULL,
+            created_by VARCHAR NOT NULL,
+            revoked_at TIMESTAMP,
+            revoked_by VARCHAR,
+            revoke_reason VARCHAR
+        )""",
+        "CREATE INDEX links_by_a ON links (record_a)",
+        "CREATE INDEX links_by_b ON links (record_b)",
+        """CREATE TABLE changes (
+            seq BIGINT PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            customer_id VARCHAR NOT NULL,
+            other_customer_id VARCHAR,
+            record_id VARCHAR,
+            committed_at TIMESTAMP NOT NULL
+        )""",
+    )),
+)
+
+
+class SqlIdentityStore(IdentityStore):
+    """The identity store on a SQL backend; subclasses open sessions and order writers."""
+
+    # -- what a backend provides ---------------------------------------------------------
+
+    @abstractmethod
+    def _session(self, write: bool) -> AbstractContextManager[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    def _next_seqs(self, session: Session, count: int) -> list[int]:
+        """Numbers for ``count`` new change log entries, in commit order."""
+
+    def _run(self, work: Callable[[Session], T], write: bool = False) -> T:
+        """Run ``work`` in a transaction; backends that may abort a transaction on a
+        conflict retry here."""
+        with self._session(write) as session:
+            return work(session)
+
+    def _migrate(self, session: Session) -> None:
+        migrate(session, MIGRATIONS, "identity")
+
+    # -- writes --------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[GraphTransaction]:
+        with self._session(True) as session:
+            graph = GraphTransaction(_Loader(session))
+            yield graph
+            if graph.delta:
+                graph.change_seq = self._write(session, graph)
+
+    def run_transaction(self, work: Callable[[GraphTransaction], T]) -> tuple[T, int]:
+        """Run ``work`` on a fresh working set and commit it; return its result and the
+        change log position after it. Retried from the start when the backend reports a
+        conflict with a concurrent transaction."""
+        def attempt(session: Session) -> tuple[T, int]:
+            graph = GraphTransaction(_Loader(session))
+            result = work(graph)
+            if graph.delta:
+                graph.change_seq = self._write(session, graph)
+            return result, graph.change_seq or self._last_seq(session)
+        return self._run(attempt, write=True)
+
+    def _write(self, session: Session, graph: GraphTransaction) -> int:
+        delta: Delta = graph.delta
+        if delta.new_customers:
+            session.insert("customers", ("customer_id", "created_at", "merged_into"),
+                           [(c, at, graph.final_customer(c) if graph.final_customer(c) != c
+                             else None) for c, at in delta.new_customers.items()])
+        for survivor, loser in delta.merges:
+            if loser in delta.new_customers:
+                continue  # inserted already redirected
+            session.execute("UPDATE customers SET merged_into = %s "
+                            "WHERE customer_id = %s OR merged_into = %s",
+                            [survivor, loser, loser])
+            session.execute("UPDATE records SET customer_id = %s WHERE customer_id = %s",
+                            [survivor, loser])
+        # A merge moves every identifier of the loser: its rows go in one statement.
+        losers = [loser for _, loser in delta.merges if loser not in delta.new_customers]
+        if losers:
+            session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [losers])
+        present = [(k, seen) for k, seen in delta.identifiers.items() if seen is not None]
+        if present:
+            session.insert(
+                "identifiers",
+                ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
+                 "record_id"),
+                [(key_hash(t, v), t, v, c, s.first, s.last, s.record_id)
+                 for (t, v, c), s in present],
+                "ON CONFLICT (id_type, value, customer_id) DO UPDATE SET "
+                "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+                "record_id = excluded.record_id")
+        if delta.new_records:
+            records = list(delta.new_records.values())
+            session.insert("records", ("record_id", "customer_id", "source", "features",
+                                       "first_seen", "last_seen"),
+                           [(r.record_id, graph.final_customer(r.customer_id), r.source,
+                             json.dumps(dict(r.features), ensure_ascii=False, sort_keys=True),
+                             naive_utc(r.seen_at), naive_utc(r.seen_at)) for r in records])
+            session.insert("record_identifiers", ("record_id", "id_type", "value"),
+                           [(r.record_id, t, v) for r in records
+                            for t, v in r.identifiers.items()])
+        for record_id, seen in delta.seen_records.items():
+            session.execute("UPDATE records SET last_seen = %s WHERE record_id = %s "
+                            "AND last_seen < %s", [seen, record_id, seen])
+        if delta.links:
+            session.insert("links", ("record_a", "record_b", "rule", "created_at",
+                                     "created_by"),
+                           [(link.record_a, link.record_b, link.rule, link.created_at,
+                             RULES_AUTHOR) for link in delta.links])
+        if not delta.changes:
+            return self._last_seq(session)
+        seqs = self._next_seqs(session, len(delta.changes))
+        now = utc_now()
+        session.insert("changes", ("seq", "kind", "customer_id", "other_customer_id",
+                                   "record_id", "committed_at"),
+                       [(seq, c.kind, c.customer_id, c.other_customer_id, c.record_id, now)
+                        for seq, c in zip(seqs, delta.changes, strict=True)])
+        return seqs[-1]
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _last_seq(self, session: Session) -> int:
+        return session.fetch("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
+
+    def last_change_seq(self) -> int:
+        return self._run(self._last_seq)
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        rows = self._run(lambda s: s.fetch(
+            "SELECT customer_id, created_at, merged_into FROM customers WHERE customer_id = %s",
+            [customer_id]))
+        return Customer(rows[0][0], aware_utc(rows[0][1]), rows[0][2]) if rows else None
+
+    def resolve_redirects(self, customer_id: str) -> str | None:
+        customer = self.get_customer(customer_id)
+        if customer is None:
+            return None
+        # Merges redirect every alias straight to the survivor: one hop.
+        return customer.merged_into or customer.customer_id
+
+    def merged_customer_ids_of(self, customer_ids: Sequence[str]) -> dict[str, list[str]]:
+        if not customer_ids:
+            return {}
+        rows = self._run(lambda s: s.fetch(
+            "SELECT merged_into, customer_id FROM customers WHERE merged_into = ANY(%s) "
+            "ORDER BY created_at, customer_id", [list(customer_ids)]))
+        merged: dict[str, list[str]] = {}
+        for survivor, alias in rows:
+            merged.setdefault(survivor, []).append(alias)
+        return merged
+
+    def count_customers(self, include_merged: bool = False) -> int:
+        where = "" if include_merged else " WHERE merged_into IS NULL"
+        return self._run(lambda s: s.fetch(f"SELECT count(*) FROM customers{where}"))[0][0]
+
+    def find_matches(self, identifiers: Mapping[str, str]) -> list[IdentifierMatch]:
+        return self._run(lambda s: GraphTransaction(_Loader(s)).find_matches(identifiers))
+
+    def identifier_rows(self, customer_id: str) -> list[IdentifierRow]:
+        rows = self._run(lambda s: s.fetch(
+            "SELECT id_type, value, customer_id, first_seen, last_seen FROM identifiers "
+            "WHERE customer_id = %s", [customer_id]))
+        return sort_identifier_rows([IdentifierRow(t, v, c, aware_utc(f), aware_utc(la))
+                                     for t, v, c, f, la in rows])
+
+    def records_of(self, customer_id: str) -> list[StoredRecord]:
+        live_id = self.resolve_redirects(customer_id)
+        if live_id is None:
+            return []
+
+        def read(session: Session) -> list[StoredRecord]:
+            records = session.fetch(
+                "SELECT record_id, customer_id, source, features, first_seen, last_seen "
+                "FROM records WHERE customer_id = %s ORDER BY first_seen, record_id", [live_id])
+            ids = [r[0] for r in records]
+            identifiers: dict[str, dict[str, list[str]]] = {}
+            if ids:
+                for record_id, id_type, value in session.fetch(
+                        "SELECT record_id, id_type, value FROM record_identifiers "
+                        "WHERE record_id = ANY(%s) ORDER BY id_type, value", [ids]):
+                    identifiers.setdefault(record_id, {}).setdefault(id_type, []).append(value)
+            return [StoredRecord(r, c, source, json.loads(features), identifiers.get(r, {}),
+                                 aware_utc(first), aware_utc(last))
+                    for r, c, source, features, first, last in records]
+        return self._run(read)
+
+    def links_of(self, record_ids: Sequence[str]) -> list[StoredLink]:
+        if not record_ids:
+            return []
+        rows = self._run(lambda s: s.fetch(
+            "SELECT record_a, record_b, rule, created_at, created_by, probability, revoked_at, "
+            "revoked_by, revoke_reason FROM links WHERE record_a = ANY(%s) "
+            "OR record_b = ANY(%s) ORDER BY created_at, record_a, record_b",
+            [list(record_ids), list(record_ids)]))
+        return [StoredLink(a, b, rule, aware_utc(at), by, p, aware_utc(r) if r else None, rb, why)
+                for a, b, rule, at, by, p, r, rb, why in rows]
+
+    def changes(self, after_seq: int, limit: int) -> list[Change]:
+        rows = self._run(lambda s: s.fetch(
+            "SELECT seq, kind, customer_id, other_customer_id, record_id, committed_at "
+            "FROM changes WHERE seq > %s ORDER BY seq LIMIT %s", [after_seq, limit]))
+        return [Change(seq, kind, c, other, r, aware_utc(at))
+                for seq, kind, c, other, r, at in rows]
+
+
+class _Loader:
+    """The working set's loads (``graph.GraphSource``) in an open session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def holders(self, keys: Sequence[Key]) -> list[tuple[str, str, str]]:
+        wanted = set(keys)
+        rows = self._session.fetch(
+            "SELECT id_type, value, customer_id FROM identifiers WHERE key = ANY(%s)",
+            [[key_hash(t, v) for t, v in wanted]])
+        return [row for row in rows if (row[0], row[1]) in wanted]  # drop hash collisions
+
+    def customers(self, customer_ids: Sequence[str]
+                  ) -> tuple[dict[str, CustomerRow], list[tuple[str, str, str, Seen]]]:
+        ids = list(customer_ids)
+        rows = self._session.fetch(
+            "SELECT customer_id, created_at, merged_into FROM customers "
+            "WHERE customer_id = ANY(%s)", [ids])
+        identifiers = self._session.fetch(
+            "SELECT id_type, value, customer_id, first_seen, last_seen, record_id "
+            "FROM identifiers WHERE customer_id = ANY(%s)", [ids])
+        return ({c: CustomerRow(naive_utc(at), merged) for c, at, merged in rows},
+                [(t, v, c, Seen(naive_utc(f), naive_utc(la), r))
+                 for t, v, c, f, la, r in identifiers])
+
+    def records(self, record_ids: Sequence[str]) -> dict[str, str]:
+        rows = self._session.fetch(
+            "SELECT record_id, customer_id FROM records WHERE record_id = ANY(%s)",
+            [list(record_ids)])
+        return dict(rows)
