@@ -14,9 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from omnicdp.core import jsonvalues
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from omnicdp.services.attribution.client import MODELS, AttributionClient
-from omnicdp.services.gateway import conversions, openapi, problems, schemas
+from omnicdp.services.gateway import bodies, conversions, openapi, problems, schemas
 from omnicdp.services.gateway.keys import ApiKey, ApiKeys
 from omnicdp.services.gateway.problems import ProblemError
 from omnicdp.services.identity.client import IdentityClient
@@ -54,6 +55,21 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _PROBLEMS[status] for status in statuses}
 
 
+def _event(raw: Any) -> tuple[EventIn | None, list[dict[str, str]]]:
+    """One event of a batch, checked alone: its JSON values' limits, its size, its schema."""
+    limits = jsonvalues.value_violations(raw, "")
+    if limits:
+        return None, [{"field": v.field or "event", "description": v.description}
+                      for v in limits]
+    if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
+        return None, [{"field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}]
+    try:
+        return conversions.event_in(schemas.Event.model_validate(raw)), []
+    except ValidationError as error:
+        return None, [{"field": ".".join(str(p) for p in e["loc"]) or "event",
+                       "description": e["msg"]} for e in error.errors()]
+
+
 def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1024) -> FastAPI:
     app = FastAPI(
         title="omnicdp partner API",
@@ -86,7 +102,7 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
         return Depends(check)
 
     @app.post("/v1/events", response_model=schemas.IngestResponse, tags=["events"],
-              response_model_exclude_none=True,
+              response_model_exclude_unset=True,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
               responses=_responses(400, 401, 403, 413, 422, 429, 500, 503, 504))
@@ -101,9 +117,9 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
         if len(body) > max_body_bytes:
             raise too_large
         try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise ProblemError(400, "MALFORMED_JSON", str(exc)) from exc
+            document = bodies.parse(body)
+        except bodies.MalformedBody as error:
+            raise ProblemError(400, "MALFORMED_JSON", str(error)) from None
         raw_events = document.get("events") if isinstance(document, dict) else None
         if not isinstance(raw_events, list):
             raise ProblemError(422, "INVALID_ARGUMENT", "a list of events is required", [
@@ -115,17 +131,12 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
         results: list[dict[str, Any] | None] = [None] * len(raw_events)
         valid: list[tuple[int, EventIn]] = []
         for i, raw in enumerate(raw_events):
-            message_id = raw.get("message_id") if isinstance(raw, dict) else None
-            if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
-                results[i] = conversions.rejected_json(message_id, [{
-                    "field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}])
-                continue
-            try:
-                valid.append((i, conversions.event_in(schemas.Event.model_validate(raw))))
-            except ValidationError as error:
-                results[i] = conversions.rejected_json(message_id, [
-                    {"field": ".".join(str(p) for p in e["loc"]) or "event",
-                     "description": e["msg"]} for e in error.errors()])
+            event, violations = _event(raw)
+            if event is None:
+                message_id = raw.get("message_id") if isinstance(raw, dict) else None
+                results[i] = conversions.rejected_json(message_id, violations)
+            else:
+                valid.append((i, event))
         if valid:
             # The gRPC call blocks: run it off the event loop (the trace context goes along).
             stored = await run_in_threadpool(backends.profile.ingest, [e for _, e in valid])
