@@ -3,6 +3,7 @@ serves HTTP with uvicorn (graceful shutdown on SIGTERM/SIGINT), traces every req
 
 from __future__ import annotations
 
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -37,10 +38,14 @@ class HttpHost:
 
     server: uvicorn.Server
     backends: Backends
+    listening_fd: int = -1
 
     def run_until_signal(self) -> None:
         try:
-            self.server.run()
+            if self.listening_fd >= 0:  # a socket its supervisor holds across restarts
+                self.server.run(sockets=[socket.socket(fileno=self.listening_fd)])
+            else:
+                self.server.run()
         finally:
             self.backends.close()
 
@@ -65,4 +70,4 @@ def build(settings: Settings) -> HttpHost:
         access_log=False, timeout_graceful_shutdown=int(settings.grace_seconds),
         http=timed_protocol(settings.header_timeout_seconds, settings.max_connections),
         timeout_keep_alive=max(1, round(settings.idle_timeout_seconds))))
-    return HttpHost(server, backends)
+    return HttpHost(server, backends, settings.http_fd)

@@ -13,6 +13,8 @@ from omnicdp.core.vocabulary import MAX_BODY_BYTES
 class Settings:
     http_host: str = setting("127.0.0.1", "CDP_HTTP_HOST", "HTTP interface to bind")
     http_port: int = setting(8080, "CDP_HTTP_PORT", "HTTP port (0 picks a free one)")
+    http_fd: int = setting(-1, "CDP_HTTP_FD",
+                           "serve on this inherited listening socket instead (cdp up)")
     api_keys: Path = setting(Path(".cdp/api-keys.yaml"), "CDP_API_KEYS", "API keys file (YAML)")
     profile_addr: str = setting("127.0.0.1:50052", "CDP_PROFILE_ADDR",
                                 "host:port of the profile service")
