@@ -152,8 +152,9 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
                   "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
               responses=_responses(400, 401, 403, 413, 422, 429, 500, 503, 504))
     async def post_events(request: Request, _key: Annotated[ApiKey, require("events:write")]):
-        """Store a batch of events. Each event is accepted, a duplicate of an earlier
-        message_id (stored once), or rejected alone with the failing fields named."""
+        """Store a batch of events (at most 500 and 500 KB; an event at most 32 KB). Each
+        event is accepted, a duplicate of an earlier message_id (stored once), or rejected
+        alone with the failing fields named."""
         body = await _read_body(request, max_body_bytes, body_timeout)
         try:
             document = bodies.parse(body)

@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from omnicdp.core.jsonvalues import MIN_TIMESTAMP, identifier_problem
+from omnicdp.core.jsonvalues import (
+    MAX_ABS_NUMBER,
+    MAX_NESTING_DEPTH,
+    MAX_REVENUE,
+    MIN_TIMESTAMP,
+    identifier_problem,
+)
 from omnicdp.core.vocabulary import (
     CHANNELS,
     EVENT_TYPES,
@@ -21,6 +27,10 @@ from omnicdp.core.vocabulary import (
 EventTypeName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 ChannelName = Literal[CHANNELS]  # type: ignore[valid-type]
 
+VALUE_LIMITS = (
+    f"Objects and arrays nest at most {MAX_NESTING_DEPTH} levels deep (this object is level "
+    f"1); numbers are finite and within +-{MAX_ABS_NUMBER}; strings are valid UTF-8 without "
+    "NUL. A value beyond these limits rejects only its event.")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?")
 TIMESTAMP_DESCRIPTION = (
     "RFC 3339 date-time, e.g. `2026-03-01T10:00:00Z` (UTC when no offset is given); from "
@@ -78,8 +88,11 @@ class Event(BaseModel):
     source: str | None = Field(default=None, max_length=128)
     timestamp: Timestamp = Field(default=None, description=TIMESTAMP_DESCRIPTION)
     identifiers: Identifiers = Field(default_factory=Identifiers)  # type: ignore[valid-type]
-    traits: dict[str, Any] = Field(default_factory=dict)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict, description=VALUE_LIMITS)
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"{VALUE_LIMITS} `revenue`, when given, is a number from 0 to "
+                    f"{MAX_REVENUE}.")
 
 
 class EventBatch(BaseModel):
