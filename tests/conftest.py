@@ -9,6 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
+from fastapi.testclient import TestClient
 
 from omnicdp.api.attribution.v1 import attribution_pb2_grpc
 from omnicdp.api.identity.v1 import identity_pb2_grpc
@@ -17,10 +19,13 @@ from omnicdp.core import settings as config
 from omnicdp.core.server import ServiceHost
 from omnicdp.services.attribution.server import build as build_attribution
 from omnicdp.services.attribution.settings import Settings as AttributionSettings
+from omnicdp.services.gateway.keys import ApiKeys, digest
+from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.identity.server import build as build_identity
 from omnicdp.services.identity.settings import Settings as IdentitySettings
 from omnicdp.services.profile.server import build as build_profile
 from omnicdp.services.profile.settings import Settings as ProfileSettings
+from tests.gateway_kit import READER, SLOW, WRITER
 from tests.pg import temporary_database
 
 
@@ -82,3 +87,22 @@ def _running_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
         channel.close()
     for host in (attribution, profile, identity):
         host.stop(grace=1)
+
+
+@pytest.fixture
+def client(services, tmp_path: Path) -> Iterator[TestClient]:
+    """The gateway's app in front of the real services, with three keys (tests.gateway_kit):
+    a writer, a reader, and a reader allowed two requests a minute."""
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": [
+        {"name": "pos-vendor", "sha256": digest(WRITER),
+         "scopes": ["events:write", "profiles:read", "reports:read"]},
+        {"name": "analyst", "key": READER, "scopes": ["profiles:read"]},
+        {"name": "slow", "key": SLOW, "scopes": ["profiles:read"], "rate_limit_per_minute": 2},
+    ]}))
+    backends = Backends.connect(services.address(services.profile),
+                                services.address(services.identity),
+                                services.address(services.attribution), deadline=10)
+    with TestClient(create_app(ApiKeys.load(keys_file), backends, max_body_bytes=64_000)) as c:
+        yield c
+    backends.close()

@@ -6,42 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
-from fastapi.testclient import TestClient
 
-from omnicdp.services.gateway.keys import ApiKeys, KeyFileError, digest
-from omnicdp.services.gateway.routes import Backends, create_app
-
-WRITER, READER, SLOW = "writer-secret", "reader-secret", "slow-secret"
-
-
-@pytest.fixture
-def client(services, tmp_path: Path):
-    keys_file = tmp_path / "keys.yaml"
-    keys_file.write_text(yaml.safe_dump({"keys": [
-        {"name": "pos-vendor", "sha256": digest(WRITER),
-         "scopes": ["events:write", "profiles:read", "reports:read"]},
-        {"name": "analyst", "key": READER, "scopes": ["profiles:read"]},
-        {"name": "slow", "key": SLOW, "scopes": ["profiles:read"], "rate_limit_per_minute": 2},
-    ]}))
-    backends = Backends.connect(services.address(services.profile),
-                                services.address(services.identity),
-                                services.address(services.attribution), deadline=10)
-    with TestClient(create_app(ApiKeys.load(keys_file), backends, max_body_bytes=64_000)) as c:
-        yield c
-    backends.close()
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def ev(message_id: str, **overrides) -> dict:
-    body = {"message_id": message_id, "type": "track", "event": "Order Completed",
-            "channel": "web", "timestamp": "2026-03-01T10:00:00Z",
-            "identifiers": {"email": "maria@example.ru"}, "properties": {"revenue": 990.0}}
-    body.update(overrides)
-    return body
+from omnicdp.services.gateway.keys import ApiKeys, KeyFileError
+from tests.gateway_kit import READER, SLOW, WRITER, auth, ev
 
 
 def test_missing_or_unknown_key_is_401_problem(client) -> None:

@@ -182,3 +182,27 @@ def test_a_merge_made_at_identity_alone_reaches_the_profile_through_the_change_l
     assert list(profile.merged_customer_ids) == [by_card.customer_id]
     [later] = ingest(stub, event("m-3", loyalty_id="CARD9", at=T0 + timedelta(days=3)))
     assert later.customer_id == by_email.customer_id
+    caught_up = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=by_card.customer_id),
+                                timeout=5).profile
+    assert caught_up.customer_id == by_email.customer_id
+    assert caught_up.event_count == 3
+
+
+def test_internal_callers_get_the_same_limits_as_partners(services) -> None:
+    """Over gRPC too, an out-of-range value rejects only its event, with its field."""
+    stub = services.profile_stub
+    nan = event("nan", email="nan@example.ru")
+    nan.properties.update({"revenue": float("nan")})
+    huge = event("huge", email="huge@example.ru")
+    huge.properties.update({"revenue": 1.7e308, "n": float("inf")})
+    invisible = event("zw", email="ma\u200bria@example.ru")
+    epoch = event("epoch", email="epoch@example.ru", at=datetime(1970, 1, 1, tzinfo=UTC))
+    results = ingest(stub, nan, huge, invisible, epoch)
+    assert [r.status for r in results] == [profile_pb2.INGEST_STATUS_REJECTED] * 3 + [
+        profile_pb2.INGEST_STATUS_ACCEPTED]
+    assert [sorted(v.field for v in r.violations) for r in results[:3]] == [
+        ["properties.revenue"], ["properties.n", "properties.revenue"],
+        ["identifiers.email"]]
+    page = stub.ListProfileEvents(profile_pb2.ListProfileEventsRequest(
+        customer_id=results[3].customer_id), timeout=10)
+    assert page.events[0].timestamp.seconds == 0 and page.events[0].HasField("timestamp")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from omnicdp.cli.supervisor import Stack, StartupError, catch_stop_signals, run_until_signal
 
+    os.umask(0o077)  # data files and logs readable by their owner only
     stop_requested = catch_stop_signals()
     stack = Stack(data_dir=args.data_dir, http_port=args.http_port, api_keys=args.api_keys)
     try:
@@ -46,9 +48,9 @@ def _up(args: argparse.Namespace) -> int:
         if stack.api_key:
             print(f"local API key (all scopes): {stack.api_key}")
         print("press Ctrl-C to stop", flush=True)
-    run_until_signal(stack, stop_requested)
+    code = run_until_signal(stack, stop_requested)
     print("stopped", file=sys.stderr)
-    return 0
+    return code
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -1,8 +1,17 @@
 """`cdp up`: the whole system as separate processes on loopback.
 
 Starts identity, profile, attribution and the gateway together, each on a free port, waits
-until each is healthy, and stops them all on Ctrl-C or SIGTERM. Children are
-asked to die with the supervisor (PR_SET_PDEATHSIG), so no orphan survives even a SIGKILL.
+until each is healthy, and stops them all on Ctrl-C or SIGTERM: the gateway first, so it
+drains its requests while the services still answer, then the services, callers before
+callees. Children are asked to die with the supervisor (PR_SET_PDEATHSIG), so no orphan
+survives even a SIGKILL.
+
+A child that exits on its own is restarted on the same address, after a backoff that
+doubles from 0.5 s to 8 s, as systemd's ``Restart=on-failure`` does; more than
+``MAX_RESTARTS`` restarts of one child within ``RESTART_WINDOW`` seconds and the supervisor
+gives up, stops everything and exits non-zero. The supervisor holds the gateway's listening
+socket and hands it to each gateway it starts, so while a gateway restarts partners'
+connections wait in the backlog instead of being refused.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ from omnicdp.services.gateway.keys import SCOPES, digest
 SERVICES = ("identity", "profile", "attribution")
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+FIRST_BACKOFF, MAX_BACKOFF = 0.5, 8.0
 
 
 def free_port() -> int:
@@ -69,6 +81,13 @@ class Child:
     address: str
     process: subprocess.Popen
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    restarts: list[float] = field(default_factory=list)  # monotonic times of restarts
+    restart_at: float | None = None  # when a dead child is due to start again
+
+
+class GaveUp(RuntimeError):
+    pass
 
 
 @dataclass
@@ -82,20 +101,50 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     api_key: str | None = None
     gateway_url: str = ""
+    http_socket: socket.socket | None = None
 
-    def _spawn(self, name: str, args: list[str], address: str) -> Child:
+    def _popen(self, name: str, args: list[str]) -> tuple[subprocess.Popen, Path]:
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}.log"
         env = {**os.environ, **self.env, "OTEL_SERVICE_NAME": f"cdp-{name}"}
+        passed = (self.http_socket.fileno(),) if self.http_socket is not None else ()
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "omnicdp.cli", "serve", name, *args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                pass_fds=passed if name == "gateway" else (),
                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads yet at spawn)
-        child = Child(name, address, process, log_path)
+        return process, log_path
+
+    def _spawn(self, name: str, args: list[str], address: str) -> Child:
+        process, log_path = self._popen(name, args)
+        child = Child(name, address, process, log_path, list(args))
         self.children.append(child)
         return child
+
+    def heal(self, report: Callable[[str], None]) -> None:
+        """Restart every child that exited on its own, once its backoff has passed; raise
+        :class:`GaveUp` when one restarts too often."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.process.poll() is None:
+                continue
+            if child.restart_at is None:
+                child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW]
+                if len(child.restarts) >= MAX_RESTARTS:
+                    raise GaveUp(f"{child.name} exited with code {child.process.returncode} "
+                                 f"after {MAX_RESTARTS} restarts in {RESTART_WINDOW:g} s; "
+                                 f"giving up (log: {child.log_path})")
+                delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** len(child.restarts))
+                child.restart_at = now + delay
+                report(f"{child.name} exited with code {child.process.returncode}; restarting "
+                       f"in {delay:g} s (log: {child.log_path})")
+            elif now >= child.restart_at:
+                child.process, _ = self._popen(child.name, child.args)
+                child.restarts.append(now)
+                child.restart_at = None
+                report(f"{child.name} restarted (pid {child.process.pid})")
 
     def _wait_grpc(self, child: Child, deadline: float) -> None:
         with grpc.insecure_channel(child.address) as channel:
@@ -151,11 +200,14 @@ class Stack:
                 extra = common if name != "attribution" else []
                 services.append(self._spawn(name, ["--address", addresses[name], *extra,
                                                    *dependencies[name]], addresses[name]))
-            port = self.http_port or free_port()
+            self.http_socket = socket.create_server(("127.0.0.1", self.http_port),
+                                                    backlog=1024)
+            port = self.http_socket.getsockname()[1]
             self.gateway_url = f"http://127.0.0.1:{port}"
             progress("starting gateway")
             gateway = self._spawn("gateway", [
-                "--http-port", str(port), "--api-keys", str(self.api_keys),
+                "--http-port", str(port), "--http-fd", str(self.http_socket.fileno()),
+                "--api-keys", str(self.api_keys),
                 "--profile-addr", addresses["profile"],
                 "--identity-addr", addresses["identity"],
                 "--attribution-addr", addresses["attribution"]], self.gateway_url)
@@ -168,12 +220,16 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        """SIGTERM every child, newest first, then SIGKILL what outlives the timeout."""
+        """Stop the children one after another, newest first: the gateway drains while the
+        services still answer, then each service after the ones that call it. Each gets
+        SIGTERM (its graceful shutdown), then SIGKILL if it outlives its share of time."""
+        if self.http_socket is not None:  # the gateway keeps its copy while it drains
+            self.http_socket.close()
+            self.http_socket = None
+        deadline = time.monotonic() + STOP_TIMEOUT
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for child in reversed(self.children):
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -207,15 +263,21 @@ def catch_stop_signals() -> Callable[[], bool]:
     return lambda: bool(received)
 
 
-def run_until_signal(stack: Stack, stop_requested: Callable[[], bool]) -> None:
-    """Block until a stop is requested or a child dies, then stop everything."""
+def _to_stderr(message: str) -> None:
+    print(f"cdp up: {message}", file=sys.stderr, flush=True)
+
+
+def run_until_signal(stack: Stack, stop_requested: Callable[[], bool],
+                     report: Callable[[str], None] = _to_stderr) -> int:
+    """Keep the children running (restarting those that exit) until a stop is requested,
+    then stop everything. 0 after a requested stop, 1 when a child kept failing."""
     try:
         while not stop_requested():
-            dead = [c for c in stack.children if c.process.poll() is not None]
-            if dead:
-                print(f"{dead[0].name} exited with code {dead[0].process.returncode}; "
-                      f"stopping (log: {dead[0].log_path})", file=sys.stderr)
-                break
-            time.sleep(0.2)
+            stack.heal(report)
+            time.sleep(0.1)
+        return 0
+    except GaveUp as error:
+        report(str(error))
+        return 1
     finally:
         stack.stop()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from omnicdp.api.common.v1 import common_pb2
 from omnicdp.core.errors import FieldViolation
@@ -87,7 +87,20 @@ def violations_from_proto(messages: Iterable[common_pb2.FieldViolation]
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(message)
+    """The Struct as plain values. Unlike ``json_format`` it keeps NaN and infinities (as
+    floats), so the service can reject the one event holding them instead of failing."""
+    return {key: _value(value) for key, value in message.fields.items()}
+
+
+def _value(message: struct_pb2.Value) -> Any:
+    kind = message.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_to_dict(message.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in message.list_value.values]
+    if kind is None or kind == "null_value":
+        return None
+    return getattr(message, kind)
 
 
 def struct_from_dict(values: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -101,6 +114,13 @@ def timestamp_to_datetime(message: timestamp_pb2.Timestamp) -> datetime | None:
     if message.seconds == 0 and message.nanos == 0:
         return None
     return message.ToDatetime(tzinfo=UTC)
+
+
+def optional_timestamp(message: Any, name: str) -> datetime | None:
+    """A Timestamp field that may be unset; set to the epoch is 1970-01-01, not unset."""
+    if not message.HasField(name):
+        return None
+    return getattr(message, name).ToDatetime(tzinfo=UTC)
 
 
 def timestamp_from_datetime(value: datetime | None) -> timestamp_pb2.Timestamp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import traceback
@@ -182,6 +183,7 @@ def serve(service: str, settings_class: type[S], build: Callable[[S], Host],
     """Run one service until SIGTERM/SIGINT: logging, tracing (before any server exists, so
     it is instrumented), settings from flags and ``CDP_*``, the service's ``build``."""
     name = f"cdp-{service}"
+    os.umask(0o077)  # data files and logs readable by their owner only
     configure_logging(name)
     setup_tracing(name)
     loaded = settings.load(settings_class, args)

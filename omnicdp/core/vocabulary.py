@@ -21,3 +21,4 @@ TRAIT_FIELDS: tuple[str, ...] = ("first_name", "last_name", "date_of_birth", "ad
 MAX_IDENTIFIER_LENGTH = 256
 MAX_BATCH_EVENTS = 500
 MAX_EVENT_BYTES = 32 * 1024
+MAX_BODY_BYTES = 500 * 1024

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from omnicdp.core.jsonvalues import revenue_problem
 from omnicdp.services.attribution.journeys import AttributionEvent
 
 CONVERSION_EVENTS = frozenset({"order completed"})
@@ -22,7 +23,9 @@ def to_attribution_event(customer_id: str, timestamp: datetime, event: str, chan
                          properties: dict[str, Any]) -> AttributionEvent | None:
     if event.strip().lower() in CONVERSION_EVENTS:
         revenue = properties.get("revenue")
-        value = float(revenue) if isinstance(revenue, int | float) else 0.0
+        # Out-of-range revenues (stored before ingestion bounded them) count as unknown, so
+        # no sum of revenues can overflow.
+        value = 0.0 if revenue is None or revenue_problem(revenue) else float(revenue)
         return AttributionEvent(customer_id, timestamp, "conversion", channel, value, event)
     if channel in TOUCH_CHANNELS:
         return AttributionEvent(customer_id, timestamp, "touch", channel, 0.0, event or None)

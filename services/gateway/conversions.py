@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from omnicdp.core.jsonvalues import text_problem
 from omnicdp.services.attribution.client import AttributionReport
 from omnicdp.services.gateway import schemas
 from omnicdp.services.gateway.problems import violations_to_json
@@ -61,7 +62,8 @@ def profile_json(profile: Profile) -> dict[str, Any]:
 
 
 def rejected_json(message_id: Any, violations: list[dict[str, str]]) -> dict[str, Any]:
-    return {"message_id": message_id if isinstance(message_id, str) else None,
+    echoed = isinstance(message_id, str) and text_problem(message_id) is None
+    return {"message_id": message_id if echoed else None,
             "status": "rejected",
             "error": "; ".join(f"{v['field']}: {v['description']}" for v in violations),
             "violations": violations}

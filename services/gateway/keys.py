@@ -1,14 +1,11 @@
 """API keys: loaded from the keys file (PRODUCT.md), kept only as SHA-256 digests, each with
-scopes and a per-minute rate limit enforced by a token bucket."""
+scopes and a per-minute rate limit (enforced by ``admission.py``)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -23,31 +20,12 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
 class ApiKey:
     name: str
     sha256: str
     scopes: frozenset[str]
     rate_limit_per_minute: int
-    _tokens: float = field(default=0.0, repr=False)
-    _updated: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self._tokens = float(self.rate_limit_per_minute)
-        self._updated = time.monotonic()
-
-    def take(self, lock: threading.Lock) -> float:
-        """Spend one request; 0 when allowed, else the seconds until one is allowed."""
-        with lock:
-            now = time.monotonic()
-            rate = self.rate_limit_per_minute / 60.0
-            self._tokens = min(self.rate_limit_per_minute,
-                               self._tokens + (now - self._updated) * rate)
-            self._updated = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return 0.0
-            return (1 - self._tokens) / rate
 
 
 class KeyFileError(ValueError):
@@ -57,7 +35,6 @@ class KeyFileError(ValueError):
 class ApiKeys:
     def __init__(self, keys: list[ApiKey]) -> None:
         self._by_digest = {k.sha256: k for k in keys}
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -98,8 +75,3 @@ class ApiKeys:
 
     def authenticate(self, presented: str) -> ApiKey | None:
         return self._by_digest.get(digest(presented)) if presented else None
-
-    def throttle(self, key: ApiKey) -> int:
-        """0 when the request may go on, else Retry-After in whole seconds."""
-        wait = key.take(self._lock)
-        return math.ceil(wait) if wait > 0 else 0

@@ -31,7 +31,8 @@ HTTP_STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.InvalidArgument, 400),
     (errors.NotFound, 404),
     (errors.FailedPrecondition, 409),
-    (errors.ResourceExhausted, 429),
+    # 429 is the gateway's own rate limit only: a service out of a resource is overloaded.
+    (errors.ResourceExhausted, 503),
     (errors.Unavailable, 503),
     (errors.DeadlineExceeded, 504),
     (errors.Internal, 500),

@@ -5,7 +5,9 @@ problem+json (``problems.py``).
 No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at
 run time, and they name ``require(...)``, a closure of ``create_app``."""
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -14,9 +16,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from omnicdp.core.vocabulary import IDENTIFIER_TYPES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from omnicdp.core import jsonvalues
+from omnicdp.core.vocabulary import (
+    IDENTIFIER_TYPES,
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    MAX_EVENT_BYTES,
+)
 from omnicdp.services.attribution.client import MODELS, AttributionClient
-from omnicdp.services.gateway import conversions, openapi, problems, schemas
+from omnicdp.services.gateway import bodies, conversions, openapi, problems, schemas
+from omnicdp.services.gateway.admission import Admission, InFlight, RateLimiter
 from omnicdp.services.gateway.keys import ApiKey, ApiKeys
 from omnicdp.services.gateway.problems import ProblemError
 from omnicdp.services.identity.client import IdentityClient
@@ -54,7 +63,47 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _PROBLEMS[status] for status in statuses}
 
 
-def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1024) -> FastAPI:
+def _event(raw: Any) -> tuple[EventIn | None, list[dict[str, str]]]:
+    """One event of a batch, checked alone: its JSON values' limits, its size, its schema."""
+    limits = jsonvalues.value_violations(raw, "")
+    if limits:
+        return None, [{"field": v.field or "event", "description": v.description}
+                      for v in limits]
+    if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
+        return None, [{"field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}]
+    try:
+        return conversions.event_in(schemas.Event.model_validate(raw)), []
+    except ValidationError as error:
+        return None, [{"field": ".".join(str(p) for p in e["loc"]) or "event",
+                       "description": e["msg"]} for e in error.errors()]
+
+
+async def _read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
+    """The body, read as it streams in: past ``max_bytes`` it is refused at once (a chunked
+    body has no Content-Length to check first), and a body that takes longer than
+    ``timeout`` seconds is refused too."""
+    too_large = ProblemError(413, "PAYLOAD_TOO_LARGE", f"at most {max_bytes} bytes")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ProblemError(408, "REQUEST_TIMEOUT",
+                           f"the body must arrive within {timeout:g} seconds") from None
+    return b"".join(chunks)
+
+
+def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY_BYTES,
+               body_timeout: float = 30.0, rate_limiter: RateLimiter | None = None,
+               max_in_flight: int = 16, max_in_flight_per_key: int = 8) -> FastAPI:
     app = FastAPI(
         title="omnicdp partner API",
         version="1.0.0",
@@ -65,8 +114,12 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
     problems.install(app)
     openapi.complete(app)
 
+    limiter = rate_limiter or RateLimiter()
+    in_flight = InFlight(max_in_flight_per_key)
+    app.add_middleware(Admission, max_in_flight=max_in_flight)
+
     def require(scope: str):
-        def check(request: Request) -> ApiKey:
+        async def check(request: Request) -> AsyncIterator[ApiKey]:
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
             key = keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
@@ -77,33 +130,36 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
             if scope not in key.scopes:
                 raise ProblemError(403, "PERMISSION_DENIED",
                                    f"this API key lacks the scope '{scope}'")
-            retry_after = keys.throttle(key)
-            if retry_after:
+            quota = await limiter.hit(key)
+            request.state.quota = quota
+            if not quota.allowed:
                 raise ProblemError(429, "RATE_LIMITED",
                                    f"rate limit of {key.rate_limit_per_minute}/min exceeded",
-                                   headers={"Retry-After": str(retry_after)})
-            return key
+                                   headers=quota.headers())
+            if not in_flight.enter(key):
+                raise ProblemError(429, "TOO_MANY_CONCURRENT_REQUESTS",
+                                   f"at most {in_flight.per_key} requests of one key at once",
+                                   headers={**quota.headers(), "Retry-After": "1"})
+            try:
+                yield key
+            finally:
+                in_flight.leave(key)
         return Depends(check)
 
     @app.post("/v1/events", response_model=schemas.IngestResponse, tags=["events"],
-              response_model_exclude_none=True,
+              response_model_exclude_unset=True,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
               responses=_responses(400, 401, 403, 413, 422, 429, 500, 503, 504))
     async def post_events(request: Request, _key: Annotated[ApiKey, require("events:write")]):
-        """Store a batch of events. Each event is accepted, a duplicate of an earlier
-        message_id (stored once), or rejected alone with the failing fields named."""
-        too_large = ProblemError(413, "PAYLOAD_TOO_LARGE", f"at most {max_body_bytes} bytes")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body_bytes:
-            raise too_large
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            raise too_large
+        """Store a batch of events (at most 500 and 500 KB; an event at most 32 KB). Each
+        event is accepted, a duplicate of an earlier message_id (stored once), or rejected
+        alone with the failing fields named."""
+        body = await _read_body(request, max_body_bytes, body_timeout)
         try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise ProblemError(400, "MALFORMED_JSON", str(exc)) from exc
+            document = bodies.parse(body)
+        except bodies.MalformedBody as error:
+            raise ProblemError(400, "MALFORMED_JSON", str(error)) from None
         raw_events = document.get("events") if isinstance(document, dict) else None
         if not isinstance(raw_events, list):
             raise ProblemError(422, "INVALID_ARGUMENT", "a list of events is required", [
@@ -115,17 +171,12 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
         results: list[dict[str, Any] | None] = [None] * len(raw_events)
         valid: list[tuple[int, EventIn]] = []
         for i, raw in enumerate(raw_events):
-            message_id = raw.get("message_id") if isinstance(raw, dict) else None
-            if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
-                results[i] = conversions.rejected_json(message_id, [{
-                    "field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}])
-                continue
-            try:
-                valid.append((i, conversions.event_in(schemas.Event.model_validate(raw))))
-            except ValidationError as error:
-                results[i] = conversions.rejected_json(message_id, [
-                    {"field": ".".join(str(p) for p in e["loc"]) or "event",
-                     "description": e["msg"]} for e in error.errors()])
+            event, violations = _event(raw)
+            if event is None:
+                message_id = raw.get("message_id") if isinstance(raw, dict) else None
+                results[i] = conversions.rejected_json(message_id, violations)
+            else:
+                valid.append((i, event))
         if valid:
             # The gRPC call blocks: run it off the event loop (the trace context goes along).
             stored = await run_in_threadpool(backends.profile.ingest, [e for _, e in valid])
@@ -162,8 +213,10 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
                     page_token: str = ""):
         """The customer journey: every event of the customer, oldest first, paginated."""
         events, token = backends.profile.journey(customer_id, page_size, page_token)
-        return {"events": [conversions.stored_event_json(e) for e in events],
-                "next_page_token": token}
+        # Rendered here, in the worker thread: a page can be megabytes of JSON, and the
+        # event loop must stay free for health probes and other requests.
+        return JSONResponse({"events": [conversions.stored_event_json(e) for e in events],
+                             "next_page_token": token})
 
     @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
              tags=["reports"], responses=_responses(401, 403, 422, 429, 500, 503, 504))
@@ -179,14 +232,15 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = 1024 * 1
         return conversions.report_json(backends.attribution.run(model, lookback_days))
 
     @app.get("/healthz", tags=["health"])
-    def healthz():
+    async def healthz():
         """Liveness: the gateway process answers."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    def readyz():
+    async def readyz():
         """Readiness: every service behind the gateway reports SERVING."""
-        states = backends.health()
+        # Off the request thread pool, so busy handlers cannot delay the probe.
+        states = await asyncio.to_thread(backends.health)
         ready = all(s == "SERVING" for s in states.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "services": states},
                             status_code=200 if ready else 503)

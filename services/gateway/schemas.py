@@ -3,11 +3,19 @@ the OpenAPI document."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from omnicdp.core.jsonvalues import (
+    MAX_ABS_NUMBER,
+    MAX_NESTING_DEPTH,
+    MAX_REVENUE,
+    MIN_TIMESTAMP,
+    identifier_problem,
+)
 from omnicdp.core.vocabulary import (
     CHANNELS,
     EVENT_TYPES,
@@ -19,11 +27,50 @@ from omnicdp.core.vocabulary import (
 EventTypeName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 ChannelName = Literal[CHANNELS]  # type: ignore[valid-type]
 
+VALUE_LIMITS = (
+    f"Objects and arrays nest at most {MAX_NESTING_DEPTH} levels deep (this object is level "
+    f"1); numbers are finite and within +-{MAX_ABS_NUMBER}; strings are valid UTF-8 without "
+    "NUL. A value beyond these limits rejects only its event.")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?")
+TIMESTAMP_DESCRIPTION = (
+    "RFC 3339 date-time, e.g. `2026-03-01T10:00:00Z` (UTC when no offset is given); from "
+    f"{MIN_TIMESTAMP.isoformat().replace('+00:00', 'Z')} to a day after receipt. Numbers "
+    "are not read as Unix time. Default: the time of receipt.")
+
+
+def _rfc3339(value: Any) -> Any:
+    """An RFC 3339 string as an aware UTC datetime; numbers and other formats are refused
+    (pydantic would read ``"1700000000"`` as Unix time)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("an RFC 3339 date-time such as 2026-03-01T10:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value.upper().replace(" ", "T"))
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("not a date-time within the supported range") from None
+    if parsed < MIN_TIMESTAMP:
+        raise ValueError(f"before {MIN_TIMESTAMP.isoformat().replace('+00:00', 'Z')}")
+    return parsed
+
+
+def _identifier(value: str | None) -> str | None:
+    problem = identifier_problem(value) if value else None
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Timestamp = Annotated[datetime | None, BeforeValidator(_rfc3339)]
+IdentifierValue = Annotated[str | None, AfterValidator(_identifier)]
+
 # One field per identifier type of the vocabulary, in its priority order.
 Identifiers = create_model(
     "Identifiers",
     __config__=ConfigDict(extra="forbid"),
-    **{name: (str | None, Field(default=None, max_length=MAX_IDENTIFIER_LENGTH))
+    **{name: (IdentifierValue, Field(default=None, max_length=MAX_IDENTIFIER_LENGTH,
+                                     description="no control or invisible characters"))
        for name in IDENTIFIER_TYPES},
 )
 
@@ -39,10 +86,13 @@ class Event(BaseModel):
                               description="Name of a track event, e.g. `Order Completed`.")
     channel: ChannelName
     source: str | None = Field(default=None, max_length=128)
-    timestamp: datetime | None = Field(default=None, description="RFC 3339; default now.")
+    timestamp: Timestamp = Field(default=None, description=TIMESTAMP_DESCRIPTION)
     identifiers: Identifiers = Field(default_factory=Identifiers)  # type: ignore[valid-type]
-    traits: dict[str, Any] = Field(default_factory=dict)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict, description=VALUE_LIMITS)
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"{VALUE_LIMITS} `revenue`, when given, is a number from 0 to "
+                    f"{MAX_REVENUE}.")
 
 
 class EventBatch(BaseModel):
@@ -72,7 +122,18 @@ class IngestResponse(BaseModel):
     results: list[EventResult]
 
 
-class StoredEvent(Event):
+class StoredEvent(BaseModel):
+    """An event as stored: what was sent (identifiers as sent), its customer and receipt."""
+
+    message_id: str
+    type: EventTypeName
+    event: str | None
+    channel: ChannelName
+    source: str | None
+    timestamp: datetime
+    identifiers: dict[str, str]
+    traits: dict[str, Any]
+    properties: dict[str, Any]
     customer_id: str
     received_at: datetime
 

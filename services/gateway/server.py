@@ -3,12 +3,16 @@ serves HTTP with uvicorn (graceful shutdown on SIGTERM/SIGINT), traces every req
 
 from __future__ import annotations
 
+import socket
+import sys
 from dataclasses import dataclass
 
 import uvicorn
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span
 
+from omnicdp.services.gateway.admission import RateLimiter
+from omnicdp.services.gateway.connections import timed_protocol
 from omnicdp.services.gateway.keys import ApiKeys, KeyFileError
 from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.gateway.settings import Settings
@@ -34,25 +38,36 @@ class HttpHost:
 
     server: uvicorn.Server
     backends: Backends
+    listening_fd: int = -1
 
     def run_until_signal(self) -> None:
         try:
-            self.server.run()
+            if self.listening_fd >= 0:  # a socket its supervisor holds across restarts
+                self.server.run(sockets=[socket.socket(fileno=self.listening_fd)])
+            else:
+                self.server.run()
         finally:
             self.backends.close()
 
 
 def build(settings: Settings) -> HttpHost:
+    # Handlers run in threads; a shorter switch interval hands the GIL back to the event
+    # loop sooner, so probes and light requests are not queued behind heavy pages.
+    sys.setswitchinterval(0.001)
     try:
         keys = ApiKeys.load(settings.api_keys)
     except KeyFileError as error:
         raise SystemExit(str(error)) from error
     backends = Backends.connect(settings.profile_addr, settings.identity_addr,
                                 settings.attribution_addr, settings.deadline_seconds)
-    app = create_app(keys, backends, settings.max_body_bytes)
+    limiter = RateLimiter(settings.redis_url, settings.rate_limit_prefix)
+    app = create_app(keys, backends, settings.max_body_bytes, settings.body_timeout_seconds,
+                     limiter, settings.max_in_flight, settings.max_in_flight_per_key)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
                                        server_request_hook=scrub_query)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
-        access_log=False, timeout_graceful_shutdown=int(settings.grace_seconds)))
-    return HttpHost(server, backends)
+        access_log=False, timeout_graceful_shutdown=int(settings.grace_seconds),
+        http=timed_protocol(settings.header_timeout_seconds, settings.max_connections),
+        timeout_keep_alive=max(1, round(settings.idle_timeout_seconds))))
+    return HttpHost(server, backends, settings.http_fd)

@@ -17,16 +17,19 @@ _STATUS_NAME = {value: name for name, value in _STATUS.items()}
 
 
 def event_in_to_proto(event: EventIn) -> common_pb2.Event:
+    # An unset timestamp stays unset (the time of receipt), so the epoch stays the epoch.
+    when = ({} if event.timestamp is None
+            else {"timestamp": protoconv.timestamp_from_datetime(event.timestamp)})
     return common_pb2.Event(
         message_id=event.message_id,
         type=protoconv.event_type_value(event.type),
         event=event.event,
         channel=protoconv.channel_value(event.channel),
         source=event.source,
-        timestamp=protoconv.timestamp_from_datetime(event.timestamp),
         identifiers=protoconv.identifiers_from_dict(event.identifiers),
         traits=protoconv.struct_from_dict(event.traits),
         properties=protoconv.struct_from_dict(event.properties),
+        **when,
     )
 
 
@@ -37,7 +40,7 @@ def event_in_from_proto(message: common_pb2.Event) -> EventIn:
         channel=protoconv.channel_name(message.channel),
         event=message.event,
         source=message.source,
-        timestamp=protoconv.timestamp_to_datetime(message.timestamp),
+        timestamp=protoconv.optional_timestamp(message, "timestamp"),
         identifiers=protoconv.identifiers_to_dict(message.identifiers),
         traits=protoconv.struct_to_dict(message.traits),
         properties=protoconv.struct_to_dict(message.properties),

@@ -7,12 +7,12 @@ store has committed it, and a retried batch is stored once (message_id is the ke
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from omnicdp.core import jsonvalues
 from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.core.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
 from omnicdp.services.identity.client import IdentityRecord, ResolvedBatch
@@ -54,13 +54,25 @@ def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
         problems.append(FieldViolation("channel", f"required, one of {', '.join(CHANNELS)}"))
     if event.timestamp is not None and event.timestamp > now + MAX_CLOCK_SKEW:
         problems.append(FieldViolation("timestamp", "more than a day in the future"))
+    elif event.timestamp is not None and event.timestamp < jsonvalues.MIN_TIMESTAMP:
+        problems.append(FieldViolation("timestamp", "before 1970-01-01T00:00:00Z"))
     if not any(event.identifiers.get(name) for name in IDENTIFIER_TYPES):
         problems.append(FieldViolation(
             "identifiers", f"at least one identifier is required: {', '.join(IDENTIFIER_TYPES)}"))
+    for name, value in event.identifiers.items():
+        problem = jsonvalues.identifier_problem(str(value))
+        if problem:
+            problems.append(FieldViolation(f"identifiers.{name}", problem))
+    for name in ("message_id", "event", "source"):
+        problem = jsonvalues.text_problem(getattr(event, name) or "")
+        if problem:
+            problems.append(FieldViolation(name, problem))
+    problems += jsonvalues.value_violations(event.traits, "traits", 1)
+    problems += jsonvalues.value_violations(event.properties, "properties", 1)
     revenue = event.properties.get("revenue")
-    if revenue is not None and (isinstance(revenue, bool) or not isinstance(revenue, int | float)
-                                or not math.isfinite(revenue) or revenue < 0):
-        problems.append(FieldViolation("properties.revenue", "a non-negative number"))
+    revenue_problem = None if revenue is None else jsonvalues.revenue_problem(revenue)
+    if revenue_problem and not any(p.field == "properties.revenue" for p in problems):
+        problems.append(FieldViolation("properties.revenue", revenue_problem))
     return problems
 
 

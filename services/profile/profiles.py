@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from omnicdp.core import paging
@@ -10,6 +12,31 @@ from omnicdp.core.vocabulary import IDENTIFIER_TYPES
 from omnicdp.services.profile.ingest import IdentityResolver
 from omnicdp.services.profile.model import Profile, StoredEvent
 from omnicdp.services.profile.store.base import ProfileStore
+
+#: A page holds at most this many bytes of events, half the gRPC message limit (16 MiB), so a
+#: page of large events is shorter rather than too large to send.
+MAX_PAGE_BYTES = 8 * 1024 * 1024
+SizeOf = Callable[[StoredEvent], int]
+
+
+def json_size(event: StoredEvent) -> int:
+    """An event's size as JSON, for callers without an exact measure."""
+    return 256 + len(json.dumps([event.identifiers, event.traits, event.properties],
+                                ensure_ascii=False, default=str).encode())
+
+
+def _page(events: list[StoredEvent], size: int, size_of: SizeOf,
+          max_bytes: int) -> tuple[list[StoredEvent], bool]:
+    """The first ``size`` events (of ``size + 1`` read) that fit in ``max_bytes`` (at least
+    one), and whether more follow."""
+    kept: list[StoredEvent] = []
+    total = 0
+    for event in events[:size]:
+        total += size_of(event)
+        if kept and total > max_bytes:
+            return kept, True
+        kept.append(event)
+    return kept, len(events) > size
 
 
 class ProfileReader:
@@ -45,8 +72,9 @@ class ProfileReader:
                            metadata={"type": id_type})
         return profile
 
-    def journey(self, customer_id: str, page_size: int,
-                page_token: str) -> tuple[list[StoredEvent], str]:
+    def journey(self, customer_id: str, page_size: int, page_token: str,
+                size_of: SizeOf = json_size,
+                max_bytes: int = MAX_PAGE_BYTES) -> tuple[list[StoredEvent], str]:
         profile = self.get(customer_id)
         size = paging.page_size(page_size)
         position = paging.decode_token("journey", page_token)
@@ -56,21 +84,23 @@ class ProfileReader:
                 raise InvalidArgument("page_token belongs to another customer",
                                       [FieldViolation("page_token", "token of another list")])
             after = (datetime.fromtimestamp(position["t"], UTC), position["s"])
-        events = self._store.list_customer_events(profile.customer_id, after, size + 1)
+        events, more = _page(self._store.list_customer_events(profile.customer_id, after,
+                                                               size + 1),
+                             size, size_of, max_bytes)
         token = ""
-        if len(events) > size:
-            events = events[:size]
+        if more:
             last = events[-1]
             token = paging.encode_token("journey", {
                 "c": profile.customer_id, "t": last.timestamp.timestamp(), "s": last.seq})
         return events, token
 
-    def all_events(self, page_size: int, page_token: str) -> tuple[list[StoredEvent], str]:
+    def all_events(self, page_size: int, page_token: str, size_of: SizeOf = json_size,
+                   max_bytes: int = MAX_PAGE_BYTES) -> tuple[list[StoredEvent], str]:
         size = paging.page_size(page_size)
         position = paging.decode_token("events", page_token) or {"s": 0}
-        events = self._store.list_events(int(position["s"]), size + 1)
+        events, more = _page(self._store.list_events(int(position["s"]), size + 1),
+                             size, size_of, max_bytes)
         token = ""
-        if len(events) > size:
-            events = events[:size]
+        if more:
             token = paging.encode_token("events", {"s": events[-1].seq})
         return events, token

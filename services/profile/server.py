@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from omnicdp.api.common.v1 import common_pb2
 from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
 from omnicdp.core import protoconv
 from omnicdp.core.server import Registration, ServiceHost
@@ -9,7 +10,8 @@ from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile import convert
 from omnicdp.services.profile.ingest import IdentityResolver, Ingestor
 from omnicdp.services.profile.membership import MembershipFollower
-from omnicdp.services.profile.profiles import ProfileReader
+from omnicdp.services.profile.model import StoredEvent
+from omnicdp.services.profile.profiles import ProfileReader, SizeOf
 from omnicdp.services.profile.settings import Settings
 from omnicdp.services.profile.store import ProfileStore, open_store
 
@@ -34,15 +36,27 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         return profile_pb2.LookupProfileResponse(profile=convert.profile_to_proto(profile))
 
     def ListProfileEvents(self, request, context):  # noqa: N802
+        messages, size_of = _measured()
         events, token = self._reader.journey(request.customer_id, request.page_size,
-                                             request.page_token)
+                                             request.page_token, size_of)
         return profile_pb2.ListProfileEventsResponse(
-            events=[convert.stored_event_to_proto(e) for e in events], next_page_token=token)
+            events=[messages[e.seq] for e in events], next_page_token=token)
 
     def ListEvents(self, request, context):  # noqa: N802
-        events, token = self._reader.all_events(request.page_size, request.page_token)
+        messages, size_of = _measured()
+        events, token = self._reader.all_events(request.page_size, request.page_token, size_of)
         return profile_pb2.ListEventsResponse(
-            events=[convert.stored_event_to_proto(e) for e in events], next_page_token=token)
+            events=[messages[e.seq] for e in events], next_page_token=token)
+
+
+def _measured() -> tuple[dict[int, common_pb2.Event], SizeOf]:
+    """A page's events measured as the messages they are sent as (converted once)."""
+    messages: dict[int, common_pb2.Event] = {}
+
+    def size_of(event: StoredEvent) -> int:
+        message = messages[event.seq] = convert.stored_event_to_proto(event)
+        return message.ByteSize()
+    return messages, size_of
 
 
 def build(settings: Settings) -> ServiceHost:
