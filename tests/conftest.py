@@ -60,18 +60,21 @@ class Services:
 @pytest.fixture
 def services(request, tmp_path: Path) -> Iterator[Services]:
     """Identity, profile and attribution as real gRPC servers, wired to each other. The
-    profile store is DuckDB, or PostgreSQL (a database of the test's own) when a test
-    parametrizes this fixture indirectly with "postgres"."""
+    identity and profile stores are DuckDB, or PostgreSQL (a database of the test's own,
+    one schema each) when a test parametrizes this fixture indirectly with "postgres"."""
     with ExitStack() as cleanup:
         database_url = ""
         if getattr(request, "param", "duckdb") == "postgres":
             database_url = cleanup.enter_context(temporary_database())
-        yield from _running_services(tmp_path, database_url)
+        yield from running_services(tmp_path, database_url)
 
 
-def _running_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+def running_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """The three services on ``tmp_path`` (DuckDB) or ``database_url`` (PostgreSQL); run
+    again on the same arguments, a restart that finds the same data."""
     identity = build_identity(config.load(
-        IdentitySettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path))
+        IdentitySettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path,
+        database_url=database_url))
     identity.start()
     profile = build_profile(config.load(
         ProfileSettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path,
