@@ -615,3 +615,32 @@ def test_malformed_identifier_is_left_out_with_a_warning(resolver: Deterministic
     assert purchase.violations == ()
     assert [w.field for w in purchase.warnings] == ["identifiers.phone"]
     assert purchase.identifiers == {"loyalty_id": "777"}
+
+
+def test_a_duplicate_crm_row_links_by_its_other_evidence(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    """CRMs hold duplicate rows of one person: a second CRM id is no conflict."""
+    crm_row = resolve_one(resolver, 0, crm_id="CRM-1", email="olga@mail.ru", phone="+79161234567")
+    duplicate = resolve_one(resolver, 1, crm_id="CRM-2", email="olga@mail.ru")
+    assert duplicate.customer_id == crm_row.customer_id and not duplicate.created
+    assert store.customer_identifiers(crm_row.customer_id)["crm_id"] == ["CRM-1", "CRM-2"]
+    # user_id stays one per person.
+    resolve_one(resolver, 2, user_id="u-1", email="olga@mail.ru")
+    other_user = resolve_one(resolver, 3, user_id="u-2", email="olga@mail.ru")
+    assert other_user.customer_id != crm_row.customer_id
+
+
+@pytest.mark.parametrize("country, raw, e164", [
+    ("BY", "80 29 123-45-67", "+375291234567"),
+    ("DE", "0170 1234567", "+491701234567"),
+    ("", "8 916 123-45-67", "+79161234567"),
+    ("BY", "8 916 123-45-67", "+79161234567"),  # not a BY number: read in the default region
+])
+def test_phones_are_read_in_the_records_country_then_the_default_region(
+    resolver: DeterministicResolver, country: str, raw: str, e164: str
+) -> None:
+    [resolution] = resolver.resolve([IdentityRecord(
+        "r", {"phone": raw}, T0, traits={"country": country} if country else {})])
+    assert resolution.violations == () and resolution.warnings == ()
+    assert resolution.identifiers == {"phone": e164}

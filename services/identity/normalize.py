@@ -74,7 +74,8 @@ _MIN_SEQUENTIAL_PHONE_DIGITS = 6
 _REPEATED_SUBSCRIBER_DIGITS = 7
 
 
-def normalize_identifier(id_type: str, raw: str, default_region: str = "RU") -> str | None:
+def normalize_identifier(id_type: str, raw: str, default_region: str = "RU",
+                         country: str | None = None) -> str | None:
     """The canonical form of one identifier, or ``None`` when it is empty or a placeholder.
 
     Raises :class:`InvalidArgument` (one violation on ``identifiers.<id_type>``) when the
@@ -100,7 +101,7 @@ def normalize_identifier(id_type: str, raw: str, default_region: str = "RU") -> 
     if id_type == "email":
         normalized = _normalize_email(field, value)
     elif id_type == "phone":
-        normalized = _normalize_phone(field, value, default_region)
+        normalized = _normalize_phone(field, value, _regions(country, default_region))
     elif id_type == "loyalty_id":
         normalized = re.sub(r"[\s-]+", "", value).upper()
     else:
@@ -112,7 +113,7 @@ def normalize_identifier(id_type: str, raw: str, default_region: str = "RU") -> 
 
 
 def normalize_usable_identifiers(
-    ids: Mapping[str, str | None], default_region: str = "RU"
+    ids: Mapping[str, str | None], default_region: str = "RU", country: str | None = None
 ) -> tuple[dict[str, str], list[FieldViolation]]:
     """The record's usable identifiers, normalised and in priority order, and what was
     wrong with the others (malformed values, unknown types)."""
@@ -122,7 +123,7 @@ def normalize_usable_identifiers(
         if raw is None:
             continue
         try:
-            value = normalize_identifier(id_type, raw, default_region)
+            value = normalize_identifier(id_type, raw, default_region, country)
         except InvalidArgument as error:
             violations.extend(error.violations)
             continue
@@ -197,19 +198,29 @@ def _is_placeholder_email(email: str) -> bool:
     )
 
 
-def _normalize_phone(field: str, value: str, default_region: str) -> str:
+def _regions(country: str | None, default_region: str) -> tuple[str, ...]:
+    """Where a phone without ``+`` is read: the record's country when phonenumbers knows it
+    (a Belarusian ``80 29 ...``, a German ``0170 ...``), then the default region."""
+    code = (country or "").strip().upper()
+    if code in phonenumbers.SUPPORTED_REGIONS and code != default_region:
+        return code, default_region
+    return (default_region,)
+
+
+def _normalize_phone(field: str, value: str, regions: tuple[str, ...]) -> str:
     expected = "expected a phone number such as +7 916 123-45-67 or 8 916 123-45-67"
-    try:
-        number = phonenumbers.parse(value, default_region)
-    except phonenumbers.NumberParseException:
-        raise _invalid(field, f"is not a phone number; {expected}") from None
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    # Placeholders are checked before validity: +7 000 000-00-00 is ignored, not an error.
-    if _is_placeholder_phone(e164):
-        return e164
-    if not phonenumbers.is_valid_number(number):
-        raise _invalid(field, f"is not a valid phone number; {expected}")
-    return e164
+    problem = f"is not a phone number; {expected}"
+    for region in regions:
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        # Placeholders are checked before validity: +7 000 000-00-00 is ignored, not an error.
+        if _is_placeholder_phone(e164) or phonenumbers.is_valid_number(number):
+            return e164
+        problem = f"is not a valid phone number; {expected}"
+    raise _invalid(field, problem)
 
 
 def _is_placeholder_phone(e164: str) -> bool:

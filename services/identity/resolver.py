@@ -14,14 +14,15 @@ result. The rules, in the order they apply:
 2. **Identifier classes.**
    *Definitive* types (``user_id``, ``crm_id``, ``loyalty_id``, ``email``) identify a person:
    a customer holding the record's value is linked unconditionally (subject to rule 3).
-   *Hard* types (``user_id``, ``crm_id``) are one per person.
+   The *hard* type ``user_id`` is one per person; ``crm_id`` is not, since CRMs hold
+   duplicate rows of one person, which link by their other evidence.
    *Shareable* types (``phone``, ``device_id``, ``anonymous_id``) may belong to a household
    or a shared device: a customer matched only through them is linked only when it is
    *compatible* with the record, i.e. they do not disagree on any definitive type
    (both hold values of that type and the value sets are disjoint).
-3. **Hard types never conflict.** A customer holding a different ``user_id`` (or ``crm_id``)
+3. **Hard types never conflict.** A customer holding a different ``user_id``
    than the record is never linked, whatever else matches; two customers with different
-   ``user_id`` (or ``crm_id``) values are never merged. The record attaches to the
+   ``user_id`` values are never merged. The record attaches to the
    highest-priority match only.
 4. **Anchor.** Candidates are ordered by the priority of the identifier that matched them
    (``user_id`` > ``crm_id`` > ``loyalty_id`` > ``email`` > ``phone`` > ``device_id`` >
@@ -31,7 +32,7 @@ result. The rules, in the order they apply:
    the record plus candidates already joined) and the candidate neither conflict on a hard
    type nor, for a candidate matched only through shareable types, disagree on a
    definitive type, and the merged customer would stay within the per-type limits
-   (:data:`MERGE_LIMITS`: 1 ``user_id``, 1 ``crm_id``, 5 e-mails, 5 phones, ...). Candidates
+   (:data:`MERGE_LIMITS`: 1 ``user_id``, 3 ``crm_id``, 5 e-mails, 5 phones, ...). Candidates
    are tried in anchor order, repeatedly until none joins; a refused candidate is left
    alone. The group is merged into its *oldest* customer (earliest
    ``created_at``, i.e. the earliest observation that created it), whose id survives; the
@@ -68,14 +69,16 @@ from omnicdp.services.identity.store.base import IdentityStore
 from omnicdp.services.identity.store.graph import GraphTransaction, NewRecord
 
 DEFINITIVE_TYPES: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_id", "email"})
-HARD_TYPES: frozenset[str] = frozenset({"user_id", "crm_id"})
+# One per person. Not crm_id: real CRMs hold duplicate rows of one person (on generated data,
+# 31% of same-person record pairs that both carry a CRM id disagree on it).
+HARD_TYPES: frozenset[str] = frozenset({"user_id"})
 SHAREABLE_TYPES: frozenset[str] = frozenset({"phone", "device_id", "anonymous_id"})
 
 #: Most values of each type one customer may reach through a merge. Cookies and devices
 #: churn, so their limits are generous; they still stop one kiosk from swallowing a city.
 MERGE_LIMITS: Mapping[str, int] = {
     "user_id": 1,
-    "crm_id": 1,
+    "crm_id": 3,
     "loyalty_id": 5,
     "email": 5,
     "phone": 5,
@@ -144,8 +147,9 @@ class DeterministicResolver:
     def _prepare(self, record: IdentityRecord) -> _Prepared | Resolution:
         """The record's usable identifiers, features and id, with warnings about the rest;
         or its rejection when no identifier is usable (rule 1)."""
+        features = normalize_features(record.traits)
         identifiers, problems = normalize_usable_identifiers(
-            record.identifiers, self._default_region
+            record.identifiers, self._default_region, features.get("country")
         )
         if not identifiers:
             return Resolution(
@@ -153,7 +157,6 @@ class DeterministicResolver:
                 None,
                 violations=tuple(problems) or (FieldViolation("identifiers", NO_IDENTIFIER),),
             )
-        features = normalize_features(record.traits)
         return _Prepared(record, identifiers, features, tuple(problems),
                          record_id(record.source, identifiers, features))
 
