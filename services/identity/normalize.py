@@ -15,6 +15,7 @@ Malformed values (an e-mail without a domain, a phone that is not a number) rais
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -90,6 +91,12 @@ def normalize_identifier(id_type: str, raw: str, default_region: str = "RU",
         )
     if not isinstance(raw, str):
         raise _invalid(field, f"must be a string, got {type(raw).__name__}")
+    return _normalize(id_type, raw, default_region, country)
+
+
+@functools.lru_cache(maxsize=200_000)  # bounded; raw values recur (a cookie, a phone)
+def _normalize(id_type: str, raw: str, default_region: str, country: str | None) -> str | None:
+    field = f"identifiers.{id_type}"
     value = raw.strip()
     if not value or _is_blocked(value):
         return None

@@ -149,18 +149,22 @@ class SqlIdentityStore(IdentityStore):
             session.insert("customers", ("customer_id", "created_at", "merged_into"),
                            [(c, at, graph.final_customer(c) if graph.final_customer(c) != c
                              else None) for c, at in delta.new_customers.items()])
-        for survivor, loser in delta.merges:
-            if loser in delta.new_customers:
-                continue  # inserted already redirected
-            session.execute("UPDATE customers SET merged_into = %s "
-                            "WHERE customer_id = %s OR merged_into = %s",
-                            [survivor, loser, loser])
-            session.execute("UPDATE records SET customer_id = %s WHERE customer_id = %s",
-                            [survivor, loser])
+        # Every stored customer merged in this batch goes straight to where it ended up (a
+        # chain X -> Y -> Z in one batch is X -> Z), in three bulk statements.
+        moved = {loser: graph.final_customer(loser) for _, loser in delta.merges
+                 if loser not in delta.new_customers}
+        if moved:
+            pairs = "(SELECT unnest(%s::text[]) AS loser, unnest(%s::text[]) AS survivor)"
+            params = [list(moved), list(moved.values())]
+            session.execute(f"UPDATE customers SET merged_into = m.survivor FROM {pairs} m "
+                            "WHERE customers.customer_id = m.loser", params)
+            session.execute(f"UPDATE customers SET merged_into = m.survivor FROM {pairs} m "
+                            "WHERE customers.merged_into = m.loser", params)
+            session.execute(f"UPDATE records SET customer_id = m.survivor FROM {pairs} m "
+                            "WHERE records.customer_id = m.loser", params)
         # A merge moves every identifier of the loser: its rows go in one statement.
-        losers = [loser for _, loser in delta.merges if loser not in delta.new_customers]
-        if losers:
-            session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [losers])
+        if moved:
+            session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [list(moved)])
         present = [(k, seen) for k, seen in delta.identifiers.items() if seen is not None]
         if present:
             session.insert(
@@ -182,9 +186,13 @@ class SqlIdentityStore(IdentityStore):
             session.insert("record_identifiers", ("record_id", "id_type", "value"),
                            [(r.record_id, t, v) for r in records
                             for t, v in r.identifiers.items()])
-        for record_id, seen in delta.seen_records.items():
-            session.execute("UPDATE records SET last_seen = %s WHERE record_id = %s "
-                            "AND last_seen < %s", [seen, record_id, seen])
+        if delta.seen_records:
+            session.execute(
+                "UPDATE records SET last_seen = s.last_seen "
+                "FROM (SELECT unnest(%s::text[]) AS record_id, "
+                "unnest(%s::timestamp[]) AS last_seen) s "
+                "WHERE records.record_id = s.record_id AND records.last_seen < s.last_seen",
+                [list(delta.seen_records), list(delta.seen_records.values())])
         if delta.links:
             session.insert("links", ("record_a", "record_b", "rule", "created_at",
                                      "created_by"),
