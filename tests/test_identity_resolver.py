@@ -644,3 +644,23 @@ def test_phones_are_read_in_the_records_country_then_the_default_region(
         "r", {"phone": raw}, T0, traits={"country": country} if country else {})])
     assert resolution.violations == () and resolution.warnings == ()
     assert resolution.identifiers == {"phone": e164}
+
+
+def test_erasure_keeps_hashed_tombstones_and_an_audit_entry_without_personal_data(
+    resolver: DeterministicResolver, store: IdentityStore
+) -> None:
+    person = resolve_one(resolver, 0, email="eva@mail.ru", phone="+79163330000")
+    resolve_one(resolver, 1, phone="+79163330000", device_id="dev-eva")
+    erased = store.erase(person.customer_id or "", actor="dpo", reason="request 42")
+    assert erased.records_erased == 2
+    assert store.is_erased("email", "eva@mail.ru") and store.is_erased("device_id", "dev-eva")
+    assert not store.is_erased("email", "someone@mail.ru")
+    assert store.resolve_redirects(person.customer_id or "") is None
+    assert store.count_customers(include_merged=True) == 0
+    stored = repr(snapshot(store))
+    audit = repr(store._run(lambda s: s.fetch("SELECT * FROM audit_log")))
+    for personal in ("eva@mail.ru", "+79163330000", "dev-eva", person.identity_record_id):
+        assert personal not in stored + audit
+    # The random customer id stays as a tombstone (never reissued), but not in the audit.
+    assert person.customer_id not in audit and "request 42" in audit
+    assert [c.kind for c in store.changes(0, 100)][-1] == "erased"

@@ -11,14 +11,17 @@ from omnicdp.core.errors import NotFound
 from omnicdp.services.identity import convert
 from omnicdp.services.identity.model import (
     Change,
+    Erased,
+    Explanation,
     IdentityRecord,
     LinkedCustomer,
     Resolution,
     ResolvedBatch,
+    Unmerged,
 )
 
-__all__ = ["Change", "ChangeStream", "IdentityClient", "IdentityRecord", "LinkedCustomer",
-           "ResolvedBatch", "Resolution"]
+__all__ = ["Change", "ChangeStream", "Erased", "Explanation", "IdentityClient",
+           "IdentityRecord", "LinkedCustomer", "ResolvedBatch", "Resolution", "Unmerged"]
 
 class IdentityClient(channels.ServiceClient):
     PEER = "identity"
@@ -58,6 +61,23 @@ class IdentityClient(channels.ServiceClient):
         except NotFound:
             return None
         return response.customer.customer_id
+
+    def unmerge(self, customer_id: str, record_ids: Sequence[str], actor: str,
+                reason: str) -> Unmerged:
+        response = self._unary("Unmerge", identity_pb2.UnmergeRequest(
+            customer_id=customer_id, record_ids=record_ids, actor=actor, reason=reason))
+        return Unmerged(response.kept_customer_id, response.new_customer_id,
+                        tuple(response.moved_record_ids), response.change_seq)
+
+    def explain(self, customer_id: str) -> Explanation:
+        response = self._unary("ExplainCustomer",
+                                identity_pb2.ExplainCustomerRequest(customer_id=customer_id))
+        return convert.explanation_from_proto(response)
+
+    def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
+        response = self._unary("EraseCustomer", identity_pb2.EraseCustomerRequest(
+            customer_id=customer_id, actor=actor, reason=reason))
+        return Erased(response.customer_id, response.records_erased, response.change_seq)
 
     def get_customer(self, customer_id: str) -> LinkedCustomer:
         request = identity_pb2.GetCustomerRequest(customer_id=customer_id)

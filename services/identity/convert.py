@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 from omnicdp.api.identity.v1 import identity_pb2
 from omnicdp.core import protoconv
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
-from omnicdp.services.identity.model import Change, IdentityRecord, LinkedCustomer, Resolution
+from omnicdp.services.identity.model import (
+    Change,
+    Explanation,
+    IdentityRecord,
+    LinkedCustomer,
+    Resolution,
+    StoredLink,
+    StoredRecord,
+)
 from omnicdp.services.identity.records import FEATURES
 
 _CHANGE_KINDS = {
@@ -99,3 +107,46 @@ def customer_from_proto(message: identity_pb2.Customer) -> LinkedCustomer:
     for id_type, value in protoconv.identifier_list_from_proto(message.identifiers):
         identifiers.setdefault(id_type, []).append(value)
     return LinkedCustomer(message.customer_id, identifiers, tuple(message.merged_customer_ids))
+
+
+def explanation_to_proto(customer_id: str, records: list[StoredRecord],
+                         links: list[StoredLink],
+                         merged: list[str]) -> identity_pb2.ExplainCustomerResponse:
+    return identity_pb2.ExplainCustomerResponse(
+        customer_id=customer_id,
+        records=[identity_pb2.IdentityRecordView(
+            record_id=r.record_id, source=r.source,
+            traits=identity_pb2.PersonTraits(**dict(r.features)),
+            identifiers=protoconv.identifiers_from_dict(
+                {t: values[0] for t, values in r.identifiers.items() if values}),
+            first_seen=protoconv.timestamp_from_datetime(r.first_seen),
+            last_seen=protoconv.timestamp_from_datetime(r.last_seen)) for r in records],
+        links=[identity_pb2.RecordLink(
+            record_a=link.record_a, record_b=link.record_b, rule=link.rule,
+            probability=link.probability or 0.0,
+            created_at=protoconv.timestamp_from_datetime(link.created_at),
+            created_by=link.created_by,
+            revoked_at=protoconv.timestamp_from_datetime(link.revoked_at),
+            revoked_by=link.revoked_by or "", revoke_reason=link.revoke_reason or "")
+            for link in links],
+        merged_customer_ids=merged)
+
+
+def explanation_from_proto(message: identity_pb2.ExplainCustomerResponse) -> Explanation:
+    return Explanation(
+        customer_id=message.customer_id,
+        records=[StoredRecord(
+            record_id=r.record_id, customer_id=message.customer_id, source=r.source,
+            features={name: getattr(r.traits, name) for name in FEATURES
+                      if getattr(r.traits, name)},
+            identifiers={t: [v] for t, v in protoconv.identifiers_to_dict(r.identifiers).items()},
+            first_seen=protoconv.timestamp_to_datetime(r.first_seen),
+            last_seen=protoconv.timestamp_to_datetime(r.last_seen)) for r in message.records],
+        links=[StoredLink(
+            record_a=link.record_a, record_b=link.record_b, rule=link.rule,
+            created_at=protoconv.timestamp_to_datetime(link.created_at),
+            created_by=link.created_by, probability=link.probability or None,
+            revoked_at=protoconv.timestamp_to_datetime(link.revoked_at),
+            revoked_by=link.revoked_by or None, revoke_reason=link.revoke_reason or None)
+            for link in message.links],
+        merged_customer_ids=list(message.merged_customer_ids))

@@ -77,3 +77,56 @@ class Change:
     other_customer_id: str | None
     record_id: str | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class Unmerged:
+    """A split: ``kept_customer_id`` keeps its id; the records in ``moved_record_ids`` now
+    form ``new_customer_id``. ``change_seq`` is the change log's position after it."""
+
+    kept_customer_id: str
+    new_customer_id: str
+    moved_record_ids: tuple[str, ...]
+    change_seq: int
+
+
+@dataclass(frozen=True)
+class Erased:
+    customer_id: str
+    records_erased: int
+    change_seq: int
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    record_id: str
+    customer_id: str
+    source: str
+    features: Mapping[str, str]
+    identifiers: Mapping[str, list[str]]
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    record_a: str
+    record_b: str
+    rule: str
+    created_at: datetime
+    created_by: str
+    probability: float | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a customer is one person: its records and the links between them."""
+
+    customer_id: str
+    records: list[StoredRecord]
+    links: list[StoredLink]
+    merged_customer_ids: list[str]

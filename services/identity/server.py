@@ -32,8 +32,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def ResolveIdentities(self, request, context):  # noqa: N802 (generated name)
         batch = self._resolver.resolve_batch([convert.record_from_proto(r)
                                               for r in request.records])
-        with self._committed:
-            self._committed.notify_all()
+        self._notify()
         # Every id ever merged into the customer, not only this record's merges (see proto).
         merged = self._store.merged_customer_ids_of(
             sorted({r.customer_id for r in batch.resolutions if r.customer_id}))
@@ -76,6 +75,47 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         changes = self._store.changes(request.after_seq, size)
         return identity_pb2.ListChangesResponse(
             changes=[convert.change_to_proto(c) for c in changes], last_seq=last_seq)
+
+    def Unmerge(self, request, context):  # noqa: N802
+        if not request.record_ids:
+            raise InvalidArgument("record_ids is required", [
+                FieldViolation("record_ids", "the records of one part of the customer")])
+        if not request.actor or not request.reason:
+            raise InvalidArgument("actor and reason are required: they stay on the revoked "
+                                  "links", [FieldViolation(f, "required")
+                                            for f in ("actor", "reason")
+                                            if not getattr(request, f)])
+        result = self._store.unmerge(request.customer_id, list(request.record_ids),
+                                     request.actor, request.reason)
+        self._notify()
+        return identity_pb2.UnmergeResponse(
+            kept_customer_id=result.kept_customer_id, new_customer_id=result.new_customer_id,
+            moved_record_ids=result.moved_record_ids, change_seq=result.change_seq)
+
+    def ExplainCustomer(self, request, context):  # noqa: N802
+        customer_id = self._store.resolve_redirects(request.customer_id)
+        if customer_id is None:
+            raise NotFound(f"no customer {request.customer_id}", reason="CUSTOMER_NOT_FOUND",
+                           metadata={"customer_id": request.customer_id})
+        records = self._store.records_of(customer_id)
+        links = self._store.links_of([r.record_id for r in records])
+        return convert.explanation_to_proto(customer_id, records, links,
+                                            self._store.merged_customer_ids(customer_id))
+
+    def EraseCustomer(self, request, context):  # noqa: N802
+        if not request.actor or not request.reason:
+            raise InvalidArgument("actor and reason are required for the audit log", [
+                FieldViolation(f, "required") for f in ("actor", "reason")
+                if not getattr(request, f)])
+        result = self._store.erase(request.customer_id, request.actor, request.reason)
+        self._notify()
+        return identity_pb2.EraseCustomerResponse(
+            customer_id=result.customer_id, records_erased=result.records_erased,
+            change_seq=result.change_seq)
+
+    def _notify(self) -> None:
+        with self._committed:
+            self._committed.notify_all()
 
     def WatchChanges(self, request, context) -> Iterator:  # noqa: N802
         cursor = request.after_seq

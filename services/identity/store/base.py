@@ -22,12 +22,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from omnicdp.core.vocabulary import PRIORITY
-from omnicdp.services.identity.model import Change
+from omnicdp.services.identity.model import Change, Erased, StoredLink, StoredRecord, Unmerged
 
 if TYPE_CHECKING:
     from omnicdp.services.identity.store.graph import GraphTransaction
@@ -60,31 +60,6 @@ class IdentifierRow:
     customer_id: str
     first_seen: datetime
     last_seen: datetime
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    record_id: str
-    customer_id: str
-    source: str
-    features: Mapping[str, str]
-    identifiers: Mapping[str, list[str]]
-    first_seen: datetime
-    last_seen: datetime
-
-
-@dataclass(frozen=True)
-class StoredLink:
-    record_a: str
-    record_b: str
-    rule: str
-    created_at: datetime
-    created_by: str
-    probability: float | None = None
-    revoked_at: datetime | None = None
-    revoked_by: str | None = None
-    revoke_reason: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 class IdentityStore(ABC):
@@ -133,6 +108,21 @@ class IdentityStore(ABC):
     @abstractmethod
     def links_of(self, record_ids: Sequence[str]) -> list[StoredLink]:
         """Every link (active or revoked) touching one of the records."""
+
+    @abstractmethod
+    def unmerge(self, customer_id: str, record_ids: Sequence[str], actor: str,
+                reason: str) -> Unmerged:
+        """Split a customer by record sets, revoking the links between the parts; the part
+        with more records keeps the id, the other gets a new one."""
+
+    @abstractmethod
+    def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
+        """Delete the customer's records, features, identifiers and links; keep hashed
+        tombstones and an audit entry without personal data."""
+
+    @abstractmethod
+    def is_erased(self, id_type: str, value: str) -> bool:
+        """Whether a normalised identifier belonged to an erased customer."""
 
     @abstractmethod
     def changes(self, after_seq: int, limit: int) -> list[Change]:

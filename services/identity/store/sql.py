@@ -7,24 +7,26 @@ everything else is here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
+from omnicdp.core.errors import FailedPrecondition, NotFound
 from omnicdp.core.sql import Migration, Session, aware_utc, migrate, naive_utc, utc_now
-from omnicdp.services.identity.model import Change
+from omnicdp.services.identity.model import Change, Erased, StoredLink, StoredRecord, Unmerged
 from omnicdp.services.identity.store.base import (
     Customer,
     IdentifierMatch,
     IdentifierRow,
     IdentityStore,
-    StoredLink,
-    StoredRecord,
+    new_customer_id,
     sort_identifier_rows,
 )
 from omnicdp.services.identity.store.graph import (
+    ChangeEntry,
     CustomerRow,
     Delta,
     GraphTransaction,
@@ -94,6 +96,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             other_customer_id VARCHAR,
             record_id VARCHAR,
             committed_at TIMESTAMP NOT NULL
+        )""",
+    )),
+    (2, "erasure: tombstones of hashed identifiers and an audit log without personal data", (
+        "ALTER TABLE customers ADD COLUMN erased_at TIMESTAMP",
+        """CREATE TABLE erased_identifiers (
+            id_type VARCHAR NOT NULL,
+            value_sha256 VARCHAR NOT NULL,
+            erased_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (id_type, value_sha256)
+        )""",
+        """CREATE TABLE audit_log (
+            logged_at TIMESTAMP NOT NULL,
+            action VARCHAR NOT NULL,
+            actor VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            subject_sha256 VARCHAR NOT NULL,
+            detail VARCHAR NOT NULL
         )""",
     )),
 )
@@ -200,13 +219,133 @@ class SqlIdentityStore(IdentityStore):
                              RULES_AUTHOR) for link in delta.links])
         if not delta.changes:
             return self._last_seq(session)
-        seqs = self._next_seqs(session, len(delta.changes))
+        return self._log(session, delta.changes)
+
+    # -- lineage and erasure --------------------------------------------------------------
+
+    def unmerge(self, customer_id: str, record_ids: Sequence[str], actor: str,
+                reason: str) -> Unmerged:
+        """Split a customer in two: ``record_ids`` and the rest. The links between the parts
+        are revoked (who, why, when); the part with more records keeps the id, the other
+        gets a new one; each part's identifiers are rebuilt from its records; an id once
+        merged in follows the part holding the record that founded it."""
+        def split(session: Session) -> Unmerged:
+            live = _live_customer(session, customer_id)
+            records = dict(session.fetch(
+                "SELECT record_id, first_seen FROM records WHERE customer_id = %s", [live]))
+            named = set(record_ids)
+            if not named or not named <= set(records) or named == set(records):
+                raise FailedPrecondition(
+                    "record_ids must name some, not all, of the customer's records",
+                    reason="UNMERGE_RECORDS_INVALID")
+            rest = set(records) - named
+            moved = named if len(rest) >= len(named) else rest
+            kept = set(records) - moved
+            new_id = new_customer_id()
+            session.insert("customers", ("customer_id", "created_at", "merged_into"),
+                           [(new_id, min(records[r] for r in moved), None)])
+            moved_list = sorted(moved)
+            session.execute("UPDATE records SET customer_id = %s WHERE record_id = ANY(%s)",
+                            [new_id, moved_list])
+            now = utc_now()
+            session.execute(
+                "UPDATE links SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                "WHERE revoked_at IS NULL AND ((record_a = ANY(%s) AND record_b = ANY(%s)) "
+                "OR (record_a = ANY(%s) AND record_b = ANY(%s)))",
+                [now, actor, reason, moved_list, sorted(kept), sorted(kept), moved_list])
+            self._rebuild_identifiers(session, {live: kept, new_id: moved})
+            # An id merged in earlier goes with the part that holds its founding record.
+            follows = [alias for alias, founder in session.fetch(
+                "SELECT c.customer_id, ch.record_id FROM customers c "
+                "JOIN changes ch ON ch.customer_id = c.customer_id AND ch.kind = 'created' "
+                "WHERE c.merged_into = %s", [live]) if founder in moved]
+            if follows:
+                session.execute("UPDATE customers SET merged_into = %s "
+                                "WHERE customer_id = ANY(%s)", [new_id, follows])
+            entries = [ChangeEntry("split", new_id, live, r) for r in moved_list]
+            entries += [ChangeEntry("merged", new_id, alias) for alias in follows]
+            seq = self._log(session, entries)
+            self._audit(session, "unmerge", actor, reason, live,
+                        f"{len(moved)} of {len(records)} records to a new customer")
+            return Unmerged(live, new_id, tuple(moved_list), seq)
+        return self._run(split, write=True)
+
+    def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
+        """Delete the customer's records, features, identifiers and links; keep SHA-256
+        tombstones of its identifiers (for suppression) and an audit entry without
+        personal data; log an ``erased`` change. Its ids then resolve to nothing."""
+        def erase_all(session: Session) -> Erased:
+            live = _live_customer(session, customer_id)
+            records = [r for (r,) in session.fetch(
+                "SELECT record_id FROM records WHERE customer_id = %s", [live])]
+            identifiers = session.fetch(
+                "SELECT DISTINCT id_type, value FROM identifiers WHERE customer_id = %s", [live])
+            now = utc_now()
+            session.insert("erased_identifiers", ("id_type", "value_sha256", "erased_at"),
+                           [(t, sha256_hex(v), now) for t, v in identifiers],
+                           "ON CONFLICT (id_type, value_sha256) DO NOTHING")
+            session.execute("DELETE FROM identifiers WHERE customer_id = %s", [live])
+            if records:
+                session.execute("DELETE FROM record_identifiers WHERE record_id = ANY(%s)",
+                                [records])
+                session.execute("DELETE FROM links WHERE record_a = ANY(%s) "
+                                "OR record_b = ANY(%s)", [records, records])
+                session.execute("DELETE FROM records WHERE record_id = ANY(%s)", [records])
+                # Record ids hash the person's identifiers and features: out of the log too.
+                session.execute("UPDATE changes SET record_id = NULL "
+                                "WHERE record_id = ANY(%s)", [records])
+            session.execute("UPDATE customers SET erased_at = %s "
+                            "WHERE customer_id = %s OR merged_into = %s", [now, live, live])
+            seq = self._log(session, [ChangeEntry("erased", live)])
+            self._audit(session, "erase", actor, reason, live,
+                        f"{len(records)} records, {len(identifiers)} identifiers")
+            return Erased(live, len(records), seq)
+        return self._run(erase_all, write=True)
+
+    def is_erased(self, id_type: str, value: str) -> bool:
+        """Whether a normalised identifier belonged to an erased customer (suppression)."""
+        return bool(self._run(lambda s: s.fetch(
+            "SELECT 1 FROM erased_identifiers WHERE id_type = %s AND value_sha256 = %s",
+            [id_type, sha256_hex(value)])))
+
+    def _rebuild_identifiers(self, session: Session, parts: dict[str, set[str]]) -> None:
+        """Each customer's identifiers again, from its records alone."""
+        session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [list(parts)])
+        owner = {record: customer for customer, records in parts.items() for record in records}
+        rows = session.fetch(
+            "SELECT ri.record_id, ri.id_type, ri.value, r.first_seen, r.last_seen "
+            "FROM record_identifiers ri JOIN records r ON r.record_id = ri.record_id "
+            "WHERE ri.record_id = ANY(%s)", [list(owner)])
+        seen: dict[tuple[str, str, str], Seen] = {}
+        for record_id, id_type, value, first, last in rows:
+            key = (id_type, value, owner[record_id])
+            old = seen.get(key)
+            if old is None:
+                seen[key] = Seen(naive_utc(first), naive_utc(last), record_id)
+            else:
+                latest = record_id if naive_utc(last) > old.last else old.record_id
+                seen[key] = Seen(min(old.first, naive_utc(first)),
+                                 max(old.last, naive_utc(last)), latest)
+        session.insert("identifiers", ("key", "id_type", "value", "customer_id", "first_seen",
+                                       "last_seen", "record_id"),
+                       [(key_hash(t, v), t, v, c, x.first, x.last, x.record_id)
+                        for (t, v, c), x in seen.items()])
+
+    def _log(self, session: Session, entries: Sequence[ChangeEntry]) -> int:
+        seqs = self._next_seqs(session, len(entries))
         now = utc_now()
         session.insert("changes", ("seq", "kind", "customer_id", "other_customer_id",
                                    "record_id", "committed_at"),
-                       [(seq, c.kind, c.customer_id, c.other_customer_id, c.record_id, now)
-                        for seq, c in zip(seqs, delta.changes, strict=True)])
+                       [(seq, e.kind, e.customer_id, e.other_customer_id, e.record_id, now)
+                        for seq, e in zip(seqs, entries, strict=True)])
         return seqs[-1]
+
+    @staticmethod
+    def _audit(session: Session, action: str, actor: str, reason: str, subject: str,
+               detail: str) -> None:
+        session.insert("audit_log", ("logged_at", "action", "actor", "reason", "subject_sha256",
+                                     "detail"),
+                       [(utc_now(), action, actor, reason, sha256_hex(subject), detail)])
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -218,8 +357,8 @@ class SqlIdentityStore(IdentityStore):
 
     def get_customer(self, customer_id: str) -> Customer | None:
         rows = self._run(lambda s: s.fetch(
-            "SELECT customer_id, created_at, merged_into FROM customers WHERE customer_id = %s",
-            [customer_id]))
+            "SELECT customer_id, created_at, merged_into FROM customers "
+            "WHERE customer_id = %s AND erased_at IS NULL", [customer_id]))
         return Customer(rows[0][0], aware_utc(rows[0][1]), rows[0][2]) if rows else None
 
     def resolve_redirects(self, customer_id: str) -> str | None:
@@ -241,7 +380,7 @@ class SqlIdentityStore(IdentityStore):
         return merged
 
     def count_customers(self, include_merged: bool = False) -> int:
-        where = "" if include_merged else " WHERE merged_into IS NULL"
+        where = " WHERE erased_at IS NULL" + ("" if include_merged else " AND merged_into IS NULL")
         return self._run(lambda s: s.fetch(f"SELECT count(*) FROM customers{where}"))[0][0]
 
     def find_matches(self, identifiers: Mapping[str, str]) -> list[IdentifierMatch]:
@@ -325,3 +464,16 @@ class _Loader:
             "SELECT record_id, customer_id FROM records WHERE record_id = ANY(%s)",
             [list(record_ids)])
         return dict(rows)
+
+
+def _live_customer(session: Session, customer_id: str) -> str:
+    rows = session.fetch("SELECT customer_id, merged_into, erased_at FROM customers "
+                         "WHERE customer_id = %s", [customer_id])
+    if not rows or rows[0][2] is not None:
+        raise NotFound(f"no customer {customer_id}", reason="CUSTOMER_NOT_FOUND",
+                       metadata={"customer_id": customer_id})
+    return rows[0][1] or rows[0][0]
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

@@ -58,7 +58,9 @@ class ProfileStore(ABC):
     @abstractmethod
     def apply_changes(self, changes: Sequence[Change]) -> int:
         """Apply, in order and in one transaction, the changes after the cursor (others are
-        skipped, so applying twice is harmless), move the cursor, return it."""
+        skipped, so applying twice is harmless), move the cursor, return it: records join
+        customers (created, linked, split), customers merge, erased customers' events and
+        identifiers are deleted."""
 
     @abstractmethod
     def canonical_customer_id(self, customer_id: str) -> str:

@@ -90,8 +90,18 @@ class SqlProfileStore(ProfileStore):
                 members.clear()
 
             for change in pending:
-                if change.kind in ("created", "linked") and change.record_id:
+                if change.kind in ("created", "linked", "split") and change.record_id:
                     members[change.record_id] = change.customer_id
+                elif change.kind == "erased":
+                    flush_members()
+                    erased = [change.customer_id]
+                    for table in ("events", "record_identifiers"):
+                        session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})",
+                                        erased)
+                    session.execute("DELETE FROM record_customers WHERE customer_id = %s",
+                                    erased)
+                    session.execute("DELETE FROM customer_aliases WHERE customer_id = %s",
+                                    erased)
                 elif change.kind == "merged" and change.other_customer_id:
                     flush_members()
                     survivor, loser = change.customer_id, change.other_customer_id

@@ -177,3 +177,103 @@ class WatchChangesResponse(_message.Message):
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     change: CustomerChange
     def __init__(self, change: _Optional[_Union[CustomerChange, _Mapping]] = ...) -> None: ...
+
+class UnmergeRequest(_message.Message):
+    __slots__ = ("customer_id", "record_ids", "actor", "reason")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    record_ids: _containers.RepeatedScalarFieldContainer[str]
+    actor: str
+    reason: str
+    def __init__(self, customer_id: _Optional[str] = ..., record_ids: _Optional[_Iterable[str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UnmergeResponse(_message.Message):
+    __slots__ = ("kept_customer_id", "new_customer_id", "moved_record_ids", "change_seq")
+    KEPT_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVED_RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    kept_customer_id: str
+    new_customer_id: str
+    moved_record_ids: _containers.RepeatedScalarFieldContainer[str]
+    change_seq: int
+    def __init__(self, kept_customer_id: _Optional[str] = ..., new_customer_id: _Optional[str] = ..., moved_record_ids: _Optional[_Iterable[str]] = ..., change_seq: _Optional[int] = ...) -> None: ...
+
+class ExplainCustomerRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class IdentityRecordView(_message.Message):
+    __slots__ = ("record_id", "source", "traits", "identifiers", "first_seen", "last_seen")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TRAITS_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    source: str
+    traits: PersonTraits
+    identifiers: _common_pb2.Identifiers
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    def __init__(self, record_id: _Optional[str] = ..., source: _Optional[str] = ..., traits: _Optional[_Union[PersonTraits, _Mapping]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordLink(_message.Message):
+    __slots__ = ("record_a", "record_b", "rule", "probability", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason")
+    RECORD_A_FIELD_NUMBER: _ClassVar[int]
+    RECORD_B_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    record_a: str
+    record_b: str
+    rule: str
+    probability: float
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    revoked_at: _timestamp_pb2.Timestamp
+    revoked_by: str
+    revoke_reason: str
+    def __init__(self, record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., rule: _Optional[str] = ..., probability: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ...) -> None: ...
+
+class ExplainCustomerResponse(_message.Message):
+    __slots__ = ("customer_id", "records", "links", "merged_customer_ids")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    MERGED_CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    records: _containers.RepeatedCompositeFieldContainer[IdentityRecordView]
+    links: _containers.RepeatedCompositeFieldContainer[RecordLink]
+    merged_customer_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, customer_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[IdentityRecordView, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[RecordLink, _Mapping]]] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EraseCustomerRequest(_message.Message):
+    __slots__ = ("customer_id", "actor", "reason")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    actor: str
+    reason: str
+    def __init__(self, customer_id: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EraseCustomerResponse(_message.Message):
+    __slots__ = ("customer_id", "records_erased", "change_seq")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    records_erased: int
+    change_seq: int
+    def __init__(self, customer_id: _Optional[str] = ..., records_erased: _Optional[int] = ..., change_seq: _Optional[int] = ...) -> None: ...

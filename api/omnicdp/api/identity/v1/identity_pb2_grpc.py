@@ -59,6 +59,21 @@ class IdentityServiceStub:
                 request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesRequest.SerializeToString,
                 response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesResponse.FromString,
                 _registered_method=True)
+        self.Unmerge = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/Unmerge',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.UnmergeRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.UnmergeResponse.FromString,
+                _registered_method=True)
+        self.ExplainCustomer = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/ExplainCustomer',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainCustomerRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainCustomerResponse.FromString,
+                _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/EraseCustomer',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -101,6 +116,29 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Unmerge(self, request, context):
+        """Splits a customer by record sets: the links between the parts are revoked, the part
+        with more records keeps the id, the other gets a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainCustomer(self, request, context):
+        """The customer's records and the links between them, with their provenance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseCustomer(self, request, context):
+        """Erases the customer from the identity graph (152-FZ, GDPR): records, features,
+        identifiers and links go; hashed identifiers and an audit entry stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +166,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.WatchChanges,
                     request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesRequest.FromString,
                     response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesResponse.SerializeToString,
+            ),
+            'Unmerge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unmerge,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.UnmergeRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.UnmergeResponse.SerializeToString,
+            ),
+            'ExplainCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainCustomer,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainCustomerRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainCustomerResponse.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +318,87 @@ class IdentityService:
             '/omnicdp.identity.v1.IdentityService/WatchChanges',
             omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesRequest.SerializeToString,
             omnicdp_dot_identity_dot_v1_dot_identity__pb2.WatchChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unmerge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/Unmerge',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.UnmergeRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.UnmergeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/ExplainCustomer',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainCustomerRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/EraseCustomer',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

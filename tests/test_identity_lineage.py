@@ -1,0 +1,123 @@
+"""Unmerge, explanations and erasure in the identity graph, followed by the profile.
+
+Across the real gRPC services on both backends: a merge and its unmerge restore both
+customers exactly (identifiers, traits, events), the revoked links record who and why, the
+part with most records keeps the id; erasure removes the person from identity and profile,
+keeping only hashed identifiers and an audit entry without personal data.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from omnicdp.core.errors import NotFound
+from omnicdp.services.identity.client import IdentityClient
+from omnicdp.services.profile.client import EventIn, Profile, ProfileClient
+
+T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+
+
+def event(message_id: str, minutes: int, traits: dict | None = None, **ids: str) -> EventIn:
+    return EventIn(message_id=message_id, type="identify", channel="store", source="pos",
+                   timestamp=T0 + timedelta(minutes=minutes), identifiers=ids,
+                   traits=traits or {})
+
+
+def eventually(read, check, seconds: float = 10.0):
+    """``read()`` until ``check(value)`` holds (the profile follows identity's log)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if check(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def snapshot(profile: Profile) -> tuple:
+    return (sorted(profile.identifiers), profile.traits, profile.event_count)
+
+
+@pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
+def test_merge_then_unmerge_restores_both_customers(services) -> None:
+    profiles = ProfileClient(services.address(services.profile))
+    identity = IdentityClient(services.address(services.identity))
+    try:
+        [anna1] = profiles.ingest([event("a1", 0, {"first_name": "Anna"},
+                                         email="anna@mail.ru", phone="+79161110000")])
+        profiles.ingest([event("a2", 1, {"city": "Kazan"}, email="anna@mail.ru")])
+        [boris1] = profiles.ingest([event("b1", 2, {"first_name": "Boris"},
+                                          loyalty_id="CARD-B", phone="+79162220000")])
+        anna, boris = anna1.customer_id, boris1.customer_id
+        before = {anna: snapshot(profiles.get_profile(anna)),
+                  boris: snapshot(profiles.get_profile(boris))}
+        # A cashier types Anna's e-mail on Boris's card: the two are merged, wrongly.
+        [wrong] = profiles.ingest([event("w1", 3, {}, loyalty_id="CARD-B",
+                                         email="anna@mail.ru")])
+        assert wrong.customer_id == anna
+        assert profiles.get_profile(boris).customer_id == anna
+
+        explained = identity.explain(anna)
+        boris_records = [r.record_id for r in explained.records
+                         if "loyalty_id" in r.identifiers]
+        result = identity.unmerge(anna, boris_records, actor="support:olga",
+                                  reason="cashier typed another customer's e-mail")
+        assert result.kept_customer_id == anna  # two records against two: Anna keeps hers
+        assert sorted(result.moved_record_ids) == sorted(boris_records)
+
+        # Lineage: the links that joined the parts are revoked, with who and why.
+        revoked = [link for link in identity.explain(anna).links if link.revoked_at]
+        assert revoked and all(link.revoked_by == "support:olga" for link in revoked)
+        assert {link.rule for link in revoked} <= {"exact:email", "exact:loyalty_id"}
+
+        new_boris = result.new_customer_id
+        after_anna = eventually(lambda: profiles.get_profile(anna),
+                                lambda p: p.event_count == 2)
+        assert snapshot(after_anna) == before[anna]
+        after_boris = profiles.get_profile(new_boris)
+        assert after_boris.event_count == 2  # b1, and the wrongly linked w1
+        assert set(before[boris][0]) <= set(snapshot(after_boris)[0])
+        assert after_boris.traits == before[boris][1]
+        # Boris's old id follows the part holding the record that founded it.
+        assert profiles.get_profile(boris).customer_id == new_boris
+        journey, _ = profiles.journey(new_boris)
+        assert sorted(e.message_id for e in journey) == ["b1", "w1"]
+    finally:
+        profiles.close()
+        identity.close()
+
+
+@pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
+def test_erasure_removes_the_person_from_identity_and_profile(services) -> None:
+    profiles = ProfileClient(services.address(services.profile))
+    identity = IdentityClient(services.address(services.identity))
+    try:
+        [first] = profiles.ingest([event("e1", 0, {"first_name": "Eva"},
+                                         email="eva@mail.ru", phone="+79163330000")])
+        profiles.ingest([event("e2", 1, {}, phone="+79163330000", device_id="dev-eva")])
+        [other] = profiles.ingest([event("o1", 2, {}, email="oleg@mail.ru")])
+        erased = identity.erase(first.customer_id, actor="dpo", reason="erasure request 42")
+        assert erased.records_erased == 2
+
+        with pytest.raises(NotFound):
+            identity.get_customer(first.customer_id)
+        assert identity.lookup("email", "eva@mail.ru") is None
+        gone = eventually(lambda: _profile_or_none(profiles, first.customer_id),
+                          lambda p: p is None)
+        assert gone is None
+        with pytest.raises(NotFound):
+            profiles.lookup_profile("phone", "+79163330000")
+        assert profiles.get_profile(other.customer_id).event_count == 1  # others untouched
+        assert {e.message_id for e in profiles.all_events()} == {"o1"}
+    finally:
+        profiles.close()
+        identity.close()
+
+
+def _profile_or_none(profiles: ProfileClient, customer_id: str) -> Profile | None:
+    try:
+        return profiles.get_profile(customer_id)
+    except NotFound:
+        return None
