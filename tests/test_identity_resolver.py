@@ -664,3 +664,39 @@ def test_erasure_keeps_hashed_tombstones_and_an_audit_entry_without_personal_dat
     # The random customer id stays as a tombstone (never reissued), but not in the audit.
     assert person.customer_id not in audit and "request 42" in audit
     assert [c.kind for c in store.changes(0, 100)][-1] == "erased"
+
+
+def test_a_shared_placeholder_email_stops_linking_and_unlinks_the_strangers_it_joined(
+    store: IdentityStore
+) -> None:
+    """A store's cashiers type kassa@shop.ru for customers without an e-mail. With a
+    threshold of 5 names, the first strangers are joined by it until the fifth name shows it
+    is no one's: then it links no one, and the strangers it joined are apart again."""
+    resolver = DeterministicResolver(store, placeholder_threshold=5)
+    names = ["anna", "boris", "vera", "gleb", "dina", "egor", "zoya"]
+    results = []
+    for i, name in enumerate(names):
+        [r] = resolver.resolve([IdentityRecord(
+            f"r{i}", {"email": "kassa@shop.ru", "loyalty_id": f"CARD-{i}"},
+            T0 + timedelta(minutes=i), traits={"first_name": name})])
+        results.append(r)
+    # Each stranger, found by their own card: seven strangers, seven customers.
+    owners = {store.lookup("loyalty_id", f"CARD{i}") for i in range(len(names))}
+    assert None not in owners and len(owners) == len(names)
+    # The same person seen twice with her card still links by it.
+    [again] = resolver.resolve([IdentityRecord(
+        "r-again", {"email": "kassa@shop.ru", "loyalty_id": "CARD-0"},
+        T0 + timedelta(days=1), traits={"first_name": "anna"})])
+    assert again.customer_id == store.lookup("loyalty_id", "CARD0")
+    revoked = [link for customer_id in owners for r in store.records_of(customer_id)
+               for link in store.links_of([r.record_id]) if link.revoked_at]
+    assert revoked and {link.revoked_by for link in revoked} == {"rules/placeholder-detection"}
+    assert {c.kind for c in store.changes(0, 1000)} >= {"split"}
+
+
+def test_a_family_email_with_few_names_still_links(resolver: DeterministicResolver) -> None:
+    records = [IdentityRecord(f"f{i}", {"email": "family@mail.ru"}, T0 + timedelta(minutes=i),
+                              traits={"first_name": name})
+               for i, name in enumerate(["anna", "anna", "boris"])]
+    resolutions = resolver.resolve(records)
+    assert len({r.customer_id for r in resolutions}) == 1

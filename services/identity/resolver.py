@@ -47,6 +47,11 @@ result. The rules, in the order they apply:
    the commit fails, ``resolve`` raises and none of the batch is kept; no other thread sees
    a batch before it is committed.
 
+9. **Placeholders found in the data.** An e-mail or phone seen with
+   :data:`PLACEHOLDER_THRESHOLD` different first names or birth dates stops linking
+   anyone; the links it made are revoked and the customers it chained together are split
+   into what their other links hold together.
+
 ``Resolution.matched_on`` says why a record was linked: the types of its identifiers that
 matched the resulting customer or a customer merged into it.
 """
@@ -86,6 +91,10 @@ MERGE_LIMITS: Mapping[str, int] = {
     "anonymous_id": 100,
 }
 
+#: An e-mail or phone seen with this many different first names (or birth dates) is a
+#: placeholder: a cashier's stand-in, a shared office mailbox (Amperity uses 20).
+PLACEHOLDER_THRESHOLD = 20
+
 NO_IDENTIFIER = (
     "at least one identifier is required; "
     + ", ".join(IDENTIFIER_TYPES)
@@ -110,9 +119,11 @@ class _Candidate:
 class DeterministicResolver:
     """Resolves records to stable customer ids by exact identifiers (see module docs)."""
 
-    def __init__(self, store: IdentityStore, default_region: str = "RU") -> None:
+    def __init__(self, store: IdentityStore, default_region: str = "RU",
+                 placeholder_threshold: int = PLACEHOLDER_THRESHOLD) -> None:
         self._store = store
         self._default_region = default_region
+        self._placeholder_threshold = placeholder_threshold
 
     def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
         """One resolution per record, in order; bad records get violations, not exceptions."""
@@ -124,15 +135,20 @@ class DeterministicResolver:
         transaction on a conflict with a concurrent one runs it again from the start."""
         prepared = [self._prepare(record) for record in records]
 
-        def link_all(graph: GraphTransaction) -> list[Resolution]:
+        def link_all(graph: GraphTransaction) -> tuple[list[Resolution], dict]:
             graph.prefetch(
                 (key for item in prepared if isinstance(item, _Prepared)
                  for key in item.identifiers.items()),
                 (item.record_id for item in prepared if isinstance(item, _Prepared)))
-            return [item if isinstance(item, Resolution) else self._link(graph, item)
-                    for item in prepared]
+            resolutions = [item if isinstance(item, Resolution) else self._link(graph, item)
+                           for item in prepared]
+            return resolutions, dict(graph.delta.placeholders)
 
-        resolutions, change_seq = self._store.run_transaction(link_all)
+        (resolutions, detected), change_seq = self._store.run_transaction(link_all)
+        # Rule 9: what an identifier linked before it was found not identifying is undone.
+        for (id_type, value), reason in sorted(detected.items()):
+            change_seq = max(change_seq,
+                             self._store.split_placeholder(id_type, value, reason))
         return ResolvedBatch(resolutions, change_seq)
 
     def lookup(self, id_type: str, raw_value: str) -> str | None:
@@ -164,6 +180,7 @@ class DeterministicResolver:
         """Rules 2-6 for one valid record, inside the batch's transaction."""
         record, identifiers = item.record, item.identifiers
         seen_at = record.observed_at
+        graph.observe_names(identifiers, item.features, self._placeholder_threshold)
         existing = graph.record_customer(item.record_id)
         group = self._linked_group(graph, identifiers, existing)
         if not group:

@@ -131,7 +131,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 def build(settings: Settings) -> ServiceHost:
     store = open_store(settings.database_url, settings.data_dir)
-    resolver = DeterministicResolver(store, default_region=settings.default_region)
+    resolver = DeterministicResolver(store, default_region=settings.default_region,
+                                     placeholder_threshold=settings.placeholder_threshold)
     return ServiceHost(
         "identity",
         [Registration(identity_pb2_grpc.add_IdentityServiceServicer_to_server,

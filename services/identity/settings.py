@@ -18,5 +18,9 @@ class Settings:
         secret=True)
     default_region: str = setting("RU", "CDP_DEFAULT_REGION",
                                   "region for phone numbers without a country code")
+    placeholder_threshold: int = setting(
+        20, "CDP_PLACEHOLDER_THRESHOLD",
+        "an e-mail or phone seen with this many different first names or birth dates stops "
+        "linking customers")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight calls get on shutdown")

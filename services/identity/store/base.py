@@ -116,6 +116,11 @@ class IdentityStore(ABC):
         with more records keeps the id, the other gets a new one."""
 
     @abstractmethod
+    def split_placeholder(self, id_type: str, value: str, reason: str) -> int:
+        """Revoke the links an identifier found not identifying made, and split what they
+        held together; the change log position after it."""
+
+    @abstractmethod
     def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
         """Delete the customer's records, features, identifiers and links; keep hashed
         tombstones and an audit entry without personal data."""

@@ -71,6 +71,12 @@ class ChangeEntry:
     record_id: str | None = None
 
 
+#: Identifier types whose values a household or a cashier may share by mistake or on
+#: purpose; they stop identifying once seen with too many different names or birth dates.
+WATCHED_TYPES = frozenset({"email", "phone"})
+NAME_KINDS = ("first_name", "date_of_birth")
+
+
 @dataclass
 class Delta:
     """What a transaction changed, for the backend to write."""
@@ -82,10 +88,14 @@ class Delta:
     seen_records: dict[str, datetime] = field(default_factory=dict)  # existing -> last seen
     links: list[NewLink] = field(default_factory=list)
     changes: list[ChangeEntry] = field(default_factory=list)
+    # (id_type, value, kind, name) seen for the first time
+    names: list[tuple[str, str, str, str]] = field(default_factory=list)
+    placeholders: dict[Key, str] = field(default_factory=dict)  # found now -> why
 
     def __bool__(self) -> bool:
         return bool(self.new_customers or self.merges or self.identifiers or self.new_records
-                    or self.seen_records or self.links or self.changes)
+                    or self.seen_records or self.links or self.changes or self.names
+                    or self.placeholders)
 
 
 class GraphSource(Protocol):
@@ -101,6 +111,10 @@ class GraphSource(Protocol):
     def records(self, record_ids: Sequence[str]) -> dict[str, str]:
         """The live customer of each record that exists."""
 
+    def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
+        """The names seen with these identifiers, (type, value, kind, name), and which of
+        them are known placeholders."""
+
 
 class GraphTransaction:
     """The working set of one transaction (see the module documentation)."""
@@ -113,6 +127,8 @@ class GraphTransaction:
         self._complete_keys: set[Key] = set()
         self._records: dict[str, str | None] = {}  # record -> customer (None: does not exist)
         self._unannounced: set[str] = set()  # created here, no record stored in them yet
+        self._names: dict[Key, dict[str, set[str]]] = {}
+        self._placeholders: set[Key] = set()
         self.delta = Delta()
         self.change_seq = 0  # set by the backend when the delta is committed
 
@@ -125,6 +141,12 @@ class GraphTransaction:
             holders = self._source.holders(missing)
             self._load_customers({customer_id for _, _, customer_id in holders})
             self._complete_keys.update(missing)
+            watched = [k for k in missing if k[0] in WATCHED_TYPES]
+            if watched:
+                names, placeholders = self._source.names(watched)
+                for id_type, value, kind, name in names:
+                    self._names.setdefault((id_type, value), {}).setdefault(kind, set()).add(name)
+                self._placeholders |= placeholders
         wanted = sorted({r for r in record_ids if r not in self._records})
         if wanted:
             found = self._source.records(wanted)
@@ -150,6 +172,8 @@ class GraphTransaction:
         self.prefetch(identifiers.items())
         matches = []
         for key in identifiers.items():
+            if key in self._placeholders:
+                continue  # not identifying: it links no one
             for customer_id, seen in self._holders.get(key, {}).items():
                 row = self._customers[customer_id]
                 if row.merged_into is None:
@@ -178,6 +202,31 @@ class GraphTransaction:
         while customer_id is not None and self._customer(customer_id).merged_into is not None:
             customer_id = self._customer(customer_id).merged_into
         return customer_id
+
+    def is_placeholder(self, key: Key) -> bool:
+        return key in self._placeholders
+
+    def observe_names(self, identifiers: Mapping[str, str], features: Mapping[str, str],
+                      threshold: int) -> None:
+        """Note the record's first name and birth date against its shared-prone identifiers;
+        one seen with ``threshold`` different names (or dates) becomes a placeholder. Names
+        are kept up to the threshold only."""
+        for key in identifiers.items():
+            if key[0] not in WATCHED_TYPES or key in self._placeholders:
+                continue
+            self.prefetch([key])
+            for kind in NAME_KINDS:
+                name = features.get(kind)
+                seen = self._names.setdefault(key, {}).setdefault(kind, set())
+                if not name or name in seen:
+                    continue
+                seen.add(name)
+                self.delta.names.append((key[0], key[1], kind, name))
+                if len(seen) >= threshold:
+                    self._placeholders.add(key)
+                    self.delta.placeholders[key] = (
+                        f"{key[0]} seen with {len(seen)} different {kind.replace('_', ' ')}s")
+                    break
 
     def link_target(self, customer_id: str, key: Key) -> str | None:
         """The record of the customer that most recently carried the identifier."""

@@ -12,6 +12,7 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import TypeVar
 
 from omnicdp.core.errors import FailedPrecondition, NotFound
@@ -115,6 +116,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             detail VARCHAR NOT NULL
         )""",
     )),
+    (3, "placeholder detection: names seen per identifier, identifiers found not identifying", (
+        """CREATE TABLE identifier_names (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value, kind, name)
+        )""",
+        "CREATE INDEX identifier_names_by_key ON identifier_names (key)",
+        """CREATE TABLE placeholders (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            detected_at TIMESTAMP NOT NULL,
+            reason VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value)
+        )""",
+        "CREATE INDEX placeholders_by_key ON placeholders (key)",
+    )),
 )
 
 
@@ -212,6 +233,16 @@ class SqlIdentityStore(IdentityStore):
                 "unnest(%s::timestamp[]) AS last_seen) s "
                 "WHERE records.record_id = s.record_id AND records.last_seen < s.last_seen",
                 [list(delta.seen_records), list(delta.seen_records.values())])
+        if delta.names:
+            session.insert("identifier_names", ("key", "id_type", "value", "kind", "name"),
+                           [(key_hash(t, v), t, v, kind, name)
+                            for t, v, kind, name in delta.names],
+                           "ON CONFLICT (id_type, value, kind, name) DO NOTHING")
+        if delta.placeholders:
+            session.insert("placeholders", ("key", "id_type", "value", "detected_at", "reason"),
+                           [(key_hash(t, v), t, v, utc_now(), why)
+                            for (t, v), why in delta.placeholders.items()],
+                           "ON CONFLICT (id_type, value) DO NOTHING")
         if delta.links:
             session.insert("links", ("record_a", "record_b", "rule", "created_at",
                                      "created_by"),
@@ -239,36 +270,88 @@ class SqlIdentityStore(IdentityStore):
                     "record_ids must name some, not all, of the customer's records",
                     reason="UNMERGE_RECORDS_INVALID")
             rest = set(records) - named
-            moved = named if len(rest) >= len(named) else rest
-            kept = set(records) - moved
-            new_id = new_customer_id()
-            session.insert("customers", ("customer_id", "created_at", "merged_into"),
-                           [(new_id, min(records[r] for r in moved), None)])
-            moved_list = sorted(moved)
-            session.execute("UPDATE records SET customer_id = %s WHERE record_id = ANY(%s)",
-                            [new_id, moved_list])
-            now = utc_now()
             session.execute(
                 "UPDATE links SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
                 "WHERE revoked_at IS NULL AND ((record_a = ANY(%s) AND record_b = ANY(%s)) "
                 "OR (record_a = ANY(%s) AND record_b = ANY(%s)))",
-                [now, actor, reason, moved_list, sorted(kept), sorted(kept), moved_list])
-            self._rebuild_identifiers(session, {live: kept, new_id: moved})
-            # An id merged in earlier goes with the part that holds its founding record.
-            follows = [alias for alias, founder in session.fetch(
-                "SELECT c.customer_id, ch.record_id FROM customers c "
-                "JOIN changes ch ON ch.customer_id = c.customer_id AND ch.kind = 'created' "
-                "WHERE c.merged_into = %s", [live]) if founder in moved]
-            if follows:
-                session.execute("UPDATE customers SET merged_into = %s "
-                                "WHERE customer_id = ANY(%s)", [new_id, follows])
-            entries = [ChangeEntry("split", new_id, live, r) for r in moved_list]
-            entries += [ChangeEntry("merged", new_id, alias) for alias in follows]
-            seq = self._log(session, entries)
-            self._audit(session, "unmerge", actor, reason, live,
-                        f"{len(moved)} of {len(records)} records to a new customer")
+                [utc_now(), actor, reason, sorted(named), sorted(rest), sorted(rest),
+                 sorted(named)])
+            [(new_id, moved)], seq = self._split_into(session, live, [rest, named], records,
+                                                      "unmerge", actor, reason)
+            moved_list = sorted(moved)
             return Unmerged(live, new_id, tuple(moved_list), seq)
         return self._run(split, write=True)
+
+    def _split_into(self, session: Session, live: str, parts: list[set[str]],
+                    records: dict[str, datetime], action: str, actor: str,
+                    reason: str) -> tuple[list[tuple[str, set[str]]], int]:
+        """Split a customer's records into ``parts``: the largest (on a tie, the first) keeps
+        the id, each other
+        part gets a new customer; identifiers are rebuilt from the records; an id merged in
+        earlier follows the part holding the record that founded it. Returns the new
+        customers with their records, and the change log position."""
+        ordered = sorted(parts, key=len, reverse=True)  # stable: a tie keeps the earlier part
+        kept, others = ordered[0], ordered[1:]
+        new_parts = [(new_customer_id(), part) for part in others]
+        session.insert("customers", ("customer_id", "created_at", "merged_into"),
+                       [(new_id, min(records[r] for r in part), None)
+                        for new_id, part in new_parts])
+        for new_id, part in new_parts:
+            session.execute("UPDATE records SET customer_id = %s WHERE record_id = ANY(%s)",
+                            [new_id, sorted(part)])
+        self._rebuild_identifiers(session, {live: kept, **dict(new_parts)})
+        entries = [ChangeEntry("split", new_id, live, r)
+                   for new_id, part in new_parts for r in sorted(part)]
+        owner = {r: new_id for new_id, part in new_parts for r in part}
+        for alias, founder in session.fetch(
+                "SELECT c.customer_id, ch.record_id FROM customers c "
+                "JOIN changes ch ON ch.customer_id = c.customer_id AND ch.kind = 'created' "
+                "WHERE c.merged_into = %s", [live]):
+            if founder in owner:
+                session.execute("UPDATE customers SET merged_into = %s WHERE customer_id = %s",
+                                [owner[founder], alias])
+                entries.append(ChangeEntry("merged", owner[founder], alias))
+        seq = self._log(session, entries)
+        self._audit(session, action, actor, reason, live,
+                    f"{sum(map(len, others))} of {len(records)} records to "
+                    f"{len(others)} new customer(s)")
+        return new_parts, seq
+
+    def split_placeholder(self, id_type: str, value: str, reason: str) -> int:
+        """An identifier found not identifying unlinks what it linked: its ``exact:`` links
+        are revoked, and every customer it chained together is split into the connected
+        components of its remaining active links. The change log position after it."""
+        actor = "rules/placeholder-detection"
+
+        def unlink(session: Session) -> int:
+            carriers = sorted({r for (r,) in session.fetch(
+                "SELECT record_id FROM record_identifiers WHERE id_type = %s AND value = %s",
+                [id_type, value])})
+            if not carriers:
+                return self._last_seq(session)
+            session.execute(
+                "UPDATE links SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                "WHERE revoked_at IS NULL AND rule = %s AND record_a = ANY(%s) "
+                "AND record_b = ANY(%s)",
+                [utc_now(), actor, reason, f"exact:{id_type}", carriers, carriers])
+            seq = self._last_seq(session)
+            customers = sorted({c for (c,) in session.fetch(
+                "SELECT DISTINCT customer_id FROM records WHERE record_id = ANY(%s)",
+                [carriers])})
+            for customer_id in customers:
+                records = dict(session.fetch(
+                    "SELECT record_id, first_seen FROM records WHERE customer_id = %s",
+                    [customer_id]))
+                links = session.fetch(
+                    "SELECT record_a, record_b FROM links WHERE revoked_at IS NULL "
+                    "AND record_a = ANY(%s) AND record_b = ANY(%s)",
+                    [list(records), list(records)])
+                parts = _components(list(records), links)
+                if len(parts) > 1:
+                    _, seq = self._split_into(session, customer_id, parts, records,
+                                              "placeholder split", actor, reason)
+            return seq
+        return self._run(unlink, write=True)
 
     def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
         """Delete the customer's records, features, identifiers and links; keep SHA-256
@@ -465,6 +548,17 @@ class _Loader:
             [list(record_ids)])
         return dict(rows)
 
+    def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
+        wanted = set(keys)
+        hashes = [[key_hash(t, v) for t, v in wanted]]
+        names = [row for row in self._session.fetch(
+            "SELECT id_type, value, kind, name FROM identifier_names WHERE key = ANY(%s)",
+            hashes) if (row[0], row[1]) in wanted]
+        placeholders = {(t, v) for t, v in self._session.fetch(
+            "SELECT id_type, value FROM placeholders WHERE key = ANY(%s)", hashes)
+            if (t, v) in wanted}
+        return names, placeholders
+
 
 def _live_customer(session: Session, customer_id: str) -> str:
     rows = session.fetch("SELECT customer_id, merged_into, erased_at FROM customers "
@@ -477,3 +571,22 @@ def _live_customer(session: Session, customer_id: str) -> str:
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _components(nodes: list[str], edges: list[tuple[str, str]]) -> list[set[str]]:
+    """The connected components of a graph (union-find)."""
+    parent = {node: node for node in nodes}
+
+    def root(node: str) -> str:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in edges:
+        if a in parent and b in parent:
+            parent[root(a)] = root(b)
+    groups: dict[str, set[str]] = {}
+    for node in nodes:
+        groups.setdefault(root(node), set()).add(node)
+    return list(groups.values())
