@@ -1,26 +1,43 @@
-"""Throughput of deterministic identity resolution on synthetic retailer events.
+"""Throughput of identity resolution on synthetic retailer events, on a store that may
+already hold many records.
 
 Generates a retailer with :func:`omnicdp.synth.generate_retailer` in a temporary folder,
-resolves every event's identifiers in batches (500 by default, the identity service's
-largest) against a fresh DuckDB *file*, and prints records/s and batch latencies:
+optionally stores ``--stored`` synthetic records first (people unrelated to the retailer,
+bulk-loaded as a year of history would be), then resolves every event of the retailer in
+batches (500 by default, the identity service's largest) and prints records/s, batch
+latencies and the process's peak RSS:
 
-    .venv/bin/python -m benchmarks.identity_resolve --customers 2000 --seed 7
+    .venv/bin/python -m benchmarks.identity_resolve --customers 2000
+    .venv/bin/python -m benchmarks.identity_resolve --stored 1000000 --backend duckdb
+    .venv/bin/python -m benchmarks.identity_resolve --stored 1000000 --backend postgres \
+        --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+The PostgreSQL run creates a database of its own on that server and drops it afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+
 from omnicdp.services.identity.resolver import DeterministicResolver, IdentityRecord
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
+from omnicdp.services.identity.store.graph import key_hash
+from omnicdp.services.identity.store.postgres import PostgresIdentityStore
+from omnicdp.services.identity.store.sql import SqlIdentityStore
 from omnicdp.synth import generate_retailer
 
 
@@ -50,12 +67,69 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir: Path) -> dict:
+def preload(store: SqlIdentityStore, count: int, chunk: int = 50_000) -> float:
+    """Store ``count`` synthetic people, one record each (e-mail and phone), in bulk; the
+    seconds it took. Their values never collide with the generated retailer's."""
+    started = time.perf_counter()
+    at = datetime(2025, 1, 1)
+    for start in range(0, count, chunk):
+        people = range(start, min(start + chunk, count))
+        customers = [(f"cus_{i:024x}", at, None) for i in people]
+        records = [(f"rec_{i:024x}", f"cus_{i:024x}", "history", "{}", at, at) for i in people]
+        identifiers = []
+        record_identifiers = []
+        for i in people:
+            for id_type, value in (("email", f"stored{i}@history.example.org"),
+                                   ("phone", f"+7999{i:07d}")):
+                identifiers.append((key_hash(id_type, value), id_type, value, f"cus_{i:024x}",
+                                    at, at, f"rec_{i:024x}"))
+                record_identifiers.append((f"rec_{i:024x}", id_type, value))
+        store._run(functools.partial(_write_people, customers=customers, records=records,
+                                     identifiers=identifiers,
+                                     record_identifiers=record_identifiers), write=True)
+        print(f"\rstored {min(start + chunk, count)}/{count}", end="", file=sys.stderr,
+              flush=True)
+    if count:
+        print(file=sys.stderr)
+    return time.perf_counter() - started
+
+
+def _write_people(session, customers: list, records: list, identifiers: list,  # noqa: ANN001
+                  record_identifiers: list) -> None:
+    session.insert("customers", ("customer_id", "created_at", "merged_into"), customers)
+    session.insert("records", ("record_id", "customer_id", "source", "features", "first_seen",
+                               "last_seen"), records)
+    session.insert("identifiers", ("key", "id_type", "value", "customer_id", "first_seen",
+                                   "last_seen", "record_id"), identifiers)
+    session.insert("record_identifiers", ("record_id", "id_type", "value"), record_identifiers)
+
+
+@contextmanager
+def open_store(backend: str, work_dir: Path, database_url: str) -> Iterator[SqlIdentityStore]:
+    if backend == "duckdb":
+        with DuckDBIdentityStore(work_dir / "identity.duckdb") as store:
+            yield store
+        return
+    name = f"cdp_bench_{os.getpid()}"
+    admin = psycopg.connect(database_url, autocommit=True)
+    try:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        with PostgresIdentityStore(database_url.rsplit("/", 1)[0] + f"/{name}") as store:
+            yield store
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir: Path,
+        backend: str = "duckdb", stored: int = 0, database_url: str = "") -> dict:
     summary = generate_retailer(customers, seed, work_dir / "retailer")
     records = list(read_records(summary.events_path, limit))
     latencies: list[float] = []
     resolved = rejected = 0
-    with DuckDBIdentityStore(work_dir / "identity.duckdb") as store:
+    with open_store(backend, work_dir, database_url) as store:
+        preload_seconds = preload(store, stored)
         resolver = DeterministicResolver(store)
         started = time.perf_counter()
         for batch in batches(records, batch_size):
@@ -71,6 +145,9 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
         created = store.count_customers(include_merged=True)
         live = store.count_customers()
     return {
+        "backend": backend,
+        "records stored before": stored,
+        "preload seconds": round(preload_seconds, 1),
         "true persons": customers,
         "records": len(records),
         "rejected": rejected,
@@ -81,6 +158,7 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
         "p95 batch ms": round(percentile(latencies, 0.95) * 1000, 1) if latencies else 0,
         "customers created": created,
         "customers live": live,
+        "peak RSS MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
@@ -93,15 +171,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="keep files here instead of a temp dir"
     )
+    parser.add_argument("--backend", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--stored", type=int, default=0,
+                        help="synthetic records stored before the retailer is resolved")
+    parser.add_argument("--database-url",
+                        default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="PostgreSQL server (a database of the run's own is created)")
     args = parser.parse_args(argv)
+    options = {"backend": args.backend, "stored": args.stored,
+               "database_url": args.database_url}
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         (args.work_dir / "identity.duckdb").unlink(missing_ok=True)
         (args.work_dir / "identity.duckdb.wal").unlink(missing_ok=True)
-        result = run(args.customers, args.seed, args.batch_size, args.limit, args.work_dir)
+        result = run(args.customers, args.seed, args.batch_size, args.limit, args.work_dir,
+                     **options)
     else:
         with tempfile.TemporaryDirectory(prefix="identity-bench-") as work_dir:
-            result = run(args.customers, args.seed, args.batch_size, args.limit, Path(work_dir))
+            result = run(args.customers, args.seed, args.batch_size, args.limit, Path(work_dir),
+                         **options)
     width = max(len(name) for name in result)
     for name, value in result.items():
         print(f"{name:<{width}}  {value}")
