@@ -56,8 +56,9 @@ class Backends:
             client.close()
 
 
-def _event(raw: Any) -> tuple[EventIn | None, list[dict[str, str]]]:
-    """One event of a batch, checked alone: its JSON values' limits, its size, its schema."""
+def _event(raw: Any, key: ApiKey) -> tuple[EventIn | None, list[dict[str, str]]]:
+    """One event of a batch, checked alone: its JSON values' limits, its size, its schema;
+    it is recorded as sent by ``key``."""
     limits = jsonvalues.value_violations(raw, "")
     if limits:
         return None, [{"field": v.field or "event", "description": v.description}
@@ -65,10 +66,11 @@ def _event(raw: Any) -> tuple[EventIn | None, list[dict[str, str]]]:
     if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
         return None, [{"field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}]
     try:
-        return conversions.event_in(schemas.Event.model_validate(raw)), []
+        event = schemas.Event.model_validate(raw)
     except ValidationError as error:
         return None, [{"field": ".".join(str(p) for p in e["loc"]) or "event",
                        "description": e["msg"]} for e in error.errors()]
+    return conversions.event_in(event, sent_by=key.name), []
 
 
 async def _read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
@@ -144,10 +146,11 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
               responses=openapi.problems(400, 401, 403, 408, 413, 422, 429, 500, 503, 504))
-    async def post_events(request: Request, _key: Annotated[ApiKey, require("events:write")]):
+    async def post_events(request: Request, key: Annotated[ApiKey, require("events:write")]):
         """Store a batch of events (at most 500 and 500 KB; an event at most 32 KB). Each
         event is accepted, a duplicate of an earlier message_id (stored once), or rejected
-        alone with the failing fields named."""
+        alone with the failing fields named. Each event is recorded as sent by the API key's
+        name (`sent_by` in the journey)."""
         body = await _read_body(request, max_body_bytes, body_timeout)
         try:
             document = bodies.parse(body)
@@ -164,7 +167,7 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         results: list[dict[str, Any] | None] = [None] * len(raw_events)
         valid: list[tuple[int, EventIn]] = []
         for i, raw in enumerate(raw_events):
-            event, violations = _event(raw)
+            event, violations = _event(raw, key)
             if event is None:
                 message_id = raw.get("message_id") if isinstance(raw, dict) else None
                 results[i] = conversions.rejected_json(message_id, violations)

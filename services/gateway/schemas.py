@@ -138,6 +138,10 @@ class StoredEvent(BaseModel):
     properties: dict[str, Any]
     customer_id: str
     received_at: datetime
+    sent_by: str | None = Field(
+        description="Who sent the event: the name of the API key that sent it (set by the "
+                    "gateway, never taken from the body); null for events stored before it "
+                    "was recorded, or sent by an internal service.")
 
 
 class Consent(BaseModel):
