@@ -57,8 +57,8 @@ class Backends:
 
 
 def _event(raw: Any, key: ApiKey) -> tuple[EventIn | None, list[dict[str, str]]]:
-    """One event of a batch, checked alone: its JSON values' limits, its size, its schema;
-    it is recorded as sent by ``key``."""
+    """One event of a batch, checked alone: its JSON values' limits, its size, its schema,
+    and whether ``key`` may write its source; it is recorded as sent by ``key``."""
     limits = jsonvalues.value_violations(raw, "")
     if limits:
         return None, [{"field": v.field or "event", "description": v.description}
@@ -70,6 +70,9 @@ def _event(raw: Any, key: ApiKey) -> tuple[EventIn | None, list[dict[str, str]]]
     except ValidationError as error:
         return None, [{"field": ".".join(str(p) for p in e["loc"]) or "event",
                        "description": e["msg"]} for e in error.errors()]
+    problem = key.source_problem(event.source)
+    if problem:
+        return None, [{"field": "source", "description": problem}]
     return conversions.event_in(event, sent_by=key.name), []
 
 
@@ -150,7 +153,8 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         """Store a batch of events (at most 500 and 500 KB; an event at most 32 KB). Each
         event is accepted, a duplicate of an earlier message_id (stored once), or rejected
         alone with the failing fields named. Each event is recorded as sent by the API key's
-        name (`sent_by` in the journey)."""
+        name (`sent_by` in the journey); a key limited to some sources rejects an event of
+        any other `source` (or none)."""
         body = await _read_body(request, max_body_bytes, body_timeout)
         try:
             document = bodies.parse(body)

@@ -1,6 +1,7 @@
 """Who sent an event: the name of the API key is recorded on every event it sends (never
 taken from the body) and returned in the journey, on both profile stores, including stores
-created before the column existed (migration 2)."""
+created before the column existed (migration 2). A key limited to some sources has an
+event of any other source rejected alone, with field ``source`` named."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from omnicdp.core.sql import DuckDBDatabase, PostgresDatabase, migrate, naive_utc
-from omnicdp.services.gateway.keys import ApiKeys
+from omnicdp.services.gateway.keys import ApiKeys, KeyFileError
 from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.profile.store import duckdb as duckdb_store
 from omnicdp.services.profile.store import open_store
@@ -27,11 +28,13 @@ POS = "pos-secret"
 
 @pytest.fixture
 def gateway(services, tmp_path: Path) -> Iterator[TestClient]:
-    """The gateway in front of the real services with three keys: ``pos-moscow``,
-    ``ecommerce`` and a reader."""
+    """The gateway in front of the real services with three keys: ``pos-moscow`` limited to
+    the sources ``pos-moscow-1`` and ``pos-moscow-2``, ``ecommerce`` (any source) and a
+    reader."""
     keys_file = tmp_path / "keys.yaml"
     keys_file.write_text(yaml.safe_dump({"keys": [
-        {"name": "pos-moscow", "key": POS, "scopes": ["events:write"]},
+        {"name": "pos-moscow", "key": POS, "scopes": ["events:write"],
+         "sources": ["pos-moscow-1", "pos-moscow-2"]},
         {"name": "ecommerce", "key": WRITER, "scopes": ["events:write", "profiles:read"]},
         {"name": "analyst", "key": READER, "scopes": ["profiles:read"]},
     ]}))
@@ -60,6 +63,34 @@ def test_each_event_records_the_key_that_sent_it_not_what_the_body_claims(gatewa
     events = journey(gateway, customer_id)
     assert [(e["message_id"], e["sent_by"]) for e in events] == [
         ("till-1", "pos-moscow"), ("web-1", "ecommerce")]
+
+
+def test_a_key_limited_to_sources_has_other_sources_rejected_alone(gateway) -> None:
+    batch = [ev("till-1", source="pos-moscow-1"), ev("shop-1", source="web-shop"),
+             ev("nosource-1"),
+             ev("till-2", source="pos-moscow-2", timestamp="2026-03-02T10:00:00Z")]
+    response = gateway.post("/v1/events", headers=auth(POS), json={"events": batch})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "accepted"]
+    for rejected in (results[1], results[2]):
+        assert [v["field"] for v in rejected["violations"]] == ["source"]
+        assert "pos-moscow-1, pos-moscow-2" in rejected["violations"][0]["description"]
+    assert [r["message_id"] for r in results] == ["till-1", "shop-1", "nosource-1", "till-2"]
+    stored_ids = [e["message_id"] for e in journey(gateway, results[0]["customer_id"])]
+    assert stored_ids == ["till-1", "till-2"]
+    # A key without a list writes any source, or none.
+    unlimited = gateway.post("/v1/events", headers=auth(WRITER), json={"events": [
+        ev("shop-2", source="web-shop"), ev("nosource-2")]})
+    assert [r["status"] for r in unlimited.json()["results"]] == ["accepted", "accepted"]
+
+
+@pytest.mark.parametrize("sources", ["[]", "pos-1", "[pos-1, '']", "[3]"])
+def test_a_keys_file_with_a_bad_sources_list_is_refused(tmp_path: Path, sources: str) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(f"keys: [{{name: a, key: k, scopes: [events:write], sources: {sources}}}]")
+    with pytest.raises(KeyFileError, match="sources must be a non-empty list"):
+        ApiKeys.load(path)
 
 
 def _version_1_store(url: str) -> None:
