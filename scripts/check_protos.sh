@@ -6,7 +6,10 @@
 #   buf breaking   FILE rules, run three ways, because CI checks out main itself, where a
 #                  plain "against main" would compare a tree with itself:
 #     1. the working tree against HEAD (uncommitted changes);
-#     2. the working tree against the local branch main, when there is one and it is not HEAD;
+#     2. the working tree against the local branch main, when there is one and it is not HEAD
+#        (when main has moved on since this branch left it, against their merge base: what
+#        main added since is not this branch's to keep, and merging the two is checked then,
+#        as a commit against its first parent by 3);
 #     3. every commit on HEAD's first-parent history that touched protos/ or buf.yaml against
 #        its parent, so a breaking change that was committed (and is now HEAD or older) is
 #        still caught. Commits whose parent has no buf.yaml predate these checks and are
@@ -65,7 +68,12 @@ against_tree() {  # against_tree <label> <rev> <git input>
 head=$(git rev-parse --verify -q HEAD) || { echo "no commits yet: nothing to compare"; exit 0; }
 against_tree HEAD "$head" "$(git_input "ref=$head")"
 if main=$(git rev-parse --verify -q refs/heads/main) && [[ $main != "$head" ]]; then
-  against_tree "branch main" "$main" "$(git_input branch=main)"
+  if git merge-base --is-ancestor "$main" "$head"; then
+    against_tree "branch main" "$main" "$(git_input branch=main)"
+  else
+    base=$(git merge-base "$head" "$main")
+    against_tree "the merge base with main" "$base" "$(git_input "ref=$base")"
+  fi
 fi
 
 # 3: each committed change against its parent.

@@ -97,8 +97,11 @@ class PostgresSession:
 
 class DuckDBDatabase:
     # A batch looks up a few thousand keys at once; DuckDB's defaults (2048 rows, 0.1% of
-    # the table) would answer such ``key = ANY(...)`` lookups with full scans.
-    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05")
+    # the table) would answer such ``key = ANY(...)`` lookups with full scans. The buffer
+    # pool is bounded (DuckDB's default is 80% of the machine's memory): a service's memory
+    # must not grow with its data; what does not fit is read from the file.
+    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05",
+                "SET memory_limit = '512MB'")
 
     def __init__(self, path: str | os.PathLike[str], service: str) -> None:
         import duckdb

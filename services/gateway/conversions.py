@@ -18,12 +18,13 @@ def rfc3339(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def event_in(event: schemas.Event) -> EventIn:
+def event_in(event: schemas.Event, sent_by: str) -> EventIn:
+    """The partner's event, recorded as sent by the key named ``sent_by``."""
     return EventIn(
         message_id=event.message_id, type=event.type, channel=event.channel,
         event=event.event or "", source=event.source or "", timestamp=event.timestamp,
         identifiers={k: v for k, v in event.identifiers.model_dump().items() if v},
-        traits=event.traits, properties=event.properties)
+        traits=event.traits, properties=event.properties, sent_by=sent_by)
 
 
 def stored_event_json(event: StoredEvent) -> dict[str, Any]:
@@ -39,6 +40,7 @@ def stored_event_json(event: StoredEvent) -> dict[str, Any]:
         "properties": event.properties,
         "customer_id": event.customer_id,
         "received_at": rfc3339(event.received_at),
+        "sent_by": event.sent_by or None,
     }
 
 

@@ -1,5 +1,6 @@
 """API keys: loaded from the keys file (PRODUCT.md), kept only as SHA-256 digests, each with
-scopes and a per-minute rate limit (enforced by ``admission.py``)."""
+scopes, a per-minute rate limit (enforced by ``admission.py``) and optionally the event
+sources it may write."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ class ApiKey:
     sha256: str
     scopes: frozenset[str]
     rate_limit_per_minute: int
+    #: The event ``source`` values this key may write; None: any.
+    sources: frozenset[str] | None = None
+
+    def source_problem(self, source: str | None) -> str | None:
+        """Why this key may not write an event of ``source``, or None when it may."""
+        if self.sources is None or source in self.sources:
+            return None
+        return f"this API key may write only the sources {', '.join(sorted(self.sources))}"
 
 
 class KeyFileError(ValueError):
@@ -70,7 +79,14 @@ class ApiKeys:
             limit = entry.get("rate_limit_per_minute", DEFAULT_RATE_LIMIT)
             if not isinstance(limit, int) or limit <= 0:
                 raise KeyFileError(f"{where}: rate_limit_per_minute must be a positive integer")
-            keys.append(ApiKey(str(entry["name"]), hashed, frozenset(scopes), limit))
+            sources = entry.get("sources")
+            if sources is not None and (
+                    not isinstance(sources, list) or not sources
+                    or not all(isinstance(s, str) and s for s in sources)):
+                raise KeyFileError(f"{where}: sources must be a non-empty list of source "
+                                   "names (leave it out to allow any source)")
+            keys.append(ApiKey(str(entry["name"]), hashed, frozenset(scopes), limit,
+                               None if sources is None else frozenset(sources)))
         return cls(keys)
 
     def authenticate(self, presented: str) -> ApiKey | None:

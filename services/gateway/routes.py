@@ -31,9 +31,6 @@ from omnicdp.services.gateway.problems import ProblemError
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile.client import EventIn, ProfileClient
 
-_PROBLEMS = {status: {"model": schemas.Problem, "content": {problems.PROBLEM: {}}}
-             for status in (400, 401, 403, 404, 413, 422, 429, 500, 503, 504)}
-
 
 @dataclass
 class Backends:
@@ -59,12 +56,9 @@ class Backends:
             client.close()
 
 
-def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: _PROBLEMS[status] for status in statuses}
-
-
-def _event(raw: Any) -> tuple[EventIn | None, list[dict[str, str]]]:
-    """One event of a batch, checked alone: its JSON values' limits, its size, its schema."""
+def _event(raw: Any, key: ApiKey) -> tuple[EventIn | None, list[dict[str, str]]]:
+    """One event of a batch, checked alone: its JSON values' limits, its size, its schema,
+    and whether ``key`` may write its source; it is recorded as sent by ``key``."""
     limits = jsonvalues.value_violations(raw, "")
     if limits:
         return None, [{"field": v.field or "event", "description": v.description}
@@ -72,10 +66,14 @@ def _event(raw: Any) -> tuple[EventIn | None, list[dict[str, str]]]:
     if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
         return None, [{"field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}]
     try:
-        return conversions.event_in(schemas.Event.model_validate(raw)), []
+        event = schemas.Event.model_validate(raw)
     except ValidationError as error:
         return None, [{"field": ".".join(str(p) for p in e["loc"]) or "event",
                        "description": e["msg"]} for e in error.errors()]
+    problem = key.source_problem(event.source)
+    if problem:
+        return None, [{"field": "source", "description": problem}]
+    return conversions.event_in(event, sent_by=key.name), []
 
 
 async def _read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
@@ -150,11 +148,13 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
               response_model_exclude_unset=True,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
-              responses=_responses(400, 401, 403, 413, 422, 429, 500, 503, 504))
-    async def post_events(request: Request, _key: Annotated[ApiKey, require("events:write")]):
+              responses=openapi.problems(400, 401, 403, 408, 413, 422, 429, 500, 503, 504))
+    async def post_events(request: Request, key: Annotated[ApiKey, require("events:write")]):
         """Store a batch of events (at most 500 and 500 KB; an event at most 32 KB). Each
         event is accepted, a duplicate of an earlier message_id (stored once), or rejected
-        alone with the failing fields named."""
+        alone with the failing fields named. Each event is recorded as sent by the API key's
+        name (`sent_by` in the journey); a key limited to some sources rejects an event of
+        any other `source` (or none)."""
         body = await _read_body(request, max_body_bytes, body_timeout)
         try:
             document = bodies.parse(body)
@@ -171,7 +171,7 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         results: list[dict[str, Any] | None] = [None] * len(raw_events)
         valid: list[tuple[int, EventIn]] = []
         for i, raw in enumerate(raw_events):
-            event, violations = _event(raw)
+            event, violations = _event(raw, key)
             if event is None:
                 message_id = raw.get("message_id") if isinstance(raw, dict) else None
                 results[i] = conversions.rejected_json(message_id, violations)
@@ -188,10 +188,11 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
                 "rejected": counts["rejected"], "results": results}
 
     @app.get("/v1/profiles:lookup", response_model=schemas.Profile, tags=["profiles"],
-             responses=_responses(400, 401, 403, 404, 422, 429, 500, 503, 504))
+             responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
     def lookup_profile(
         _key: Annotated[ApiKey, require("profiles:read")],
-        type: Annotated[str, Query(description=f"one of {', '.join(IDENTIFIER_TYPES)}")],
+        type: Annotated[str, Query(description="the identifier's name",
+                                   json_schema_extra={"enum": list(IDENTIFIER_TYPES)})],
         value: Annotated[str, Query(min_length=1, max_length=256)],
     ):
         """Find a profile by any identifier (normalised as on ingestion)."""
@@ -201,13 +202,14 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         return conversions.profile_json(backends.profile.lookup_profile(type, value))
 
     @app.get("/v1/profiles/{customer_id}", response_model=schemas.Profile, tags=["profiles"],
-             responses=_responses(400, 401, 403, 404, 429, 500, 503, 504))
+             responses=openapi.problems(400, 401, 403, 404, 429, 500, 503, 504))
     def get_profile(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")]):
         """The unified profile of a customer; merged ids resolve to the surviving profile."""
         return conversions.profile_json(backends.profile.get_profile(customer_id))
 
     @app.get("/v1/profiles/{customer_id}/events", response_model=schemas.EventPage,
-             tags=["profiles"], responses=_responses(400, 401, 403, 404, 422, 429, 500, 503, 504))
+             tags=["profiles"],
+             responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
     def get_journey(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")],
                     page_size: Annotated[int, Query(ge=0, le=1000)] = 100,
                     page_token: str = ""):
@@ -219,10 +221,11 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
                              "next_page_token": token})
 
     @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
-             tags=["reports"], responses=_responses(401, 403, 422, 429, 500, 503, 504))
+             tags=["reports"], responses=openapi.problems(401, 403, 422, 429, 500, 503, 504))
     def attribution_report(
         _key: Annotated[ApiKey, require("reports:read")],
-        model: Annotated[str, Query(description=", ".join(MODELS))] = "last_touch",
+        model: Annotated[str, Query(description="the attribution model",
+                                    json_schema_extra={"enum": list(MODELS)})] = "last_touch",
         lookback_days: Annotated[int, Query(ge=1, le=365)] = 30,
     ):
         """Conversions and revenue credited to channels, online and offline."""
@@ -231,18 +234,22 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
                 {"field": "model", "description": f"one of {', '.join(MODELS)}"}])
         return conversions.report_json(backends.attribution.run(model, lookback_days))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=schemas.Health)
     async def healthz():
         """Liveness: the gateway process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=schemas.Readiness,
+             responses=openapi.not_ready())
     async def readyz():
         """Readiness: every service behind the gateway reports SERVING."""
         # Off the request thread pool, so busy handlers cannot delay the probe.
         states = await asyncio.to_thread(backends.health)
-        ready = all(s == "SERVING" for s in states.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "services": states},
-                            status_code=200 if ready else 503)
+        if all(s == "SERVING" for s in states.values()):
+            return JSONResponse({"status": "ready", "services": states})
+        return JSONResponse({"type": "about:blank", "title": "Service Unavailable",
+                             "status": 503, "code": "NOT_READY",
+                             "detail": "a service behind the gateway is not serving",
+                             "services": states}, status_code=503, media_type=problems.PROBLEM)
 
     return app

@@ -105,7 +105,9 @@ class Violation(BaseModel):
 
 
 class EventResult(BaseModel):
-    message_id: str | None
+    message_id: str | None = Field(
+        description="The event's message_id as sent; null when a rejected event had none that "
+                    "could be echoed (absent, not a string, or not valid text).")
     status: Literal["accepted", "duplicate", "rejected"]
     customer_id: str | None = None
     error: str | None = None
@@ -136,6 +138,10 @@ class StoredEvent(BaseModel):
     properties: dict[str, Any]
     customer_id: str
     received_at: datetime
+    sent_by: str | None = Field(
+        description="Who sent the event: the name of the API key that sent it (set by the "
+                    "gateway, never taken from the body); null for events stored before it "
+                    "was recorded, or sent by an internal service.")
 
 
 class Consent(BaseModel):
@@ -177,7 +183,7 @@ class AttributionReport(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details, sent as `application/problem+json`."""
 
     type: str = "about:blank"
     title: str
@@ -185,4 +191,20 @@ class Problem(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. `PROFILE_NOT_FOUND`, "
                                   "`INVALID_ARGUMENT`, `RATE_LIMITED`, `UNAVAILABLE`.")
     detail: str | None = None
-    errors: list[Violation] | None = None
+    errors: list[Violation] | None = Field(default=None,
+                                           description="The failing fields, for bad input.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    services: dict[str, str] = Field(description="Each service's gRPC health status.")
+
+
+class NotReady(Problem):
+    """`code` is `NOT_READY`; `services` gives each service's gRPC health status."""
+
+    services: dict[str, str]

@@ -29,6 +29,7 @@ def event_in_to_proto(event: EventIn) -> common_pb2.Event:
         identifiers=protoconv.identifiers_from_dict(event.identifiers),
         traits=protoconv.struct_from_dict(event.traits),
         properties=protoconv.struct_from_dict(event.properties),
+        sent_by=event.sent_by,
         **when,
     )
 
@@ -44,13 +45,14 @@ def event_in_from_proto(message: common_pb2.Event) -> EventIn:
         identifiers=protoconv.identifiers_to_dict(message.identifiers),
         traits=protoconv.struct_to_dict(message.traits),
         properties=protoconv.struct_to_dict(message.properties),
+        sent_by=message.sent_by,
     )
 
 
 def stored_event_to_proto(event: StoredEvent) -> common_pb2.Event:
     message = event_in_to_proto(EventIn(
         event.message_id, event.type, event.channel, event.event, event.source,
-        event.timestamp, event.identifiers, event.traits, event.properties))
+        event.timestamp, event.identifiers, event.traits, event.properties, event.sent_by))
     message.customer_id = event.customer_id
     message.received_at.CopyFrom(protoconv.timestamp_from_datetime(event.received_at))
     return message
@@ -63,7 +65,7 @@ def stored_event_from_proto(message: common_pb2.Event) -> StoredEvent:
         channel=event.channel, event=event.event, source=event.source,
         timestamp=event.timestamp, received_at=protoconv.timestamp_to_datetime(
             message.received_at), identifiers=event.identifiers, traits=event.traits,
-        properties=event.properties)
+        properties=event.properties, sent_by=event.sent_by)
 
 
 def profile_to_proto(profile: Profile) -> profile_pb2.Profile:

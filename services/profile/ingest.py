@@ -63,7 +63,7 @@ def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
         problem = jsonvalues.identifier_problem(str(value))
         if problem:
             problems.append(FieldViolation(f"identifiers.{name}", problem))
-    for name in ("message_id", "event", "source"):
+    for name in ("message_id", "event", "source", "sent_by"):
         problem = jsonvalues.text_problem(getattr(event, name) or "")
         if problem:
             problems.append(FieldViolation(name, problem))
@@ -132,7 +132,7 @@ class Ingestor:
                 type=event.type, channel=event.channel, event=event.event, source=event.source,
                 timestamp=seen_at, received_at=now, identifiers=dict(event.identifiers),
                 traits=dict(event.traits), properties=dict(event.properties),
-                record_id=record_id))
+                record_id=record_id, sent_by=event.sent_by))
         if to_store:
             self._membership.catch_up(resolved.change_seq)
         stored = self._store.append(to_store, identifier_rows)

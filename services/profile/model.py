@@ -22,6 +22,7 @@ class EventIn:
     identifiers: dict[str, str] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
+    sent_by: str = ""  # the API key's name, set by the gateway (empty: an internal caller)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class StoredEvent:
     properties: dict[str, Any]
     seq: int = 0
     record_id: str = ""
+    sent_by: str = ""
 
 
 @dataclass(frozen=True)

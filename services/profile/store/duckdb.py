@@ -52,9 +52,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE change_cursor (consumer VARCHAR PRIMARY KEY, seq BIGINT NOT NULL)",
         f"INSERT INTO change_cursor VALUES ('{CONSUMER}', 0)",
     )),
+    # DuckDB alters no table that an index depends on: the index is dropped and rebuilt.
+    (2, "events record who sent them (the API key's name)", (
+        "DROP INDEX events_by_record",
+        "ALTER TABLE events ADD COLUMN sent_by VARCHAR NOT NULL DEFAULT ''",
+        "CREATE INDEX events_by_record ON events (record_id)",
+    )),
 )
 EVENT_INSERT_COLUMNS = ("message_id", "record_id", "customer_id", "type", "event", "channel",
-                        "source", "ts", "received_at", "identifiers", "traits", "properties")
+                        "source", "ts", "received_at", "identifiers", "traits", "properties",
+                        "sent_by")
 
 
 class DuckDBProfileStore(SqlProfileStore):
@@ -89,7 +96,7 @@ class DuckDBProfileStore(SqlProfileStore):
              naive_utc(e.timestamp), naive_utc(e.received_at),
              json.dumps(e.identifiers, ensure_ascii=False),
              json.dumps(e.traits, ensure_ascii=False),
-             json.dumps(e.properties, ensure_ascii=False)) for e in fresh])
+             json.dumps(e.properties, ensure_ascii=False), e.sent_by) for e in fresh])
         return {e.message_id for e in fresh}
 
     def close(self) -> None:

@@ -57,6 +57,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE change_cursor (consumer TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
         f"INSERT INTO change_cursor VALUES ('{CONSUMER}', 0)",
     )),
+    (2, "events record who sent them (the API key's name)", (
+        "ALTER TABLE events ADD COLUMN sent_by TEXT NOT NULL DEFAULT ''",
+    )),
 )
 
 
@@ -83,17 +86,18 @@ class PostgresProfileStore(SqlProfileStore):
             return set()
         rows = session.fetch(
             "INSERT INTO events (message_id, record_id, customer_id, type, event, channel, "
-            "source, ts, received_at, identifiers, traits, properties) "
+            "source, ts, received_at, identifiers, traits, properties, sent_by) "
             "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
             "%s::text[], %s::text[], %s::timestamp[], %s::timestamp[], %s::jsonb[], "
-            "%s::jsonb[], %s::jsonb[]) "
+            "%s::jsonb[], %s::jsonb[], %s::text[]) "
             "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
             [[e.message_id for e in events], [e.record_id for e in events],
              [e.customer_id for e in events], [e.type for e in events],
              [e.event for e in events], [e.channel for e in events],
              [e.source for e in events], [naive_utc(e.timestamp) for e in events],
              [naive_utc(e.received_at) for e in events], [Jsonb(e.identifiers) for e in events],
-             [Jsonb(e.traits) for e in events], [Jsonb(e.properties) for e in events]])
+             [Jsonb(e.traits) for e in events], [Jsonb(e.properties) for e in events],
+             [e.sent_by for e in events]])
         return {row[0] for row in rows}
 
     def close(self) -> None:

@@ -27,18 +27,19 @@ CONSUMER = "identity"  # the change log this store follows
 # the record's first change arrives).
 EVENT_COLUMNS = ("e.seq, e.message_id, coalesce(m.customer_id, e.customer_id), e.type, "
                  "e.event, e.channel, e.source, e.ts, e.received_at, e.identifiers, "
-                 "e.traits, e.properties, e.record_id")
+                 "e.traits, e.properties, e.record_id, e.sent_by")
 MEMBERS = "SELECT record_id FROM record_customers WHERE customer_id = %s"
 
 
 def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
     (seq, message_id, customer_id, type_, event, channel, source, ts, received_at,
-     identifiers, traits, properties, record_id) = row
+     identifiers, traits, properties, record_id, sent_by) = row
     return StoredEvent(
         message_id=message_id, customer_id=customer_id, type=type_, channel=channel,
         event=event, source=source, timestamp=aware_utc(ts), received_at=aware_utc(received_at),
         identifiers=json_value(identifiers), traits=json_value(traits),
-        properties=json_value(properties), seq=seq, record_id=record_id)
+        properties=json_value(properties), seq=seq, record_id=record_id,
+        sent_by=sent_by or "")
 
 
 class SqlProfileStore(ProfileStore):

@@ -26,25 +26,25 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnicdp/common/v1/common.proto\x12\x11omnicdp.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x0bIdentifiers\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x04 \x01(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\x12\x12\n\nloyalty_id\x18\x06 \x01(\t\x12\x0e\n\x06\x63rm_id\x18\x07 \x01(\t\"L\n\nIdentifier\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"\x93\x03\n\x05\x45vent\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.omnicdp.common.v1.EventType\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12+\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1a.omnicdp.common.v1.Channel\x12\x0e\n\x06source\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0bidentifiers\x18\x07 \x01(\x0b\x32\x1e.omnicdp.common.v1.Identifiers\x12\'\n\x06traits\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\nproperties\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63ustomer_id\x18\n \x01(\t\x12/\n\x0breceived_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t*\xae\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_TYPE_IDENTIFY\x10\x01\x12\x14\n\x10\x45VENT_TYPE_TRACK\x10\x02\x12\x13\n\x0f\x45VENT_TYPE_PAGE\x10\x03\x12\x15\n\x11\x45VENT_TYPE_SCREEN\x10\x04\x12\x14\n\x10\x45VENT_TYPE_ALIAS\x10\x05\x12\x14\n\x10\x45VENT_TYPE_GROUP\x10\x06*\xdf\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_WEB\x10\x01\x12\x0f\n\x0b\x43HANNEL_APP\x10\x02\x12\x11\n\rCHANNEL_EMAIL\x10\x03\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x04\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x05\x12\x15\n\x11\x43HANNEL_MESSENGER\x10\x06\x12\x0f\n\x0b\x43HANNEL_ADS\x10\x07\x12\x11\n\rCHANNEL_STORE\x10\x08\x12\x17\n\x13\x43HANNEL_CALL_CENTER\x10\t\x12\x0f\n\x0b\x43HANNEL_CRM\x10\n*\x81\x02\n\x0eIdentifierType\x12\x1f\n\x1bIDENTIFIER_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15IDENTIFIER_TYPE_EMAIL\x10\x01\x12\x19\n\x15IDENTIFIER_TYPE_PHONE\x10\x02\x12\x1b\n\x17IDENTIFIER_TYPE_USER_ID\x10\x03\x12 \n\x1cIDENTIFIER_TYPE_ANONYMOUS_ID\x10\x04\x12\x1d\n\x19IDENTIFIER_TYPE_DEVICE_ID\x10\x05\x12\x1e\n\x1aIDENTIFIER_TYPE_LOYALTY_ID\x10\x06\x12\x1a\n\x16IDENTIFIER_TYPE_CRM_ID\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnicdp/common/v1/common.proto\x12\x11omnicdp.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x0bIdentifiers\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x04 \x01(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\x12\x12\n\nloyalty_id\x18\x06 \x01(\t\x12\x0e\n\x06\x63rm_id\x18\x07 \x01(\t\"L\n\nIdentifier\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"\xa4\x03\n\x05\x45vent\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.omnicdp.common.v1.EventType\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12+\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1a.omnicdp.common.v1.Channel\x12\x0e\n\x06source\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0bidentifiers\x18\x07 \x01(\x0b\x32\x1e.omnicdp.common.v1.Identifiers\x12\'\n\x06traits\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\nproperties\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63ustomer_id\x18\n \x01(\t\x12/\n\x0breceived_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07sent_by\x18\x0c \x01(\t\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t*\xae\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_TYPE_IDENTIFY\x10\x01\x12\x14\n\x10\x45VENT_TYPE_TRACK\x10\x02\x12\x13\n\x0f\x45VENT_TYPE_PAGE\x10\x03\x12\x15\n\x11\x45VENT_TYPE_SCREEN\x10\x04\x12\x14\n\x10\x45VENT_TYPE_ALIAS\x10\x05\x12\x14\n\x10\x45VENT_TYPE_GROUP\x10\x06*\xdf\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_WEB\x10\x01\x12\x0f\n\x0b\x43HANNEL_APP\x10\x02\x12\x11\n\rCHANNEL_EMAIL\x10\x03\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x04\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x05\x12\x15\n\x11\x43HANNEL_MESSENGER\x10\x06\x12\x0f\n\x0b\x43HANNEL_ADS\x10\x07\x12\x11\n\rCHANNEL_STORE\x10\x08\x12\x17\n\x13\x43HANNEL_CALL_CENTER\x10\t\x12\x0f\n\x0b\x43HANNEL_CRM\x10\n*\x81\x02\n\x0eIdentifierType\x12\x1f\n\x1bIDENTIFIER_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15IDENTIFIER_TYPE_EMAIL\x10\x01\x12\x19\n\x15IDENTIFIER_TYPE_PHONE\x10\x02\x12\x1b\n\x17IDENTIFIER_TYPE_USER_ID\x10\x03\x12 \n\x1cIDENTIFIER_TYPE_ANONYMOUS_ID\x10\x04\x12\x1d\n\x19IDENTIFIER_TYPE_DEVICE_ID\x10\x05\x12\x1e\n\x1aIDENTIFIER_TYPE_LOYALTY_ID\x10\x06\x12\x1a\n\x16IDENTIFIER_TYPE_CRM_ID\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnicdp.api.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=795
-  _globals['_EVENTTYPE']._serialized_end=969
-  _globals['_CHANNEL']._serialized_start=972
-  _globals['_CHANNEL']._serialized_end=1195
-  _globals['_IDENTIFIERTYPE']._serialized_start=1198
-  _globals['_IDENTIFIERTYPE']._serialized_end=1455
+  _globals['_EVENTTYPE']._serialized_start=812
+  _globals['_EVENTTYPE']._serialized_end=986
+  _globals['_CHANNEL']._serialized_start=989
+  _globals['_CHANNEL']._serialized_end=1212
+  _globals['_IDENTIFIERTYPE']._serialized_start=1215
+  _globals['_IDENTIFIERTYPE']._serialized_end=1472
   _globals['_IDENTIFIERS']._serialized_start=117
   _globals['_IDENTIFIERS']._serialized_end=254
   _globals['_IDENTIFIER']._serialized_start=256
   _globals['_IDENTIFIER']._serialized_end=332
   _globals['_EVENT']._serialized_start=335
-  _globals['_EVENT']._serialized_end=738
-  _globals['_FIELDVIOLATION']._serialized_start=740
-  _globals['_FIELDVIOLATION']._serialized_end=792
+  _globals['_EVENT']._serialized_end=755
+  _globals['_FIELDVIOLATION']._serialized_start=757
+  _globals['_FIELDVIOLATION']._serialized_end=809
 # @@protoc_insertion_point(module_scope)

@@ -98,7 +98,7 @@ class Identifier(_message.Message):
     def __init__(self, type: _Optional[_Union[IdentifierType, str]] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("message_id", "type", "event", "channel", "source", "timestamp", "identifiers", "traits", "properties", "customer_id", "received_at")
+    __slots__ = ("message_id", "type", "event", "channel", "source", "timestamp", "identifiers", "traits", "properties", "customer_id", "received_at", "sent_by")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class Event(_message.Message):
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    SENT_BY_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     type: EventType
     event: str
@@ -121,7 +122,8 @@ class Event(_message.Message):
     properties: _struct_pb2.Struct
     customer_id: str
     received_at: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., source: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identifiers: _Optional[_Union[Identifiers, _Mapping]] = ..., traits: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., customer_id: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sent_by: str
+    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., source: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identifiers: _Optional[_Union[Identifiers, _Mapping]] = ..., traits: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., customer_id: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_by: _Optional[str] = ...) -> None: ...
 
 class FieldViolation(_message.Message):
     __slots__ = ("field", "description")
