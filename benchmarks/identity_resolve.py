@@ -33,6 +33,7 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks.output import print_result
 from omnicdp.services.identity.resolver import DeterministicResolver, IdentityRecord
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.services.identity.store.graph import key_hash
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "--work-dir", type=Path, default=None, help="keep files here instead of a temp dir"
     )
     parser.add_argument("--backend", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--stored", type=int, default=0,
                         help="synthetic records stored before the retailer is resolved")
     parser.add_argument("--database-url",
@@ -190,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="identity-bench-") as work_dir:
             result = run(args.customers, args.seed, args.batch_size, args.limit, Path(work_dir),
                          **options)
-    width = max(len(name) for name in result)
-    for name, value in result.items():
-        print(f"{name:<{width}}  {value}")
+    print_result(result, args.json)
     return 0
 
 

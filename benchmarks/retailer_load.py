@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from benchmarks.output import print_result
 from omnicdp.cli.supervisor import Stack
 from omnicdp.synth import generate_retailer
 
@@ -165,12 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="retailer-load-") as work_dir:
         result = run(args, Path(work_dir))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        width = max(len(name) for name in result)
-        for name, value in result.items():
-            print(f"{name:<{width}}  {value}")
+    print_result(result, args.json)
     return 0
 
 
