@@ -20,8 +20,9 @@ import os
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -45,6 +46,20 @@ class Session(Protocol):
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple],
                suffix: str = "") -> None:
         """Insert many rows in one statement; ``suffix`` (``ON CONFLICT ...``) as is."""
+
+
+class SqlStore(ABC):
+    """A store whose methods each run in a transaction of its backend."""
+
+    @abstractmethod
+    def _session(self, write: bool) -> AbstractContextManager[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+
+    def _run(self, work: Callable[[Session], T], write: bool = False) -> T:
+        """Run ``work`` in a transaction (backends that may abort one on a conflict with a
+        concurrent transaction retry it here)."""
+        with self._session(write) as session:
+            return work(session)
 
 
 class DuckDBSession:

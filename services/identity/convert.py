@@ -47,8 +47,7 @@ def record_from_proto(message: identity_pb2.IdentityRecord) -> IdentityRecord:
         identifiers=protoconv.identifiers_to_dict(message.identifiers),
         observed_at=protoconv.timestamp_to_datetime(message.observed_at) or datetime.now(UTC),
         source=message.source,
-        traits={name: getattr(message.traits, name) for name in FEATURES
-                if getattr(message.traits, name)})
+        traits=_traits_from_proto(message.traits))
 
 
 def change_to_proto(change: Change) -> identity_pb2.CustomerChange:
@@ -137,8 +136,7 @@ def explanation_from_proto(message: identity_pb2.ExplainCustomerResponse) -> Exp
         customer_id=message.customer_id,
         records=[StoredRecord(
             record_id=r.record_id, customer_id=message.customer_id, source=r.source,
-            features={name: getattr(r.traits, name) for name in FEATURES
-                      if getattr(r.traits, name)},
+            features=_traits_from_proto(r.traits),
             identifiers={t: [v] for t, v in protoconv.identifiers_to_dict(r.identifiers).items()},
             first_seen=protoconv.timestamp_to_datetime(r.first_seen),
             last_seen=protoconv.timestamp_to_datetime(r.last_seen)) for r in message.records],
@@ -150,3 +148,7 @@ def explanation_from_proto(message: identity_pb2.ExplainCustomerResponse) -> Exp
             revoked_by=link.revoked_by or None, revoke_reason=link.revoke_reason or None)
             for link in message.links],
         merged_customer_ids=list(message.merged_customer_ids))
+
+
+def _traits_from_proto(message: identity_pb2.PersonTraits) -> dict[str, str]:
+    return {name: getattr(message, name) for name in FEATURES if getattr(message, name)}

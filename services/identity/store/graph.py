@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from omnicdp.core.errors import NotFound
+from omnicdp.core.sql import aware_utc, naive_utc
 from omnicdp.core.vocabulary import PRIORITY
 from omnicdp.services.identity.store.base import IdentifierMatch, new_customer_id
 
@@ -83,7 +84,7 @@ class Delta:
 
     new_customers: dict[str, datetime] = field(default_factory=dict)
     merges: list[tuple[str, str]] = field(default_factory=list)  # (survivor, loser), in order
-    identifiers: dict[tuple[str, str, str], Seen | None] = field(default_factory=dict)
+    identifiers: dict[tuple[str, str, str], Seen] = field(default_factory=dict)
     new_records: dict[str, NewRecord] = field(default_factory=dict)
     seen_records: dict[str, datetime] = field(default_factory=dict)  # existing -> last seen
     links: list[NewLink] = field(default_factory=list)
@@ -178,7 +179,7 @@ class GraphTransaction:
                 row = self._customers[customer_id]
                 if row.merged_into is None:
                     matches.append(IdentifierMatch(key[0], key[1], customer_id,
-                                                   _aware(seen.last), _aware(row.created_at)))
+                                                   aware_utc(seen.last), aware_utc(row.created_at)))
         matches.sort(key=lambda m: (PRIORITY.get(m.id_type, len(PRIORITY)),
                                     -m.last_seen.timestamp(), m.customer_created_at,
                                     m.customer_id))
@@ -199,12 +200,7 @@ class GraphTransaction:
         """The live customer of an existing record, or None for a record not seen before."""
         self.prefetch((), [record_id])
         customer_id = self._records[record_id]
-        while customer_id is not None and self._customer(customer_id).merged_into is not None:
-            customer_id = self._customer(customer_id).merged_into
-        return customer_id
-
-    def is_placeholder(self, key: Key) -> bool:
-        return key in self._placeholders
+        return None if customer_id is None else self.final_customer(customer_id)
 
     def observe_names(self, identifiers: Mapping[str, str], features: Mapping[str, str],
                       threshold: int) -> None:
@@ -245,7 +241,7 @@ class GraphTransaction:
 
     def create_customer(self, created_at: datetime) -> str:
         customer_id = new_customer_id()
-        row = CustomerRow(_naive(created_at), None)
+        row = CustomerRow(naive_utc(created_at), None)
         self._customers[customer_id] = row
         self.delta.new_customers[customer_id] = row.created_at
         self._unannounced.add(customer_id)
@@ -273,7 +269,8 @@ class GraphTransaction:
             holders[survivor_id] = moved
             self._keys_of.setdefault(survivor_id, set()).add(key)
             self.delta.identifiers[(key[0], key[1], survivor_id)] = moved
-            self.delta.identifiers[(key[0], key[1], loser_id)] = None
+            # The loser's stored rows go with it as a whole (the backend deletes them).
+            self.delta.identifiers.pop((key[0], key[1], loser_id), None)
         self._keys_of.pop(loser_id, None)
         for record_id, customer_id in self._records.items():
             if customer_id == loser_id:
@@ -284,7 +281,7 @@ class GraphTransaction:
     def attach_identifiers(self, customer_id: str, identifiers: Mapping[str, str],
                            seen_at: datetime, record_id: str) -> None:
         """The customer was seen with these identifiers in this record at ``seen_at``."""
-        seen = _naive(seen_at)
+        seen = naive_utc(seen_at)
         for key in identifiers.items():
             holders = self._holders.setdefault(key, {})
             old = holders.get(customer_id)
@@ -304,7 +301,7 @@ class GraphTransaction:
         if self._records.get(record.record_id) is not None:
             previous = self.delta.seen_records.get(record.record_id)
             self.delta.seen_records[record.record_id] = max(
-                _naive(record.seen_at), previous or datetime.min)
+                naive_utc(record.seen_at), previous or datetime.min)
         else:
             self._records[record.record_id] = record.customer_id
             self.delta.new_records[record.record_id] = record
@@ -315,7 +312,7 @@ class GraphTransaction:
         for other, rule in links:
             if other != record.record_id:
                 self.delta.links.append(NewLink(record.record_id, other, rule,
-                                                _naive(record.seen_at)))
+                                                naive_utc(record.seen_at)))
 
     def final_customer(self, customer_id: str) -> str:
         """Where a customer of this transaction ended up after its merges."""
@@ -324,14 +321,3 @@ class GraphTransaction:
             customer_id = row.merged_into
             row = self._customers.get(customer_id)
         return customer_id
-
-
-def _naive(moment: datetime) -> datetime:
-    """Naive UTC, as stored; a naive input is taken to be UTC already."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -11,12 +11,20 @@ import hashlib
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
 from omnicdp.core.errors import FailedPrecondition, NotFound
-from omnicdp.core.sql import Migration, Session, aware_utc, migrate, naive_utc, utc_now
+from omnicdp.core.sql import (
+    Migration,
+    Session,
+    SqlStore,
+    aware_utc,
+    migrate,
+    naive_utc,
+    utc_now,
+)
 from omnicdp.services.identity.model import Change, Erased, StoredLink, StoredRecord, Unmerged
 from omnicdp.services.identity.store.base import (
     Customer,
@@ -139,24 +147,12 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-class SqlIdentityStore(IdentityStore):
+class SqlIdentityStore(SqlStore, IdentityStore):
     """The identity store on a SQL backend; subclasses open sessions and order writers."""
-
-    # -- what a backend provides ---------------------------------------------------------
-
-    @abstractmethod
-    def _session(self, write: bool) -> AbstractContextManager[Session]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
 
     @abstractmethod
     def _next_seqs(self, session: Session, count: int) -> list[int]:
         """Numbers for ``count`` new change log entries, in commit order."""
-
-    def _run(self, work: Callable[[Session], T], write: bool = False) -> T:
-        """Run ``work`` in a transaction; backends that may abort a transaction on a
-        conflict retry here."""
-        with self._session(write) as session:
-            return work(session)
 
     def _migrate(self, session: Session) -> None:
         migrate(session, MIGRATIONS, "identity")
@@ -168,8 +164,7 @@ class SqlIdentityStore(IdentityStore):
         with self._session(True) as session:
             graph = GraphTransaction(_Loader(session))
             yield graph
-            if graph.delta:
-                graph.change_seq = self._write(session, graph)
+            self._commit(session, graph)
 
     def run_transaction(self, work: Callable[[GraphTransaction], T]) -> tuple[T, int]:
         """Run ``work`` on a fresh working set and commit it; return its result and the
@@ -178,17 +173,21 @@ class SqlIdentityStore(IdentityStore):
         def attempt(session: Session) -> tuple[T, int]:
             graph = GraphTransaction(_Loader(session))
             result = work(graph)
-            if graph.delta:
-                graph.change_seq = self._write(session, graph)
-            return result, graph.change_seq or self._last_seq(session)
+            return result, self._commit(session, graph)
         return self._run(attempt, write=True)
+
+    def _commit(self, session: Session, graph: GraphTransaction) -> int:
+        """Write what the working set changed; the change log position after it."""
+        graph.change_seq = self._write(session, graph) if graph.delta else self._last_seq(session)
+        return graph.change_seq
 
     def _write(self, session: Session, graph: GraphTransaction) -> int:
         delta: Delta = graph.delta
         if delta.new_customers:
+            final = {c: graph.final_customer(c) for c in delta.new_customers}
             session.insert("customers", ("customer_id", "created_at", "merged_into"),
-                           [(c, at, graph.final_customer(c) if graph.final_customer(c) != c
-                             else None) for c, at in delta.new_customers.items()])
+                           [(c, at, final[c] if final[c] != c else None)
+                            for c, at in delta.new_customers.items()])
         # Every stored customer merged in this batch goes straight to where it ended up (a
         # chain X -> Y -> Z in one batch is X -> Z), in three bulk statements.
         moved = {loser: graph.final_customer(loser) for _, loser in delta.merges
@@ -202,17 +201,15 @@ class SqlIdentityStore(IdentityStore):
                             "WHERE customers.merged_into = m.loser", params)
             session.execute(f"UPDATE records SET customer_id = m.survivor FROM {pairs} m "
                             "WHERE records.customer_id = m.loser", params)
-        # A merge moves every identifier of the loser: its rows go in one statement.
-        if moved:
+            # A merge moves every identifier of the loser: its rows go in one statement.
             session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [list(moved)])
-        present = [(k, seen) for k, seen in delta.identifiers.items() if seen is not None]
-        if present:
+        if delta.identifiers:
             session.insert(
                 "identifiers",
                 ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
                  "record_id"),
                 [(key_hash(t, v), t, v, c, s.first, s.last, s.record_id)
-                 for (t, v, c), s in present],
+                 for (t, v, c), s in delta.identifiers.items()],
                 "ON CONFLICT (id_type, value, customer_id) DO UPDATE SET "
                 "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
                 "record_id = excluded.record_id")

@@ -77,11 +77,6 @@ class DuckDBProfileStore(SqlProfileStore):
     def _session(self, write: bool) -> AbstractContextManager[Session]:
         return self._db.session()
 
-    def _lock_cursor(self, session: Session) -> int:
-        # One transaction at a time in this process: reading the cursor is enough.
-        return session.fetch("SELECT seq FROM change_cursor WHERE consumer = %s",
-                             [CONSUMER])[0][0]
-
     def _insert_events(self, session: Session, events: Sequence[StoredEvent]) -> set[str]:
         if not events:
             return set()

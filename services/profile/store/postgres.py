@@ -64,6 +64,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 class PostgresProfileStore(SqlProfileStore):
+    CURSOR_LOCK = " FOR UPDATE"  # replicas apply the identity change log one at a time
     def __init__(self, url: str, max_connections: int = 8) -> None:
         self._db = PostgresDatabase(url, SCHEMA, "profile", max_connections)
         try:
@@ -76,10 +77,6 @@ class PostgresProfileStore(SqlProfileStore):
         # Writes are ordered by unique keys and the cursor row's lock; a read sees one
         # snapshot, so a profile never mixes states from before and after a merge.
         return self._db.session("READ COMMITTED" if write else "REPEATABLE READ")
-
-    def _lock_cursor(self, session: Session) -> int:
-        return session.fetch("SELECT seq FROM change_cursor WHERE consumer = %s FOR UPDATE",
-                             [CONSUMER])[0][0]
 
     def _insert_events(self, session: Session, events: Sequence[StoredEvent]) -> set[str]:
         if not events:

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
-from omnicdp.core.sql import Session, aware_utc, naive_utc
+from omnicdp.core.sql import Session, SqlStore, aware_utc, naive_utc
 from omnicdp.services.identity.client import Change
 from omnicdp.services.profile.model import Profile, StoredEvent
 from omnicdp.services.profile.store.base import (
@@ -19,8 +18,6 @@ from omnicdp.services.profile.store.base import (
     json_value,
     latest_traits,
 )
-
-T = TypeVar("T")
 
 CONSUMER = "identity"  # the change log this store follows
 # A stored event with its record's current customer (the event's own at ingestion until
@@ -42,22 +39,18 @@ def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
         sent_by=sent_by or "")
 
 
-class SqlProfileStore(ProfileStore):
-    @abstractmethod
-    def _session(self, write: bool) -> AbstractContextManager[Session]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
+class SqlProfileStore(SqlStore, ProfileStore):
+    # How the cursor row is locked against concurrent appliers until commit ("" for a
+    # backend with one transaction at a time).
+    CURSOR_LOCK: ClassVar[str] = ""
 
     @abstractmethod
     def _insert_events(self, session: Session, events: Sequence[StoredEvent]) -> set[str]:
         """Insert the events whose message id is new; the ids inserted."""
 
-    @abstractmethod
-    def _lock_cursor(self, session: Session) -> int:
-        """The change cursor, locked against concurrent appliers until commit."""
-
-    def _run(self, work: Callable[[Session], T], write: bool = False) -> T:
-        with self._session(write) as session:
-            return work(session)
+    def _cursor(self, session: Session, lock: bool = False) -> int:
+        return session.fetch("SELECT seq FROM change_cursor WHERE consumer = %s"
+                             + (self.CURSOR_LOCK if lock else ""), [CONSUMER])[0][0]
 
     # -- writes --------------------------------------------------------------------------
 
@@ -79,7 +72,7 @@ class SqlProfileStore(ProfileStore):
 
     def apply_changes(self, changes: Sequence[Change]) -> int:
         def write(session: Session) -> int:
-            cursor = self._lock_cursor(session)
+            cursor = self._cursor(session, lock=True)
             pending = [c for c in changes if c.seq > cursor]
             members: dict[str, str] = {}  # record -> customer, written before each merge
 
@@ -125,8 +118,7 @@ class SqlProfileStore(ProfileStore):
     # -- reads ---------------------------------------------------------------------------
 
     def change_cursor(self) -> int:
-        return self._run(lambda s: s.fetch(
-            "SELECT seq FROM change_cursor WHERE consumer = %s", [CONSUMER]))[0][0]
+        return self._run(self._cursor)
 
     def known_message_ids(self, message_ids: Sequence[str]) -> dict[str, str]:
         if not message_ids:
