@@ -218,9 +218,15 @@ class PostgresDatabase:
             try:
                 with self.session(isolation) as session:
                     return work(session)
-            except self._retryable:
-                if attempt == self.MAX_ATTEMPTS or getattr(self._local, "session", None):
-                    raise
+            except self._retryable as error:
+                if getattr(self._local, "session", None):
+                    raise  # the enclosing transaction is the one to run again
+                if attempt == self.MAX_ATTEMPTS:
+                    # Transient by nature: the caller may retry (gRPC UNAVAILABLE, HTTP 503).
+                    raise Unavailable(
+                        f"the {self._service} database kept aborting the transaction on "
+                        f"conflicts with concurrent ones ({attempt} attempts); retry",
+                        reason="WRITE_CONFLICT") from error
                 time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
         raise AssertionError("unreachable")
 

@@ -1,18 +1,24 @@
 """The identity graph on PostgreSQL, for several identity replicas on one database.
 
-Every write transaction runs SERIALIZABLE, so two replicas resolving batches that touch the
-same customers cannot both decide on a stale view: the one PostgreSQL aborts is run again
-from the start, loads afresh and decides again (``omnicdp.core.sql.PostgresDatabase.run``).
-The change log is numbered from a sequence while holding a transaction-level advisory lock
-until commit, so numbers are handed out in commit order: a consumer that has read up to N
-never misses an entry below N that commits later (rolled-back numbers leave harmless gaps).
+Writers take one transaction-level advisory lock, so the graph changes one transaction at a
+time across replicas (each replica still normalises, reads and answers in parallel). A batch
+reads the holders of about a thousand identifiers; PostgreSQL's serializable isolation keeps
+at most a few dozen predicate locks per relation and transaction before it promotes them to
+one on the whole table (``max_pred_locks_per_relation``), so two concurrent batches would
+abort each other whatever they touched, and retrying would only serialise them with wasted
+work. The lock is taken at a write transaction's first statement and each later statement
+runs READ COMMITTED, so it sees every earlier writer's commit: the writes form a serial
+schedule. Reads run REPEATABLE READ, one consistent snapshot each.
+The change log is numbered from a sequence by the one writer, so numbers follow commit order: a
+consumer that has read up to N never misses an entry below N that commits later (rolled-back
+numbers leave harmless gaps).
 Tables live in the schema ``identity``, beside other services' in the same database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from omnicdp.core.sql import PostgresDatabase, Session
@@ -22,7 +28,7 @@ T = TypeVar("T")
 
 SCHEMA = "identity"
 _MIGRATION_LOCK = 7_142_101
-_CHANGE_LOG_LOCK = 7_142_102
+_WRITERS_LOCK = 7_142_103
 
 
 class PostgresIdentityStore(SqlIdentityStore):
@@ -37,16 +43,30 @@ class PostgresIdentityStore(SqlIdentityStore):
             self._db.close()
             raise
 
-    def _session(self, write: bool) -> AbstractContextManager[Session]:
-        return self._db.session("SERIALIZABLE" if write else "REPEATABLE READ")
+    @contextmanager
+    def _session(self, write: bool) -> Iterator[Session]:
+        with self._db.session("READ COMMITTED" if write else "REPEATABLE READ") as session:
+            if write:
+                _one_writer(session)
+            yield session
 
     def _run(self, work: Callable[[Session], T], write: bool = False) -> T:
-        return self._db.run(work, "SERIALIZABLE" if write else "REPEATABLE READ")
+        if not write:
+            return self._db.run(work, "REPEATABLE READ")
+
+        def serially(session: Session) -> T:
+            _one_writer(session)
+            return work(session)
+        return self._db.run(serially, "READ COMMITTED")
 
     def _next_seqs(self, session: Session, count: int) -> list[int]:
-        session.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_LOG_LOCK])
         return [row[0] for row in session.fetch(
             "SELECT nextval('change_seq') FROM generate_series(1, %s)", [count])]
 
     def close(self) -> None:
         self._db.close()
+
+
+def _one_writer(session: Session) -> None:
+    """Wait for the graph's other writers, in every replica, to commit."""
+    session.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITERS_LOCK])
