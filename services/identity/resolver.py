@@ -136,10 +136,8 @@ class DeterministicResolver:
         prepared = [self._prepare(record) for record in records]
 
         def link_all(graph: GraphTransaction) -> tuple[list[Resolution], dict]:
-            graph.prefetch(
-                (key for item in prepared if isinstance(item, _Prepared)
-                 for key in item.identifiers.items()),
-                (item.record_id for item in prepared if isinstance(item, _Prepared)))
+            graph.prefetch((), ((item.record_id, item.identifiers.items())
+                                for item in prepared if isinstance(item, _Prepared)))
             resolutions = [item if isinstance(item, Resolution) else self._link(graph, item)
                            for item in prepared]
             return resolutions, dict(graph.delta.placeholders)
@@ -181,7 +179,7 @@ class DeterministicResolver:
         record, identifiers = item.record, item.identifiers
         seen_at = record.observed_at
         graph.observe_names(identifiers, item.features, self._placeholder_threshold)
-        existing = graph.record_customer(item.record_id)
+        existing = graph.record_customer(item.record_id, identifiers.items())
         group = self._linked_group(graph, identifiers, existing)
         if not group:
             customer_id = graph.create_customer(seen_at)

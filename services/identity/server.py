@@ -130,7 +130,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 
 def build(settings: Settings) -> ServiceHost:
-    store = open_store(settings.database_url, settings.data_dir)
+    store = open_store(settings.database_url, settings.data_dir, settings.cache_customers)
     resolver = DeterministicResolver(store, default_region=settings.default_region,
                                      placeholder_threshold=settings.placeholder_threshold)
     return ServiceHost(

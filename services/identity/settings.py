@@ -22,5 +22,9 @@ class Settings:
         20, "CDP_PLACEHOLDER_THRESHOLD",
         "an e-mail or phone seen with this many different first names or birth dates stops "
         "linking customers")
+    cache_customers: int = setting(
+        50_000, "CDP_CACHE_CUSTOMERS",
+        "customers the embedded (DuckDB) store keeps in memory between batches, with their "
+        "identifiers and records; 0 turns the cache off")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight calls get on shutdown")

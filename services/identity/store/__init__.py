@@ -9,15 +9,17 @@ from omnicdp.services.identity.store.base import IdentityStore
 __all__ = ["IdentityStore", "open_store"]
 
 
-def open_store(database_url: str, data_dir: Path) -> IdentityStore:
+def open_store(database_url: str, data_dir: Path, cache_customers: int = 50_000) -> IdentityStore:
     """``duckdb:///path/file.duckdb`` (empty: ``DATA_DIR/identity.duckdb``),
-    ``duckdb://:memory:``, or ``postgresql://user@host:5432/db`` for several replicas."""
+    ``duckdb://:memory:``, or ``postgresql://user@host:5432/db`` for several replicas.
+    ``cache_customers`` bounds the embedded store's cache (PostgreSQL has several writers
+    and caches nothing)."""
     if not database_url:
         database_url = f"duckdb:///{data_dir / 'identity.duckdb'}"
     if database_url.startswith("duckdb://"):
         from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 
-        return DuckDBIdentityStore(database_url.removeprefix("duckdb://"))
+        return DuckDBIdentityStore(database_url.removeprefix("duckdb://"), cache_customers)
     if database_url.startswith(("postgresql://", "postgres://")):
         from omnicdp.services.identity.store.postgres import PostgresIdentityStore
 

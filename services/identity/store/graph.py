@@ -135,8 +135,12 @@ class GraphTransaction:
 
     # -- loading -------------------------------------------------------------------------
 
-    def prefetch(self, keys: Iterable[Key], record_ids: Iterable[str] = ()) -> None:
-        """Load what these identifiers and records need, in a few queries."""
+    def prefetch(self, keys: Iterable[Key],
+                 records: Iterable[tuple[str, Iterable[Key]]] = ()) -> None:
+        """Load what these identifiers and records (with their identifiers) need, in a few
+        queries."""
+        records = [(record_id, list(record_keys)) for record_id, record_keys in records]
+        keys = [*keys, *(key for _, record_keys in records for key in record_keys)]
         missing = sorted({k for k in keys if k not in self._complete_keys})
         if missing:
             holders = self._source.holders(missing)
@@ -148,7 +152,17 @@ class GraphTransaction:
                 for id_type, value, kind, name in names:
                     self._names.setdefault((id_type, value), {}).setdefault(kind, set()).add(name)
                 self._placeholders |= placeholders
-        wanted = sorted({r for r in record_ids if r not in self._records})
+        # A stored record's customer holds every identifier of the record, so a record with
+        # an identifier nobody holds is new: only the others are looked up.
+        wanted = set()
+        for record_id, record_keys in records:
+            if record_id in self._records:
+                continue
+            if all(self._holders.get(key) for key in record_keys):
+                wanted.add(record_id)
+            else:
+                self._records[record_id] = None
+        wanted = sorted(wanted)
         if wanted:
             found = self._source.records(wanted)
             for record_id in wanted:
@@ -196,9 +210,10 @@ class GraphTransaction:
             result[customer_id] = sets
         return result
 
-    def record_customer(self, record_id: str) -> str | None:
-        """The live customer of an existing record, or None for a record not seen before."""
-        self.prefetch((), [record_id])
+    def record_customer(self, record_id: str, keys: Iterable[Key]) -> str | None:
+        """The live customer of an existing record (with these identifiers), or None for a
+        record not seen before."""
+        self.prefetch((), [(record_id, keys)])
         customer_id = self._records[record_id]
         return None if customer_id is None else self.final_customer(customer_id)
 
@@ -321,3 +336,22 @@ class GraphTransaction:
             customer_id = row.merged_into
             row = self._customers.get(customer_id)
         return customer_id
+
+    # -- what a cache of committed state needs (``cache.GraphCache``) -------------------
+
+    def knows_all_holders(self, key: Key) -> bool:
+        """Whether every customer holding ``key`` is in the working set."""
+        return key in self._complete_keys
+
+    def holders_of(self, key: Key) -> set[str]:
+        return set(self._holders.get(key, ()))
+
+    def cache_entry(self, customer_id: str
+                    ) -> tuple[CustomerRow, tuple[tuple[str, str, Seen], ...]]:
+        """A loaded customer as stored: its row (redirected to where it ended up) and every
+        identifier it holds."""
+        row = self._customers[customer_id]
+        final = self.final_customer(customer_id)
+        held = tuple((t, v, self._holders[(t, v)][customer_id])
+                     for t, v in self._keys_of.get(customer_id, ()))
+        return CustomerRow(row.created_at, final if final != customer_id else None), held

@@ -38,6 +38,7 @@ from omnicdp.services.identity.store.graph import (
     ChangeEntry,
     CustomerRow,
     Delta,
+    GraphSource,
     GraphTransaction,
     Key,
     Seen,
@@ -162,19 +163,34 @@ class SqlIdentityStore(SqlStore, IdentityStore):
     @contextmanager
     def transaction(self) -> Iterator[GraphTransaction]:
         with self._session(True) as session:
-            graph = GraphTransaction(_Loader(session))
+            graph = GraphTransaction(self._graph_source(session))
             yield graph
             self._commit(session, graph)
+        self._graph_committed(graph)
 
     def run_transaction(self, work: Callable[[GraphTransaction], T]) -> tuple[T, int]:
         """Run ``work`` on a fresh working set and commit it; return its result and the
         change log position after it. Retried from the start when the backend reports a
         conflict with a concurrent transaction."""
-        def attempt(session: Session) -> tuple[T, int]:
-            graph = GraphTransaction(_Loader(session))
+        def attempt(session: Session) -> tuple[T, int, GraphTransaction]:
+            graph = GraphTransaction(self._graph_source(session))
             result = work(graph)
-            return result, self._commit(session, graph)
+            return result, self._commit(session, graph), graph
+        result, seq, graph = self._run_graph(attempt)
+        self._graph_committed(graph)
+        return result, seq
+
+    def _graph_source(self, session: Session) -> GraphSource:
+        """Where a working set loads from (a backend with one writer may cache)."""
+        return SqlGraphSource(session)
+
+    def _run_graph(self, attempt: Callable[[Session], T]) -> T:
+        """Run a working set's transaction (``_run``, but not a write the cache cannot
+        follow)."""
         return self._run(attempt, write=True)
+
+    def _graph_committed(self, graph: GraphTransaction) -> None:
+        """A working set's transaction committed."""
 
     def _commit(self, session: Session, graph: GraphTransaction) -> int:
         """Write what the working set changed; the change log position after it."""
@@ -464,7 +480,8 @@ class SqlIdentityStore(SqlStore, IdentityStore):
         return self._run(lambda s: s.fetch(f"SELECT count(*) FROM customers{where}"))[0][0]
 
     def find_matches(self, identifiers: Mapping[str, str]) -> list[IdentifierMatch]:
-        return self._run(lambda s: GraphTransaction(_Loader(s)).find_matches(identifiers))
+        return self._run(
+            lambda s: GraphTransaction(SqlGraphSource(s)).find_matches(identifiers))
 
     def identifier_rows(self, customer_id: str) -> list[IdentifierRow]:
         rows = self._run(lambda s: s.fetch(
@@ -513,7 +530,7 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                 for seq, kind, c, other, r, at in rows]
 
 
-class _Loader:
+class SqlGraphSource:
     """The working set's loads (``graph.GraphSource``) in an open session."""
 
     def __init__(self, session: Session) -> None:

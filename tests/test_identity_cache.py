@@ -1,0 +1,118 @@
+"""The embedded store's cache of the graph: whatever it holds or forgets, resolution, unmerge
+and erasure end exactly as without it, and a repeated stream is answered from memory."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from omnicdp.services.identity.model import IdentityRecord
+from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def tangled_stream(seed: int, count: int = 300) -> list[IdentityRecord]:
+    """Records drawing identifiers from small pools, so that they chain, merge and repeat."""
+    rng = random.Random(seed)
+    pools = {
+        "email": [f"p{i}@mail.ru" for i in range(30)],
+        "phone": [f"+7916{i:07d}" for i in range(25)],
+        "device_id": [f"dev-{i}" for i in range(40)],
+        "anonymous_id": [f"anon-{i}" for i in range(75)],
+        "user_id": [f"u{i}" for i in range(20)],
+    }
+    records = []
+    for n in range(count):
+        kinds = rng.sample(sorted(pools), rng.choice((1, 1, 2, 2, 3)))
+        identifiers = {kind: rng.choice(pools[kind]) for kind in kinds}
+        traits = {"first_name": rng.choice(("Anna", "Oleg", "Irina", "Pavel"))}
+        records.append(IdentityRecord(f"e{n}", identifiers, T0 + timedelta(minutes=n),
+                                      source="web", traits=traits))
+    return records
+
+
+def partition(store: DuckDBIdentityStore) -> set[frozenset[str]]:
+    """The stored records grouped by customer (customer ids themselves are random)."""
+    groups: dict[str, set[str]] = {}
+    for record_id, customer_id in store._run(
+            lambda s: s.fetch("SELECT record_id, customer_id FROM records")):
+        groups.setdefault(customer_id, set()).add(record_id)
+    return {frozenset(group) for group in groups.values()}
+
+
+def holders(store: DuckDBIdentityStore, records: list[IdentityRecord]) -> list[int]:
+    """For every identifier of the stream, how many records its live customer holds."""
+    sizes = {}
+    for customer_id, count in store._run(lambda s: s.fetch(
+            "SELECT customer_id, count(*) FROM records GROUP BY customer_id")):
+        sizes[customer_id] = count
+    answer = []
+    for record in records:
+        for id_type, value in sorted(record.identifiers.items()):
+            customer_id = store.lookup(id_type, value)
+            answer.append(sizes.get(customer_id, 0) if customer_id else -1)
+    return answer
+
+
+def run(store: DuckDBIdentityStore, records: list[IdentityRecord]) -> None:
+    """Resolve in batches; at two points unmerge a record from its customer and erase one
+    (writes that the cache does not follow: they empty it)."""
+    resolver = DeterministicResolver(store)
+    for start in range(0, len(records), 25):
+        resolutions = resolver.resolve(records[start:start + 25])
+        if start // 25 in (20, 30):
+            first, last = resolutions[0], resolutions[-1]
+            customer_id = store.resolve_redirects(first.customer_id)
+            own = [r.record_id for r in store.records_of(customer_id)]
+            if len(own) > 1:
+                store.unmerge(customer_id, [first.identity_record_id], "test", "cache check")
+            store.erase(last.customer_id, "test", "cache check")
+
+
+def test_any_cache_size_ends_exactly_as_no_cache() -> None:
+    records = tangled_stream(seed=11)
+    # Three times through: later passes repeat records, as a live stream does.
+    stream = records + records[::-1] + records
+    outcomes = []
+    for size in (0, 3, 50_000):
+        with DuckDBIdentityStore(":memory:", cache_customers=size) as store:
+            run(store, stream)
+            outcomes.append((partition(store), holders(store, records),
+                             store.count_customers(), store.count_customers(True)))
+    uncached, tiny, large = outcomes
+    assert len(uncached[0]) > 20  # the stream made many customers, merged and split some
+    assert tiny == uncached
+    assert large == uncached
+
+
+def test_a_repeated_stream_is_answered_from_memory() -> None:
+    records = tangled_stream(seed=5, count=200)
+    with DuckDBIdentityStore(":memory:") as store:
+        resolver = DeterministicResolver(store)
+        first = resolver.resolve(records)
+        misses = store.cache.misses
+        again = resolver.resolve(records)
+        assert store.cache.misses == misses  # nothing loaded from the database
+        assert store.cache.hits > 0
+        assert [r.customer_id for r in again] == [
+            store.resolve_redirects(r.customer_id) for r in first]
+
+
+def test_an_identifier_of_a_merged_customer_outside_the_batch_follows_the_merge() -> None:
+    """The merge moves the loser's device to the survivor although the batch never named the
+    device; the cached holders of the device must follow, whatever the cache size."""
+    for size in (0, 50_000):
+        with DuckDBIdentityStore(":memory:", cache_customers=size) as store:
+            resolver = DeterministicResolver(store)
+
+            def resolve(n: int, **identifiers: str) -> str:
+                record = IdentityRecord(f"r{n}", identifiers, T0 + timedelta(minutes=n))
+                return resolver.resolve([record])[0].customer_id
+
+            oldest = resolve(1, email="anna@mail.ru")
+            other = resolve(2, phone="+79160000001", device_id="dev-1")
+            assert resolve(3, email="anna@mail.ru", phone="+79160000001") == oldest
+            assert store.resolve_redirects(other) == oldest
+            assert resolve(4, device_id="dev-1") == oldest
