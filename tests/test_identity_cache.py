@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from omnicdp.services.identity.model import IdentityRecord
 from omnicdp.services.identity.resolver import DeterministicResolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
@@ -100,19 +102,20 @@ def test_a_repeated_stream_is_answered_from_memory() -> None:
             store.resolve_redirects(r.customer_id) for r in first]
 
 
-def test_an_identifier_of_a_merged_customer_outside_the_batch_follows_the_merge() -> None:
+@pytest.mark.parametrize("size", [0, 50_000])
+def test_an_identifier_of_a_merged_customer_outside_the_batch_follows_the_merge(
+        size: int) -> None:
     """The merge moves the loser's device to the survivor although the batch never named the
-    device; the cached holders of the device must follow, whatever the cache size."""
-    for size in (0, 50_000):
-        with DuckDBIdentityStore(":memory:", cache_customers=size) as store:
-            resolver = DeterministicResolver(store)
+    device; the cached holders of the device must follow."""
+    with DuckDBIdentityStore(":memory:", cache_customers=size) as store:
+        resolver = DeterministicResolver(store)
 
-            def resolve(n: int, **identifiers: str) -> str:
-                record = IdentityRecord(f"r{n}", identifiers, T0 + timedelta(minutes=n))
-                return resolver.resolve([record])[0].customer_id
+        def resolve(n: int, **identifiers: str) -> str:
+            record = IdentityRecord(f"r{n}", identifiers, T0 + timedelta(minutes=n))
+            return resolver.resolve([record])[0].customer_id
 
-            oldest = resolve(1, email="anna@mail.ru")
-            other = resolve(2, phone="+79160000001", device_id="dev-1")
-            assert resolve(3, email="anna@mail.ru", phone="+79160000001") == oldest
-            assert store.resolve_redirects(other) == oldest
-            assert resolve(4, device_id="dev-1") == oldest
+        oldest = resolve(1, email="anna@mail.ru")
+        other = resolve(2, phone="+79160000001", device_id="dev-1")
+        assert resolve(3, email="anna@mail.ru", phone="+79160000001") == oldest
+        assert store.resolve_redirects(other) == oldest
+        assert resolve(4, device_id="dev-1") == oldest

@@ -60,6 +60,12 @@ class Log:
     def merged(self, survivor: str, loser: str) -> Change:
         return self._next("merged", survivor, other=loser)
 
+    def split(self, new_customer: str, old_customer: str, record: str) -> Change:
+        return self._next("split", new_customer, other=old_customer, record=record)
+
+    def erased(self, customer_id: str) -> Change:
+        return self._next("erased", customer_id)
+
     def _next(self, kind: str, customer_id: str, other: str | None = None,
               record: str | None = None) -> Change:
         self.seq += 1
@@ -205,3 +211,55 @@ def test_data_survives_reopening(store_url: str, tmp_path: Path) -> None:
         assert again.change_cursor() == 1
     finally:
         again.close()
+
+
+
+def test_a_run_of_changes_applied_at_once_ends_as_applied_one_by_one(
+        store_url: str, tmp_path: Path) -> None:
+    """Merges chain, a split moves a record out and re-points an alias merged earlier in the
+    same run, an erasure cuts the run: folding them must end where one at a time does."""
+    log = Log()
+    known = [log.created(c) for c in ("cA", "cB", "cC", "cD", "cE")] + [
+        log.linked("cC", "rec-cC2")]
+    changes = [
+        log.merged("cB", "cC"),            # cC -> cB
+        log.linked("cB", "rec-c2"),
+        log.merged("cA", "cB"),            # cB (and cC) -> cA
+        log.split("cF", "cA", "rec-cC"),   # rec-cC leaves cA for a new cF...
+        log.merged("cF", "cC"),            # ...and the alias cC follows it
+        log.merged("cD", "cE"),
+        log.erased("cD"),                  # cD and cE's records go
+        log.created("cG"),
+        log.merged("cG", "cF"),
+    ]
+    events = [stored(f"m-{r}", "cA", record=r) for r in
+              ("rec-cA", "rec-cB", "rec-cC", "rec-cC2", "rec-c2", "rec-cD", "rec-cE", "rec-cG")]
+
+    def outcome(path: Path, steps: list[list[Change]]) -> tuple:
+        url = store_url if store_url.startswith("postgres") else f"duckdb:///{path}"
+        opened = open_store(url, tmp_path)
+        try:
+            opened.append(events, [])
+            for step in steps:
+                opened.apply_changes(step)
+            aliases = {c: opened.canonical_customer_id(c)
+                       for c in ("cA", "cB", "cC", "cD", "cE", "cF", "cG")}
+            journeys = {c: [e.record_id for e in opened.list_customer_events(c, None, 50)]
+                        for c in set(aliases.values())}
+            return aliases, journeys
+        finally:
+            opened.close()
+
+    at_once = outcome(tmp_path / "a.duckdb", [known, changes])
+    if store_url.startswith("postgres"):
+        with temporary_database() as other:
+            store_url = other
+            one_by_one = outcome(tmp_path / "b.duckdb", [[c] for c in known + changes])
+    else:
+        one_by_one = outcome(tmp_path / "b.duckdb", [[c] for c in known + changes])
+    assert at_once == one_by_one
+    aliases, journeys = at_once
+    assert aliases["cC"] == aliases["cF"] == "cG" and aliases["cB"] == "cA"
+    assert sorted(journeys["cA"]) == ["rec-c2", "rec-cA", "rec-cB", "rec-cC2"]
+    assert sorted(journeys["cG"]) == ["rec-cC", "rec-cG"]
+    assert "rec-cD" not in str(journeys) and "rec-cE" not in str(journeys)

@@ -67,10 +67,10 @@ class DuckDBSession:
         self._conn = conn
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self._conn.execute(sql.replace("%s", "?"), list(params)).fetchall()
+        return self._conn.execute(*duckdb_statement(sql, params)).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(sql.replace("%s", "?"), list(params))
+        self._conn.execute(*duckdb_statement(sql, params))
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple],
                suffix: str = "") -> None:
@@ -88,6 +88,39 @@ class DuckDBSession:
                                f"SELECT {', '.join(columns)} FROM {view} {suffix}")
         finally:
             self._conn.unregister(view)
+
+
+_ANY = "= ANY(%s)"
+
+
+def duckdb_statement(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A statement written for both backends (``%s``, ``= ANY(%s)``), as DuckDB runs it best.
+
+    DuckDB probes an ART index for ``IN (constant, ...)`` about twice as fast as for
+    ``= ANY(?)`` with a bound list, which it also caps at ``index_scan_max_count``; so a list
+    of strings or integers is written into the statement as literals (strings quoted, with
+    quotes doubled). Other parameters stay bound."""
+    if _ANY not in sql:
+        return sql.replace("%s", "?"), list(params)
+    parts = sql.split("%s")
+    text, bound = [parts[0]], []
+    for value, part in zip(params, parts[1:], strict=True):
+        if (text[-1].endswith("= ANY(") and isinstance(value, list | tuple)
+                and all(isinstance(v, str | int) and not isinstance(v, bool) for v in value)):
+            text[-1] = text[-1][:-len("= ANY(")] + "IN ("
+            text.append((", ".join(_literal(v) for v in value) or "NULL") + part)
+        else:
+            bound.append(value)
+            text.append("?" + part)
+    return "".join(text), bound
+
+
+def _literal(value: str | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if "\0" in value:
+        raise ValueError("NUL in a SQL string literal")
+    return "'" + value.replace("'", "''") + "'"
 
 
 class PostgresSession:

@@ -92,16 +92,16 @@ class Ingestor:
                                   [FieldViolation("events", f"{len(events)} events sent")])
         now = now or datetime.now(UTC)
         results: list[IngestResult | None] = [None] * len(events)
-        known = self._store.known_message_ids([e.message_id for e in events if e.message_id])
+        # A retried event is resolved again (resolving a record twice changes nothing) and
+        # found a duplicate when stored: one lookup of the message ids, not two.
         pending: list[int] = []
         seen: set[str] = set()
         for i, event in enumerate(events):
             problems = validate_event(event, now)
             if problems:
                 results[i] = IngestResult(event.message_id, "rejected", violations=tuple(problems))
-            elif event.message_id in known or event.message_id in seen:
-                results[i] = IngestResult(event.message_id, "duplicate",
-                                          known.get(event.message_id, ""))
+            elif event.message_id in seen:
+                results[i] = IngestResult(event.message_id, "duplicate")
             else:
                 seen.add(event.message_id)
                 pending.append(i)

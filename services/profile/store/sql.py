@@ -71,23 +71,20 @@ class SqlProfileStore(SqlStore, ProfileStore):
         return self._run(write, write=True)
 
     def apply_changes(self, changes: Sequence[Change]) -> int:
+        """Apply the changes after the cursor in one transaction. Runs of merges and record
+        assignments are folded into a few statements (each record to where its customer
+        ended up); an erasure, or a merge re-pointing an alias merged earlier in the run,
+        first writes what the run folded so far."""
         def write(session: Session) -> int:
             cursor = self._cursor(session, lock=True)
             pending = [c for c in changes if c.seq > cursor]
-            members: dict[str, str] = {}  # record -> customer, written before each merge
-
-            def flush_members() -> None:
-                session.insert("record_customers", ("record_id", "customer_id"),
-                               list(members.items()),
-                               "ON CONFLICT (record_id) DO UPDATE "
-                               "SET customer_id = excluded.customer_id")
-                members.clear()
-
+            run = _MembershipRun()
             for change in pending:
                 if change.kind in ("created", "linked", "split") and change.record_id:
-                    members[change.record_id] = change.customer_id
+                    run.members[change.record_id] = change.customer_id
                 elif change.kind == "erased":
-                    flush_members()
+                    run.write(session)
+                    run = _MembershipRun()
                     erased = [change.customer_id]
                     for table in ("events", "record_identifiers"):
                         session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})",
@@ -97,17 +94,11 @@ class SqlProfileStore(SqlStore, ProfileStore):
                     session.execute("DELETE FROM customer_aliases WHERE customer_id = %s",
                                     erased)
                 elif change.kind == "merged" and change.other_customer_id:
-                    flush_members()
-                    survivor, loser = change.customer_id, change.other_customer_id
-                    session.execute("UPDATE record_customers SET customer_id = %s "
-                                    "WHERE customer_id = %s", [survivor, loser])
-                    session.execute("UPDATE customer_aliases SET customer_id = %s "
-                                    "WHERE customer_id = %s", [survivor, loser])
-                    session.insert("customer_aliases", ("alias_id", "customer_id"),
-                                   [(loser, survivor)],
-                                   "ON CONFLICT (alias_id) DO UPDATE "
-                                   "SET customer_id = excluded.customer_id")
-            flush_members()
+                    if change.other_customer_id in run.redirects:
+                        run.write(session)
+                        run = _MembershipRun()
+                    run.redirects[change.other_customer_id] = change.customer_id
+            run.write(session)
             if pending:
                 cursor = pending[-1].seq
                 session.execute("UPDATE change_cursor SET seq = %s WHERE consumer = %s",
@@ -184,3 +175,34 @@ def _canonical(session: Session, customer_id: str) -> str:
     rows = session.fetch("SELECT customer_id FROM customer_aliases WHERE alias_id = %s",
                          [customer_id])
     return rows[0][0] if rows else customer_id
+
+
+class _MembershipRun:
+    """Merges and record assignments of consecutive changes, written as their end state."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, str] = {}  # record -> customer
+        self.redirects: dict[str, str] = {}  # merged customer -> the one it merged into
+
+    def final(self, customer_id: str) -> str:
+        hops = 0
+        while customer_id in self.redirects and hops <= len(self.redirects):
+            customer_id, hops = self.redirects[customer_id], hops + 1
+        return customer_id
+
+    def write(self, session: Session) -> None:
+        if self.redirects:
+            moved = {loser: self.final(loser) for loser in self.redirects}
+            case = " ".join(["WHEN %s THEN %s"] * len(moved))
+            pairs = [value for item in moved.items() for value in item]
+            for table in ("record_customers", "customer_aliases"):
+                session.execute(f"UPDATE {table} SET customer_id = CASE customer_id {case} END "
+                                "WHERE customer_id = ANY(%s)", [*pairs, list(moved)])
+            session.insert("customer_aliases", ("alias_id", "customer_id"), list(moved.items()),
+                           "ON CONFLICT (alias_id) DO UPDATE "
+                           "SET customer_id = excluded.customer_id")
+        if self.members:
+            session.insert("record_customers", ("record_id", "customer_id"),
+                           [(r, self.final(c)) for r, c in self.members.items()],
+                           "ON CONFLICT (record_id) DO UPDATE "
+                           "SET customer_id = excluded.customer_id")
