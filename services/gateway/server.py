@@ -62,7 +62,8 @@ def build(settings: Settings) -> HttpHost:
                                 settings.attribution_addr, settings.deadline_seconds)
     limiter = RateLimiter(settings.redis_url, settings.rate_limit_prefix)
     app = create_app(keys, backends, settings.max_body_bytes, settings.body_timeout_seconds,
-                     limiter, settings.max_in_flight, settings.max_in_flight_per_key)
+                     limiter, settings.max_in_flight, settings.max_in_flight_per_key,
+                     settings.cors_origin_list)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
                                        server_request_hook=scrub_query)
     server = uvicorn.Server(uvicorn.Config(
