@@ -14,9 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from omnicdp.services.gateway.keys import ApiKeys
 from omnicdp.services.gateway.routes import Backends, create_app
+from omnicdp.services.gateway.server import scrub_span
 from tests.gateway_kit import READER, WRITER, assert_conforms, auth, write_keys
 
 SHOP = "http://shop.test"
@@ -307,3 +312,30 @@ def test_cors_on_the_segment_endpoints_for_the_configured_origins_only(api) -> N
     lookup_from_page = api.get("/v1/profiles:lookup", params={"type": "user_id", "value": "u-1"},
                                headers={"Origin": SHOP, **auth(WRITER)})
     assert "access-control-allow-origin" not in lookup_from_page.headers
+
+
+def test_traces_keep_neither_the_visitors_user_agent_nor_address(services, tmp_path) -> None:
+    """analytics.js sends from the visitor's browser: its user agent and address are the
+    visitor's, and stay out of the spans as they stay out of the events."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    backends = Backends.connect(services.address(services.profile),
+                                services.address(services.identity),
+                                services.address(services.attribution), deadline=10)
+    app = create_app(ApiKeys.load(write_keys(tmp_path / "keys.yaml")), backends)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
+                                       server_request_hook=scrub_span)
+    browser = {"User-Agent": "Mozilla/5.0 (Visitor)", **basic(WRITER)}
+    try:
+        with TestClient(app, client=("198.51.100.77", 50000)) as client:
+            assert client.post("/v1/t", headers=browser, json=track("tr-1")).status_code == 200
+            assert client.post("/v1/events", headers={**browser, **auth(WRITER)},
+                               json={"events": []}).status_code == 200
+    finally:
+        backends.close()
+    spans = {s.name: dict(s.attributes or {}) for s in exporter.get_finished_spans()}
+    segment_span, native_span = spans["POST /v1/t"], spans["POST /v1/events"]
+    assert segment_span["http.user_agent"] == segment_span["net.peer.ip"] == "redacted"
+    assert "Visitor" not in repr(segment_span) and "198.51.100.77" not in repr(segment_span)
+    assert native_span["http.user_agent"] == "Mozilla/5.0 (Visitor)"  # a partner's server
