@@ -61,6 +61,10 @@ def source_of(key: ApiKey) -> str | None:
     return next(iter(key.sources)) if len(key.sources) == 1 else None
 
 
+#: Rejected messages a log line describes (the answer lists them all).
+_LOGGED_REJECTIONS = 20
+
+
 def _sent_id(message: Any) -> Any:
     return message.get("messageId") if isinstance(message, dict) else None
 
@@ -121,11 +125,12 @@ def install(app: FastAPI, gate: Gate, profile: ProfileClient, max_body_bytes: in
             if result["status"] == "rejected"]
         if not rejected:
             return {"success": True}
-        log.warning("%s from key %s: %d of %d messages rejected: %s", path, key.name,
+        log.warning("%s from key %s: %d of %d messages rejected: %s%s", path, key.name,
                     len(rejected), len(messages), "; ".join(
                         f"#{r['index']} " + ", ".join(dict.fromkeys(
                             f"{_root(e['field'])}: {e['description']}" for e in r["errors"]))
-                        for r in rejected))
+                        for r in rejected[:_LOGGED_REJECTIONS]),
+                    "; ..." if len(rejected) > _LOGGED_REJECTIONS else "")
         if len(rejected) < len(messages):
             return {"success": True, "rejected": rejected}
         where = "batch[{}].".format if kind == "batch" else (lambda _i: "")
