@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Node tools of package.json: buf, and analytics.js with esbuild and playwright-core for
+# tests/test_segment_browser.py (which also needs Debian's chromium: .ci/run installs it).
+NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint protos up clean floors
 
@@ -13,10 +16,14 @@ $(STAMP): pyproject.toml api/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ./api -e '.[dev]'
 	touch $(STAMP)
 
+$(NODE_STAMP): package.json
+	npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/cdp demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 # ruff, the architecture's import contracts (pyproject.toml), and buf lint + breaking.
@@ -38,6 +45,7 @@ floors:
 	.venv-floors-tool/bin/uv venv --quiet --python $(PYTHON) --seed .venv-floors
 	VIRTUAL_ENV=$(CURDIR)/.venv-floors .venv-floors-tool/bin/uv pip install --quiet \
 	  --resolution lowest-direct -e ./api -e '.[dev]'
+	$(MAKE) $(NODE_STAMP)
 	.venv-floors/bin/python -m pytest -q -p no:cacheprovider
 
 clean:

@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import schemathesis
 import yaml
 
 from omnicdp.services.gateway.keys import SCOPES
@@ -27,6 +28,21 @@ def ev(message_id: str, **overrides) -> dict:
             "identifiers": {"email": "maria@example.ru"}, "properties": {"revenue": 990.0}}
     body.update(overrides)
     return body
+
+
+def assert_conforms(document: dict, method: str, path: str, response) -> None:
+    """``response`` is what the document declares for this operation: status, media type,
+    required headers and body."""
+    declared = document["paths"][path][method.lower()]["responses"]
+    status = str(response.status_code)
+    assert status in declared, f"{method} {path} answered {status}, declared {list(declared)}"
+    media_type = response.headers["content-type"].split(";")[0]
+    assert media_type in declared[status]["content"]
+    for name, header in declared[status].get("headers", {}).items():
+        if header.get("required"):
+            assert name.lower() in {h.lower() for h in response.headers}, name
+    schema = schemathesis.openapi.from_dict(document)
+    schema[path][method.upper()].validate_response(response)
 
 
 def write_keys(path, **rate_limits: int):

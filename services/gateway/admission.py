@@ -16,6 +16,8 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +25,10 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
+from starlette.requests import Request
 
-from omnicdp.services.gateway.keys import ApiKey
+from omnicdp.services.gateway.keys import ApiKey, ApiKeys
+from omnicdp.services.gateway.problems import ProblemError, body_of
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,41 @@ class InFlight:
             del self._counts[key.sha256]
 
 
+class Gate:
+    """Whether a request with the key ``presented`` may go on, checked in this order: a
+    known key (401), the operation's scope (403), the key's rate limit (429), its requests
+    in flight (429). The quota is left in the request state for the ``RateLimit-*``
+    headers."""
+
+    def __init__(self, keys: ApiKeys, limiter: RateLimiter, in_flight: InFlight) -> None:
+        self.keys, self.limiter, self.in_flight = keys, limiter, in_flight
+
+    @asynccontextmanager
+    async def admit(self, request: Request, presented: str | None, scope: str,
+                    unauthenticated: ProblemError) -> AsyncIterator[ApiKey]:
+        """The key, admitted for the request's lifetime (its in-flight slot is freed on
+        exit); raises ``unauthenticated`` for a missing or unknown key."""
+        key = self.keys.authenticate(presented) if presented else None
+        if key is None:
+            raise unauthenticated
+        if scope not in key.scopes:
+            raise ProblemError(403, "PERMISSION_DENIED", f"this API key lacks the scope '{scope}'")
+        quota = await self.limiter.hit(key)
+        request.state.quota = quota
+        if not quota.allowed:
+            raise ProblemError(429, "RATE_LIMITED",
+                               f"rate limit of {key.rate_limit_per_minute}/min exceeded",
+                               headers=quota.headers())
+        if not self.in_flight.enter(key):
+            raise ProblemError(429, "TOO_MANY_CONCURRENT_REQUESTS",
+                               f"at most {self.in_flight.per_key} requests of one key at once",
+                               headers={**quota.headers(), "Retry-After": "1"})
+        try:
+            yield key
+        finally:
+            self.in_flight.leave(key)
+
+
 class Admission:
     """ASGI middleware: caps the requests in flight in total (health checks exempt, so a
     busy gateway still answers its probes at once), answering 503 with Retry-After beyond
@@ -116,10 +155,12 @@ class Admission:
     """
 
     def __init__(self, app: Any, max_in_flight: int,
-                 exempt: frozenset[str] = frozenset({"/healthz", "/readyz"})) -> None:
+                 exempt: frozenset[str] = frozenset({"/healthz", "/readyz"}),
+                 segment_paths: Collection[str] = ()) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.exempt = exempt
+        self.segment_paths = segment_paths
         self.in_flight = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -127,7 +168,7 @@ class Admission:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
-            await _overloaded(send)
+            await _overloaded(send, segment=scope["path"] in self.segment_paths)
             return
         state = scope.setdefault("state", {})
 
@@ -147,10 +188,10 @@ class Admission:
             self.in_flight -= 1
 
 
-async def _overloaded(send: Any) -> None:
-    body = json.dumps({"type": "about:blank", "title": "Service Unavailable", "status": 503,
-                       "code": "OVERLOADED",
-                       "detail": "too many requests in flight; retry after a second"}).encode()
+async def _overloaded(send: Any, segment: bool) -> None:
+    body = json.dumps(body_of(ProblemError(
+        503, "OVERLOADED", "too many requests in flight; retry after a second"),
+        segment)).encode()
     await send({"type": "http.response.start", "status": 503, "headers": [
         (b"content-type", b"application/problem+json"), (b"retry-after", b"1"),
         (b"content-length", str(len(body)).encode())]})

@@ -1,7 +1,8 @@
 """What FastAPI cannot infer for the OpenAPI document: the bearer API key on every /v1
-operation, the event batch's schema (its body is parsed by hand, event by event, so that
-one bad event never fails its batch), and the errors as they are sent: problem+json with the
-headers that come with them.
+operation (the Segment endpoints take it as a write key, HTTP Basic, too), the schemas of the
+event batch and of the Segment messages (their bodies are parsed by hand, event by event, so
+that one bad event never fails its batch), and the errors as they are sent: problem+json
+with the headers that come with them.
 
 Each operation declares the error statuses it can really answer (``problems(...)``); the
 validation error FastAPI adds on its own (``application/json``, a shape never sent) is
@@ -13,23 +14,28 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from omnicdp.services.gateway import schemas
+from omnicdp.services.gateway import schemas, segment
 from omnicdp.services.gateway.problems import PROBLEM
 
 BATCH_SCHEMA_REF = "#/components/schemas/EventBatch"
 PROBLEM_REF = "#/components/schemas/Problem"
 NOT_READY_REF = "#/components/schemas/NotReady"
+SEGMENT_BATCH_REF = "#/components/schemas/SegmentBatch"
+SEGMENT_MESSAGE_REF = "#/components/schemas/SegmentMessage"
+SEGMENT_PROBLEM_REF = "#/components/schemas/SegmentProblem"
 
 #: When each error status is sent, with its codes (README.md has the same table).
 ERROR_DESCRIPTIONS = {
-    400: "The body is not UTF-8 JSON (`MALFORMED_JSON`) or a parameter is not valid "
-         "(`INVALID_ARGUMENT`).",
+    400: "The body is not UTF-8 JSON (`MALFORMED_JSON`), not valid gzip (`MALFORMED_BODY`) or "
+         "a parameter is not valid (`INVALID_ARGUMENT`); on the Segment endpoints also: no "
+         "message of the request could be stored (`INVALID_EVENTS`, each in `rejected`).",
     401: "No valid API key (`UNAUTHENTICATED`).",
     403: "The API key lacks the operation's scope (`PERMISSION_DENIED`).",
     404: "Unknown customer or identifier (`PROFILE_NOT_FOUND`).",
     408: "The body did not arrive within the body timeout (`REQUEST_TIMEOUT`).",
-    413: "The body is over the byte limit (`PAYLOAD_TOO_LARGE`) or holds too many events "
-         "(`TOO_MANY_EVENTS`).",
+    413: "The body is over the byte limit (`PAYLOAD_TOO_LARGE`), before or after gzip, or "
+         "holds too many events (`TOO_MANY_EVENTS`).",
+    415: "A `Content-Encoding` other than gzip (`UNSUPPORTED_CONTENT_ENCODING`).",
     422: "A required part is missing or a parameter is out of range (`INVALID_ARGUMENT`).",
     429: "The key's rate limit (`RATE_LIMITED`) or too many of its requests at once "
          "(`TOO_MANY_CONCURRENT_REQUESTS`); retry after `Retry-After` seconds.",
@@ -56,17 +62,17 @@ def _quota_headers(required: bool) -> dict[str, Any]:
 
 _RETRY_AFTER = {"Retry-After": _integer_header("Seconds to wait before retrying.", True)}
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": {"description": "`Bearer`", "required": True,
-                               "schema": {"type": "string"}}},
+    401: {"WWW-Authenticate": {"description": "`Bearer`; on the Segment endpoints `Basic`",
+                               "required": True, "schema": {"type": "string"}}},
     429: {**_RETRY_AFTER, **_quota_headers(required=True)},
     503: _RETRY_AFTER,
 }
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def problems(*statuses: int, schema_ref: str = PROBLEM_REF) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route that can answer these error statuses."""
     return {status: {"description": ERROR_DESCRIPTIONS[status],
-                     "content": {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}}
+                     "content": {PROBLEM: {"schema": {"$ref": schema_ref}}}}
             for status in statuses}
 
 
@@ -92,7 +98,8 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
         del responses["422"]  # FastAPI's own, for a validation error never sent so
     if not path.startswith("/v1/"):
         return
-    operation["security"] = [{"apiKey": []}]
+    operation["security"] = ([{"writeKey": []}, {"apiKey": []}] if path in segment.PATHS
+                             else [{"apiKey": []}])
     for status, response in responses.items():
         if status.startswith("2"):
             response.setdefault("headers", {}).update(_quota_headers(required=False))
@@ -103,7 +110,9 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
 def complete(app: FastAPI) -> None:
     """Wrap ``app.openapi`` so the document it serves is complete."""
     generate = app.openapi
-    extra_schemas = _component_schemas(schemas.EventBatch, schemas.Problem, schemas.NotReady)
+    extra_schemas = _component_schemas(schemas.EventBatch, schemas.Problem, schemas.NotReady,
+                                       schemas.SegmentBatch, schemas.SegmentMessage,
+                                       schemas.SegmentProblem)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -113,9 +122,14 @@ def complete(app: FastAPI) -> None:
             component_schemas.update(extra_schemas)
             for unused in ("HTTPValidationError", "ValidationError"):
                 component_schemas.pop(unused, None)
-            components["securitySchemes"] = {"apiKey": {
-                "type": "http", "scheme": "bearer",
-                "description": "A partner API key; each key has scopes and a rate limit."}}
+            components["securitySchemes"] = {
+                "apiKey": {"type": "http", "scheme": "bearer",
+                           "description": "A partner API key; each key has scopes and a rate "
+                                          "limit."},
+                "writeKey": {"type": "http", "scheme": "basic",
+                             "description": "The Segment endpoints' write key: an API key with "
+                                            "`events:write` as the user name, the password "
+                                            "empty (or `writeKey` in the body)."}}
             for path, operations in document["paths"].items():
                 for operation in operations.values():
                     _complete_operation(path, operation)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Collection
 from http import HTTPStatus
 from typing import Any
 
@@ -44,11 +45,13 @@ _RETRY_AFTER_SECONDS = {429: 1, 503: 1}
 class ProblemError(Exception):
     def __init__(self, status: int, code: str, detail: str | None = None,
                  errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None, title: str | None = None) -> None:
+                 headers: dict[str, str] | None = None, title: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail or code)
         self.status, self.code, self.detail = status, code, detail
         self.title = title or HTTPStatus(status).phrase
         self.errors, self.headers = errors, headers or {}
+        self.extra = extra or {}  # members of the body beyond RFC 9457's and ours
 
 
 def violations_to_json(violations: Any) -> list[dict[str, str]]:
@@ -63,14 +66,23 @@ def from_domain_error(error: errors.DomainError) -> ProblemError:
                         violations_to_json(error.violations) or None, headers)
 
 
-def response(error: ProblemError) -> JSONResponse:
+def body_of(error: ProblemError, segment: bool = False) -> dict[str, Any]:
+    """The problem's JSON; ``segment``: with what Segment's libraries read of an error too
+    (``success: false``, ``code`` and ``message``)."""
     body: dict[str, Any] = {"type": "about:blank", "title": error.title, "status": error.status,
                             "code": error.code}
     if error.detail:
         body["detail"] = error.detail
     if error.errors:
         body["errors"] = error.errors
-    return JSONResponse(body, status_code=error.status, media_type=PROBLEM,
+    body.update(error.extra)
+    if segment:
+        body.update(success=False, message=error.detail or error.title)
+    return body
+
+
+def response(error: ProblemError, segment: bool = False) -> JSONResponse:
+    return JSONResponse(body_of(error, segment), status_code=error.status, media_type=PROBLEM,
                         headers=error.headers)
 
 
@@ -78,32 +90,36 @@ def _code_of(status: int) -> str:
     return HTTPStatus(status).phrase.upper().replace(" ", "_").replace("-", "_")
 
 
-def install(app: FastAPI) -> None:
-    """Make every error of ``app`` a problem+json response."""
+def install(app: FastAPI, segment_paths: Collection[str] = ()) -> None:
+    """Make every error of ``app`` a problem+json response; on ``segment_paths`` (the
+    Segment spec's endpoints) one that Segment's libraries can read too."""
+
+    def answer(request: Request, error: ProblemError) -> JSONResponse:
+        return response(error, segment=request.url.path in segment_paths)
 
     @app.exception_handler(ProblemError)
-    async def _problem(_request: Request, error: ProblemError) -> JSONResponse:
-        return response(error)
+    async def _problem(request: Request, error: ProblemError) -> JSONResponse:
+        return answer(request, error)
 
     @app.exception_handler(errors.DomainError)
-    async def _domain(_request: Request, error: errors.DomainError) -> JSONResponse:
-        return response(from_domain_error(error))
+    async def _domain(request: Request, error: errors.DomainError) -> JSONResponse:
+        return answer(request, from_domain_error(error))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         violations = [{"field": ".".join(str(p) for p in e["loc"]), "description": e["msg"]}
                       for e in error.errors()]
-        return response(ProblemError(422, "INVALID_ARGUMENT", "the request is not valid",
-                                     violations))
+        return answer(request, ProblemError(422, "INVALID_ARGUMENT", "the request is not valid",
+                                            violations))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return response(ProblemError(error.status_code, _code_of(error.status_code),
-                                     str(error.detail), headers=error.headers))
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return answer(request, ProblemError(error.status_code, _code_of(error.status_code),
+                                            str(error.detail), headers=error.headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         # The text of an unexpected exception may hold personal data: log type and stack.
         log.error("%s %s failed with %s:\n%s", request.method, request.url.path,
                   type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
-        return response(ProblemError(500, "INTERNAL", "internal error"))
+        return answer(request, ProblemError(500, "INTERNAL", "internal error"))

@@ -6,30 +6,31 @@ No ``from __future__ import annotations`` here: FastAPI reads the handlers' anno
 run time, and they name ``require(...)``, a closure of ``create_app``."""
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
-from omnicdp.core import jsonvalues
-from omnicdp.core.vocabulary import (
-    IDENTIFIER_TYPES,
-    MAX_BATCH_EVENTS,
-    MAX_BODY_BYTES,
-    MAX_EVENT_BYTES,
-)
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES, MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from omnicdp.services.attribution.client import MODELS, AttributionClient
-from omnicdp.services.gateway import bodies, conversions, openapi, problems, schemas
-from omnicdp.services.gateway.admission import Admission, InFlight, RateLimiter
+from omnicdp.services.gateway import (
+    bodies,
+    conversions,
+    openapi,
+    problems,
+    schemas,
+    segment,
+    segment_routes,
+)
+from omnicdp.services.gateway.admission import Admission, Gate, InFlight, RateLimiter
+from omnicdp.services.gateway.cors import CorsOnPaths
+from omnicdp.services.gateway.ingest import check_event, ingest
 from omnicdp.services.gateway.keys import ApiKey, ApiKeys
 from omnicdp.services.gateway.problems import ProblemError
 from omnicdp.services.identity.client import IdentityClient
-from omnicdp.services.profile.client import EventIn, ProfileClient
+from omnicdp.services.profile.client import ProfileClient
 
 
 @dataclass
@@ -56,110 +57,53 @@ class Backends:
             client.close()
 
 
-def _event(raw: Any, key: ApiKey) -> tuple[EventIn | None, list[dict[str, str]]]:
-    """One event of a batch, checked alone: its JSON values' limits, its size, its schema,
-    and whether ``key`` may write its source; it is recorded as sent by ``key``."""
-    limits = jsonvalues.value_violations(raw, "")
-    if limits:
-        return None, [{"field": v.field or "event", "description": v.description}
-                      for v in limits]
-    if len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_EVENT_BYTES:
-        return None, [{"field": "event", "description": f"larger than {MAX_EVENT_BYTES} bytes"}]
-    try:
-        event = schemas.Event.model_validate(raw)
-    except ValidationError as error:
-        return None, [{"field": ".".join(str(p) for p in e["loc"]) or "event",
-                       "description": e["msg"]} for e in error.errors()]
-    problem = key.source_problem(event.source)
-    if problem:
-        return None, [{"field": "source", "description": problem}]
-    return conversions.event_in(event, sent_by=key.name), []
-
-
-async def _read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
-    """The body, read as it streams in: past ``max_bytes`` it is refused at once (a chunked
-    body has no Content-Length to check first), and a body that takes longer than
-    ``timeout`` seconds is refused too."""
-    too_large = ProblemError(413, "PAYLOAD_TOO_LARGE", f"at most {max_bytes} bytes")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise too_large
-                chunks.append(chunk)
-    except TimeoutError:
-        raise ProblemError(408, "REQUEST_TIMEOUT",
-                           f"the body must arrive within {timeout:g} seconds") from None
-    return b"".join(chunks)
+UNAUTHENTICATED = ProblemError(401, "UNAUTHENTICATED",
+                               "send a valid API key as 'Authorization: Bearer <key>'",
+                               headers={"WWW-Authenticate": "Bearer"})
 
 
 def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY_BYTES,
                body_timeout: float = 30.0, rate_limiter: RateLimiter | None = None,
-               max_in_flight: int = 16, max_in_flight_per_key: int = 8) -> FastAPI:
+               max_in_flight: int = 16, max_in_flight_per_key: int = 8,
+               cors_origins: Sequence[str] = ()) -> FastAPI:
     app = FastAPI(
         title="omnicdp partner API",
         version="1.0.0",
         description="Send customer events, read unified profiles and journeys, get reports. "
                     "Authenticate with `Authorization: Bearer <api key>`. Errors are "
-                    "`application/problem+json` with a stable `code`.",
+                    "`application/problem+json` with a stable `code`. Existing analytics "
+                    "SDKs send to the Segment HTTP tracking spec's endpoints (tag `segment`) "
+                    "with a write key.",
     )
-    problems.install(app)
+    problems.install(app, segment.PATHS)
     openapi.complete(app)
 
-    limiter = rate_limiter or RateLimiter()
-    in_flight = InFlight(max_in_flight_per_key)
-    app.add_middleware(Admission, max_in_flight=max_in_flight)
+    gate = Gate(keys, rate_limiter or RateLimiter(), InFlight(max_in_flight_per_key))
+    app.add_middleware(Admission, max_in_flight=max_in_flight, segment_paths=segment.PATHS)
+    if cors_origins:  # outermost: even a refusal by admission reaches the page
+        app.add_middleware(CorsOnPaths, paths=segment.PATHS, origins=cors_origins)
 
     def require(scope: str):
         async def check(request: Request) -> AsyncIterator[ApiKey]:
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            key = keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
-            if key is None:
-                raise ProblemError(401, "UNAUTHENTICATED",
-                                   "send a valid API key as 'Authorization: Bearer <key>'",
-                                   headers={"WWW-Authenticate": "Bearer"})
-            if scope not in key.scopes:
-                raise ProblemError(403, "PERMISSION_DENIED",
-                                   f"this API key lacks the scope '{scope}'")
-            quota = await limiter.hit(key)
-            request.state.quota = quota
-            if not quota.allowed:
-                raise ProblemError(429, "RATE_LIMITED",
-                                   f"rate limit of {key.rate_limit_per_minute}/min exceeded",
-                                   headers=quota.headers())
-            if not in_flight.enter(key):
-                raise ProblemError(429, "TOO_MANY_CONCURRENT_REQUESTS",
-                                   f"at most {in_flight.per_key} requests of one key at once",
-                                   headers={**quota.headers(), "Retry-After": "1"})
-            try:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            presented = token.strip() if scheme.lower() == "bearer" else None
+            async with gate.admit(request, presented, scope, UNAUTHENTICATED) as key:
                 yield key
-            finally:
-                in_flight.leave(key)
         return Depends(check)
 
     @app.post("/v1/events", response_model=schemas.IngestResponse, tags=["events"],
               response_model_exclude_unset=True,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": openapi.BATCH_SCHEMA_REF}}}}},
-              responses=openapi.problems(400, 401, 403, 408, 413, 422, 429, 500, 503, 504))
+              responses=openapi.problems(400, 401, 403, 408, 413, 415, 422, 429, 500, 503,
+                                         504))
     async def post_events(request: Request, key: Annotated[ApiKey, require("events:write")]):
         """Store a batch of events (at most 500 and 500 KB; an event at most 32 KB). Each
         event is accepted, a duplicate of an earlier message_id (stored once), or rejected
         alone with the failing fields named. Each event is recorded as sent by the API key's
         name (`sent_by` in the journey); a key limited to some sources rejects an event of
         any other `source` (or none)."""
-        body = await _read_body(request, max_body_bytes, body_timeout)
-        try:
-            document = bodies.parse(body)
-        except bodies.MalformedBody as error:
-            raise ProblemError(400, "MALFORMED_JSON", str(error)) from None
+        document = await bodies.read_json(request, max_body_bytes, body_timeout)
         raw_events = document.get("events") if isinstance(document, dict) else None
         if not isinstance(raw_events, list):
             raise ProblemError(422, "INVALID_ARGUMENT", "a list of events is required", [
@@ -168,21 +112,8 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
             raise ProblemError(413, "TOO_MANY_EVENTS", f"at most {MAX_BATCH_EVENTS} per batch",
                                [{"field": "events",
                                  "description": f"{len(raw_events)} events sent"}])
-        results: list[dict[str, Any] | None] = [None] * len(raw_events)
-        valid: list[tuple[int, EventIn]] = []
-        for i, raw in enumerate(raw_events):
-            event, violations = _event(raw, key)
-            if event is None:
-                message_id = raw.get("message_id") if isinstance(raw, dict) else None
-                results[i] = conversions.rejected_json(message_id, violations)
-            else:
-                valid.append((i, event))
-        if valid:
-            # The gRPC call blocks: run it off the event loop (the trace context goes along).
-            stored = await run_in_threadpool(backends.profile.ingest, [e for _, e in valid])
-            for (i, _), result in zip(valid, stored, strict=True):
-                results[i] = conversions.result_json(result)
-        counts = {s: sum(1 for r in results if r and r["status"] == s)
+        results = await ingest(backends.profile, [check_event(raw, key) for raw in raw_events])
+        counts = {s: sum(1 for r in results if r["status"] == s)
                   for s in ("accepted", "duplicate", "rejected")}
         return {"accepted": counts["accepted"], "duplicates": counts["duplicate"],
                 "rejected": counts["rejected"], "results": results}
@@ -252,4 +183,5 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
                              "detail": "a service behind the gateway is not serving",
                              "services": states}, status_code=503, media_type=problems.PROBLEM)
 
+    segment_routes.install(app, gate, backends.profile, max_body_bytes, body_timeout)
     return app

@@ -38,7 +38,7 @@ TIMESTAMP_DESCRIPTION = (
     "are not read as Unix time. Default: the time of receipt.")
 
 
-def _rfc3339(value: Any) -> Any:
+def rfc3339_datetime(value: Any) -> Any:
     """An RFC 3339 string as an aware UTC datetime; numbers and other formats are refused
     (pydantic would read ``"1700000000"`` as Unix time)."""
     if value is None:
@@ -62,7 +62,7 @@ def _identifier(value: str | None) -> str | None:
     return value
 
 
-Timestamp = Annotated[datetime | None, BeforeValidator(_rfc3339)]
+Timestamp = Annotated[datetime | None, BeforeValidator(rfc3339_datetime)]
 IdentifierValue = Annotated[str | None, AfterValidator(_identifier)]
 
 # One field per identifier type of the vocabulary, in its priority order.
@@ -208,3 +208,84 @@ class NotReady(Problem):
     """`code` is `NOT_READY`; `services` gives each service's gRPC health status."""
 
     services: dict[str, str]
+
+
+# -- The Segment HTTP tracking spec (segment.py maps it onto Event) ------------------------
+
+SegmentId = Annotated[str | int | None, Field(
+    default=None, description="A string (a number is read as its decimal text).")]
+
+
+class SegmentMessage(BaseModel):
+    """A message of the Segment HTTP tracking spec, as Segment's and RudderStack's libraries
+    send it. Fields not listed are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["identify", "track", "page", "screen", "alias", "group"] | None = Field(
+        default=None, description="Required in a batch; the path says it otherwise.")
+    messageId: str | None = Field(
+        default=None, max_length=128,
+        description="The idempotency key: a message whose id was stored before is not stored "
+                    "again. Absent: a random one (no deduplication).")
+    userId: SegmentId
+    anonymousId: SegmentId
+    previousId: SegmentId = Field(default=None, description="alias: the anonymous id whose "
+                                                            "history joins `userId`.")
+    groupId: SegmentId = Field(default=None, description="group: the account's id.")
+    event: str | None = Field(default=None, description="track: the event's name.")
+    name: str | None = Field(default=None, description="page/screen: its name.")
+    category: str | None = None
+    timestamp: str | None = Field(
+        default=None, description="RFC 3339; corrected for the client's clock skew as "
+                                  "`receivedAt - (sentAt - timestamp)`.")
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+    traits: dict[str, Any] | None = Field(
+        default=None, description="identify: the person's traits (`email` and `phone` become "
+                                  "identifiers); group: the account's traits.")
+    properties: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(
+        default=None, description="`traits`, `externalIds` and `device.id` give identifiers "
+                                  "and traits; `campaign`, `page`, `app`, `device`, `library`, "
+                                  "`os`, `locale`, `timezone`, `screen`, `referrer` are kept in "
+                                  "`properties.context`; `ip`, `userAgent` and `location` are "
+                                  "not stored.")
+    integrations: dict[str, Any] | None = None
+    channel: str | None = None
+    writeKey: str | None = Field(default=None, description="The write key, as analytics.js "
+                                                           "sends it (else HTTP Basic).")
+
+
+class SegmentBatch(BaseModel):
+    """A batch of the Segment spec: at most 500 messages and 500 KB, a message at most 32 KB;
+    `context` and `sentAt` apply to every message."""
+
+    model_config = ConfigDict(extra="allow")
+    batch: list[SegmentMessage] = Field(max_length=MAX_BATCH_EVENTS)
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    sentAt: str | None = None
+    writeKey: str | None = None
+
+
+class SegmentRejection(BaseModel):
+    index: int = Field(description="The message's position in the request (0 for a single "
+                                   "message).")
+    messageId: str | None
+    errors: list[Violation] = Field(description="What is wrong, named as the message has it.")
+
+
+class SegmentResult(BaseModel):
+    success: Literal[True]
+    rejected: list[SegmentRejection] | None = Field(
+        default=None, description="The messages not stored, when some were (the others were).")
+
+
+class SegmentProblem(Problem):
+    """Problem details with what Segment's libraries read of an error: `success`, `code` and
+    `message`."""
+
+    success: Literal[False]
+    message: str
+    rejected: list[SegmentRejection] | None = Field(
+        default=None, description="`INVALID_EVENTS`: every message, and what is wrong.")

@@ -11,19 +11,33 @@ import uvicorn
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span
 
+from omnicdp.services.gateway import segment
 from omnicdp.services.gateway.admission import RateLimiter
 from omnicdp.services.gateway.connections import timed_protocol
 from omnicdp.services.gateway.keys import ApiKeys, KeyFileError
 from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.gateway.settings import Settings
 
+#: Span attributes that, on the Segment endpoints, describe the retailer's visitor (the
+#: browser's user agent and address, as analytics.js sends from it): not kept without a
+#: consent model, in traces as in events.
+_VISITOR_ATTRIBUTES = ("http.user_agent", "user_agent.original", "net.peer.ip",
+                       "net.sock.peer.addr", "client.address", "http.client_ip")
 
-def scrub_query(span: Span, scope: dict) -> None:
-    """Query strings carry identifiers (``profiles:lookup?type=email&value=...``): keep them
-    out of traces, which are not a place for personal data."""
-    if span is None or not span.is_recording() or not scope.get("query_string"):
+
+def scrub_span(span: Span, scope: dict) -> None:
+    """Keep personal data out of traces: query strings carry identifiers
+    (``profiles:lookup?type=email&value=...``), and on the Segment endpoints the user agent
+    and address are the visitor's."""
+    if span is None or not span.is_recording():
         return
     attributes = getattr(span, "attributes", None) or {}
+    if scope.get("path", "") in segment.PATHS:
+        for name in _VISITOR_ATTRIBUTES:
+            if name in attributes:
+                span.set_attribute(name, "redacted")
+    if not scope.get("query_string"):
+        return
     span.set_attribute("http.target", scope.get("path", ""))
     if "url.query" in attributes:
         span.set_attribute("url.query", "redacted")
@@ -62,9 +76,10 @@ def build(settings: Settings) -> HttpHost:
                                 settings.attribution_addr, settings.deadline_seconds)
     limiter = RateLimiter(settings.redis_url, settings.rate_limit_prefix)
     app = create_app(keys, backends, settings.max_body_bytes, settings.body_timeout_seconds,
-                     limiter, settings.max_in_flight, settings.max_in_flight_per_key)
+                     limiter, settings.max_in_flight, settings.max_in_flight_per_key,
+                     settings.cors_origin_list)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
-                                       server_request_hook=scrub_query)
+                                       server_request_hook=scrub_span)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=int(settings.grace_seconds),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,3 +48,21 @@ class Settings:
                                      "prefix of the rate-limit keys in Redis")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight requests get on shutdown")
+    cors_origins: str = setting(
+        "", "CDP_CORS_ORIGINS",
+        "comma-separated origins (e.g. https://shop.example.ru) whose pages may send to the "
+        "Segment endpoints (analytics.js); * for any; none by default")
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+
+    def validate(self) -> None:
+        for origin in self.cors_origin_list:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise SystemExit(f"invalid origin {origin!r} in --cors-origins / "
+                                 "CDP_CORS_ORIGINS: expected scheme://host[:port], e.g. "
+                                 "https://shop.example.ru, or *")
+
+
+_ORIGIN = re.compile(r"https?://[^/?#\s:]+(:\d{1,5})?")
