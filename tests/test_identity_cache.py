@@ -10,6 +10,7 @@ import pytest
 
 from omnicdp.services.identity.model import IdentityRecord
 from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.store import duckdb as duckdb_store
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -119,3 +120,39 @@ def test_an_identifier_of_a_merged_customer_outside_the_batch_follows_the_merge(
         assert resolve(3, email="anna@mail.ru", phone="+79160000001") == oldest
         assert store.resolve_redirects(other) == oldest
         assert resolve(4, device_id="dev-1") == oldest
+
+
+def seen_times(store) -> tuple[set, set]:
+    """Every identifier's first and last sighting in its customer, and every record's last
+    sighting, as the store answers them."""
+    customers = {c for (c,) in store._run(lambda s: s.fetch(
+        "SELECT DISTINCT customer_id FROM records"))}
+    identifiers = {(row.id_type, row.value, row.first_seen, row.last_seen)
+                   for c in customers for row in store.identifier_rows(c)}
+    records = {(r.record_id, r.first_seen, r.last_seen)
+               for c in customers for r in store.records_of(c)}
+    return identifiers, records
+
+
+def test_sightings_read_the_same_folded_or_not_and_after_a_restart(tmp_path, monkeypatch) -> None:
+    records = tangled_stream(seed=3, count=200)
+    stream = records + records[::-1] + records  # later passes are sightings of known records
+    answers = []
+    for fold_rows in (1, 10**9):
+        monkeypatch.setattr(duckdb_store, "FOLD_ROWS", fold_rows)
+        path = tmp_path / f"fold-{fold_rows}.duckdb"
+        with DuckDBIdentityStore(path) as store:
+            resolver = DeterministicResolver(store)
+            for start in range(0, len(stream), 40):
+                resolver.resolve(stream[start:start + 40])
+            unfolded = store._run(lambda s: s.fetch("SELECT count(*) FROM record_sightings"))
+            answers.append((partition(store), seen_times(store)))
+        with DuckDBIdentityStore(path) as reopened:  # unfolded sightings are read back
+            assert (partition(reopened), seen_times(reopened)) == answers[-1]
+        if fold_rows == 1:
+            assert unfolded == [(0,)]
+        else:
+            assert unfolded[0][0] > 100
+    assert answers[0] == answers[1]
+    identifiers, _ = answers[0][1]
+    assert any(first != last for _, _, first, last in identifiers)

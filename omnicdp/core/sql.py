@@ -167,6 +167,8 @@ class DuckDBDatabase:
         self._lock = threading.RLock()
         self._open: DuckDBSession | None = None
         self._closed = False
+        # Called when a transaction rolls back (memory that mirrors the file forgets).
+        self.on_rollback: list[Callable[[], None]] = []
 
     @contextmanager
     def session(self) -> Iterator[DuckDBSession]:
@@ -186,6 +188,8 @@ class DuckDBDatabase:
                 # A failed COMMIT may already have ended the transaction.
                 with suppress(self._errors):
                     self.connection.execute("ROLLBACK")
+                for forget in self.on_rollback:
+                    forget()
                 raise
             finally:
                 self._open = None

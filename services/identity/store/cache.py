@@ -121,6 +121,7 @@ class GraphCache:
         for id_type, value, customer_id in delta.identifiers:
             touched_keys.setdefault((id_type, value), set()).add(customer_id)
             touched_customers.add(customer_id)
+        touched_customers.update(customer_id for _, _, customer_id in delta.sightings)
         for customer_id in touched_customers:
             self.customers.put(customer_id, graph.cache_entry(customer_id))
         for key, holders in touched_keys.items():

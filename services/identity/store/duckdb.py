@@ -2,24 +2,91 @@
 
 DuckDB allows one read-write process per file, so transactions run one at a time in this
 process (``omnicdp.core.sql.DuckDBDatabase``). Each batch loads what it needs through
-indexed lookups and writes its delta in bulk; being the only writer, the store keeps what
-batches loaded in a bounded cache (``cache.py``) written through on commit, since DuckDB's
-point lookups cost tens of microseconds each.
-"""
+indexed lookups and writes its delta in bulk. Two things keep a batch's cost from growing
+with the stored history, both possible because this process is the only writer:
 
+- **A bounded cache** of what batches loaded (``cache.py``), written through on commit:
+  DuckDB answers a point lookup in tens of microseconds, and a retailer's stream repeats.
+- **Sightings are appended, then folded.** Most records of a stream were seen before; seeing
+  one again only advances when it and its identifiers were last seen. Updating those rows
+  in place costs DuckDB an index probe each (about 15-35 ms for a batch), so the advances are
+  appended to ``identifier_sightings`` and ``record_sightings`` in the batch's transaction
+  (durable like the rest of it), kept in memory, and added to every read of those times;
+  every ``FOLD_ROWS`` of them, and before any write that rebuilds or erases rows, they are
+  folded into ``identifiers`` and ``records`` in a few bulk statements.
+"""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TypeVar
 
-from omnicdp.core.sql import DuckDBDatabase, Session
+from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
 from omnicdp.services.identity.store.cache import GraphCache
-from omnicdp.services.identity.store.graph import GraphSource, GraphTransaction
-from omnicdp.services.identity.store.sql import SqlGraphSource, SqlIdentityStore
+from omnicdp.services.identity.store.graph import CustomerRow, GraphSource, GraphTransaction, Seen
+from omnicdp.services.identity.store.sql import MIGRATIONS, SqlGraphSource, SqlIdentityStore
 
 T = TypeVar("T")
+Row = tuple[str, str, str]  # (id_type, value, customer_id)
+
+#: Sightings kept unfolded at most (about 250 bytes of memory each).
+FOLD_ROWS = 50_000
+
+# The embedded backend's own tables, numbered apart from the shared migrations.
+EMBEDDED_MIGRATIONS: tuple[Migration, ...] = (
+    (101, "embedded: sightings of known identifiers and records, folded in bulk", (
+        """CREATE TABLE identifier_sightings (
+            id_type VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            customer_id VARCHAR NOT NULL,
+            first_seen TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            record_id VARCHAR NOT NULL
+        )""",
+        """CREATE TABLE record_sightings (
+            record_id VARCHAR NOT NULL,
+            last_seen TIMESTAMP NOT NULL
+        )""",
+    )),
+)
+
+
+def later(a: Seen, b: Seen) -> Seen:
+    """Two sightings of one identifier in one customer, as one."""
+    latest = b.record_id if b.last > a.last else a.record_id
+    return Seen(min(a.first, b.first), max(a.last, b.last), latest)
+
+
+class _Sightings:
+    """The unfolded sightings, as the tables hold them."""
+
+    def __init__(self) -> None:
+        self.identifiers: dict[Row, Seen] = {}
+        self.records: dict[str, datetime] = {}
+
+    def add(self, identifiers: Mapping[Row, Seen], records: Mapping[str, datetime]) -> None:
+        for row, seen in identifiers.items():
+            old = self.identifiers.get(row)
+            self.identifiers[row] = seen if old is None else later(old, seen)
+        for record_id, last in records.items():
+            self.records[record_id] = max(last, self.records.get(record_id, last))
+
+    def __len__(self) -> int:
+        return len(self.identifiers) + len(self.records)
+
+    @classmethod
+    def load(cls, session: Session) -> _Sightings:
+        sightings = cls()
+        sightings.add(
+            {(t, v, c): Seen(naive_utc(f), naive_utc(la), r) for t, v, c, f, la, r in session.fetch(
+                "SELECT id_type, value, customer_id, min(first_seen), max(last_seen), "
+                "arg_max(record_id, last_seen) FROM identifier_sightings "
+                "GROUP BY id_type, value, customer_id")},
+            {r: naive_utc(la) for r, la in session.fetch(
+                "SELECT record_id, max(last_seen) FROM record_sightings GROUP BY record_id")})
+        return sightings
 
 
 class DuckDBIdentityStore(SqlIdentityStore):
@@ -28,13 +95,73 @@ class DuckDBIdentityStore(SqlIdentityStore):
     def __init__(self, path: str | os.PathLike[str] = ":memory:",
                  cache_customers: int = 50_000) -> None:
         self.cache = GraphCache(cache_customers)
+        # The unfolded sightings, read from their tables when first needed (at most
+        # FOLD_ROWS after a restart); None: read them again.
+        self._sightings: _Sightings | None = None
+        self._staged: tuple[dict[Row, Seen], dict[str, datetime]] | None = None
         self._db = DuckDBDatabase(path, "identity")
+        # A rolled-back transaction may have been written through already (a batch inside
+        # an enclosing transaction that failed later).
+        self._db.on_rollback.append(self._forget)
         try:
             with self._db.session() as session:
                 self._migrate(session)
         except BaseException:
             self._db.close()
             raise
+
+    def _migrate(self, session: Session) -> None:
+        migrate(session, MIGRATIONS + EMBEDDED_MIGRATIONS, "identity")
+
+    def _forget(self) -> None:
+        self.cache.clear()
+        self._sightings = None
+        self._staged = None
+
+    def _unfolded(self, session: Session) -> _Sightings:
+        if self._sightings is None:
+            self._sightings = _Sightings.load(session)
+        return self._sightings
+
+    # -- sightings: appended, overlaid on reads, folded in bulk ---------------------------
+
+    def _write_sightings(self, session: Session, identifiers: Mapping[Row, Seen],
+                         records: Mapping[str, datetime]) -> None:
+        session.insert("identifier_sightings", ("id_type", "value", "customer_id", "first_seen",
+                                                "last_seen", "record_id"),
+                       [(t, v, c, x.first, x.last, x.record_id)
+                        for (t, v, c), x in identifiers.items()])
+        session.insert("record_sightings", ("record_id", "last_seen"), list(records.items()))
+        self._staged = (dict(identifiers), dict(records))
+
+    def _fold(self, session: Session) -> None:
+        """Write the sightings into ``identifiers`` and ``records`` and empty their tables."""
+        if not self._unfolded(session):
+            return
+        session.execute(
+            "UPDATE identifiers SET first_seen = least(identifiers.first_seen, p.first_seen), "
+            "last_seen = greatest(identifiers.last_seen, p.last_seen), "
+            "record_id = CASE WHEN p.last_seen > identifiers.last_seen THEN p.record_id "
+            "ELSE identifiers.record_id END "
+            "FROM (SELECT id_type, value, customer_id, min(first_seen) AS first_seen, "
+            "max(last_seen) AS last_seen, arg_max(record_id, last_seen) AS record_id "
+            "FROM identifier_sightings GROUP BY id_type, value, customer_id) p "
+            "WHERE identifiers.id_type = p.id_type AND identifiers.value = p.value "
+            "AND identifiers.customer_id = p.customer_id")
+        session.execute(
+            "UPDATE records SET last_seen = greatest(records.last_seen, p.last_seen) "
+            "FROM (SELECT record_id, max(last_seen) AS last_seen FROM record_sightings "
+            "GROUP BY record_id) p WHERE records.record_id = p.record_id")
+        session.execute("DELETE FROM identifier_sightings")
+        session.execute("DELETE FROM record_sightings")
+        self._sightings = _Sightings()
+
+    def _identifier_seen(self, id_type: str, value: str, customer_id: str, stored: Seen) -> Seen:
+        unfolded = self._run(self._unfolded).identifiers.get((id_type, value, customer_id))
+        return stored if unfolded is None else later(stored, unfolded)
+
+    def _record_last_seen(self, record_id: str, stored: datetime) -> datetime:
+        return max(stored, self._run(self._unfolded).records.get(record_id, stored))
 
     @property
     def _conn(self):  # noqa: ANN202 (the DuckDB connection; tests make its COMMIT fail)
@@ -48,25 +175,33 @@ class DuckDBIdentityStore(SqlIdentityStore):
         return self._db.session()
 
     def _run(self, work: Callable[[Session], T], write: bool = False) -> T:
-        # A write the cache cannot follow (unmerge, a split, erasure) empties it.
+        # A write the cache cannot follow (unmerge, a split, erasure) empties it, and finds
+        # every sighting in place (it rebuilds identifiers from records, or erases them).
+        if not write:
+            return super()._run(work)
+
+        def folded_first(session: Session) -> T:
+            self._fold(session)
+            return work(session)
         try:
-            return super()._run(work, write)
+            return super()._run(folded_first, write)
         finally:
-            if write:
-                self.cache.clear()
+            self.cache.clear()
 
     def _run_graph(self, attempt: Callable[[Session], T]) -> T:
-        try:
-            return super()._run(attempt, write=True)
-        except BaseException:
-            self.cache.clear()  # loads are committed state, but be sure after a failure
-            raise
+        return super()._run(attempt, write=True)  # written through, not emptied
 
     def _graph_source(self, session: Session) -> GraphSource:
-        return self.cache.source(SqlGraphSource(session))
+        return self.cache.source(_SightedSource(session, self._unfolded(session)))
 
     def _graph_committed(self, graph: GraphTransaction) -> None:
+        if self._staged is not None and self._sightings is not None:
+            self._sightings.add(*self._staged)
+        self._staged = None
         self.cache.committed(graph)
+        if self._sightings is not None and len(self._sightings) >= FOLD_ROWS:
+            with self._db.session() as session:
+                self._fold(session)
 
     def _next_seqs(self, session: Session, count: int) -> list[int]:
         # One transaction at a time, so the next numbers follow the committed maximum.
@@ -75,3 +210,21 @@ class DuckDBIdentityStore(SqlIdentityStore):
 
     def close(self) -> None:
         self._db.close()
+
+
+class _SightedSource(SqlGraphSource):
+    """The working set's loads, with the sightings not folded yet."""
+
+    def __init__(self, session: Session, sightings: _Sightings) -> None:
+        super().__init__(session)
+        self._sightings = sightings
+
+    def customers(self, customer_ids: Sequence[str]
+                  ) -> tuple[dict[str, CustomerRow], list[tuple[str, str, str, Seen]]]:
+        rows, identifiers = super().customers(customer_ids)
+        unfolded = self._sightings.identifiers
+        if unfolded:
+            identifiers = [(t, v, c, later(seen, unfolded[(t, v, c)])
+                            if (t, v, c) in unfolded else seen)
+                           for t, v, c, seen in identifiers]
+        return rows, identifiers

@@ -84,7 +84,10 @@ class Delta:
 
     new_customers: dict[str, datetime] = field(default_factory=dict)
     merges: list[tuple[str, str]] = field(default_factory=list)  # (survivor, loser), in order
+    # Rows written whole: an identifier new to its customer, or moved by a merge.
     identifiers: dict[tuple[str, str, str], Seen] = field(default_factory=dict)
+    # Rows that exist and were seen again: only their times and latest record advance.
+    sightings: dict[tuple[str, str, str], Seen] = field(default_factory=dict)
     new_records: dict[str, NewRecord] = field(default_factory=dict)
     seen_records: dict[str, datetime] = field(default_factory=dict)  # existing -> last seen
     links: list[NewLink] = field(default_factory=list)
@@ -94,9 +97,9 @@ class Delta:
     placeholders: dict[Key, str] = field(default_factory=dict)  # found now -> why
 
     def __bool__(self) -> bool:
-        return bool(self.new_customers or self.merges or self.identifiers or self.new_records
-                    or self.seen_records or self.links or self.changes or self.names
-                    or self.placeholders)
+        return bool(self.new_customers or self.merges or self.identifiers or self.sightings
+                    or self.new_records or self.seen_records or self.links or self.changes
+                    or self.names or self.placeholders)
 
 
 class GraphSource(Protocol):
@@ -284,8 +287,10 @@ class GraphTransaction:
             holders[survivor_id] = moved
             self._keys_of.setdefault(survivor_id, set()).add(key)
             self.delta.identifiers[(key[0], key[1], survivor_id)] = moved
+            self.delta.sightings.pop((key[0], key[1], survivor_id), None)
             # The loser's stored rows go with it as a whole (the backend deletes them).
             self.delta.identifiers.pop((key[0], key[1], loser_id), None)
+            self.delta.sightings.pop((key[0], key[1], loser_id), None)
         self._keys_of.pop(loser_id, None)
         for record_id, customer_id in self._records.items():
             if customer_id == loser_id:
@@ -308,7 +313,11 @@ class GraphTransaction:
             if new != old:
                 holders[customer_id] = new
                 self._keys_of.setdefault(customer_id, set()).add(key)
-                self.delta.identifiers[(key[0], key[1], customer_id)] = new
+                row = (key[0], key[1], customer_id)
+                if old is None or row in self.delta.identifiers:
+                    self.delta.identifiers[row] = new
+                else:
+                    self.delta.sightings[row] = new
 
     def add_record(self, record: NewRecord, links: Sequence[tuple[str, str]]) -> None:
         """Store a record observed for the first time in ``record.customer_id``, linked to

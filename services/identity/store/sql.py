@@ -219,16 +219,7 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                             "WHERE records.customer_id = m.loser", params)
             # A merge moves every identifier of the loser: its rows go in one statement.
             session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [list(moved)])
-        if delta.identifiers:
-            session.insert(
-                "identifiers",
-                ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
-                 "record_id"),
-                [(key_hash(t, v), t, v, c, s.first, s.last, s.record_id)
-                 for (t, v, c), s in delta.identifiers.items()],
-                "ON CONFLICT (id_type, value, customer_id) DO UPDATE SET "
-                "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
-                "record_id = excluded.record_id")
+        self._upsert_identifiers(session, delta.identifiers)
         if delta.new_records:
             records = list(delta.new_records.values())
             session.insert("records", ("record_id", "customer_id", "source", "features",
@@ -239,13 +230,7 @@ class SqlIdentityStore(SqlStore, IdentityStore):
             session.insert("record_identifiers", ("record_id", "id_type", "value"),
                            [(r.record_id, t, v) for r in records
                             for t, v in r.identifiers.items()])
-        if delta.seen_records:
-            session.execute(
-                "UPDATE records SET last_seen = s.last_seen "
-                "FROM (SELECT unnest(%s::text[]) AS record_id, "
-                "unnest(%s::timestamp[]) AS last_seen) s "
-                "WHERE records.record_id = s.record_id AND records.last_seen < s.last_seen",
-                [list(delta.seen_records), list(delta.seen_records.values())])
+        self._write_sightings(session, delta.sightings, delta.seen_records)
         if delta.names:
             session.insert("identifier_names", ("key", "id_type", "value", "kind", "name"),
                            [(key_hash(t, v), t, v, kind, name)
@@ -264,6 +249,32 @@ class SqlIdentityStore(SqlStore, IdentityStore):
         if not delta.changes:
             return self._last_seq(session)
         return self._log(session, delta.changes)
+
+    @staticmethod
+    def _upsert_identifiers(session: Session, rows: Mapping[tuple[str, str, str], Seen]) -> None:
+        if rows:
+            session.insert(
+                "identifiers",
+                ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
+                 "record_id"),
+                [(key_hash(t, v), t, v, c, s.first, s.last, s.record_id)
+                 for (t, v, c), s in rows.items()],
+                "ON CONFLICT (id_type, value, customer_id) DO UPDATE SET "
+                "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+                "record_id = excluded.record_id")
+
+    def _write_sightings(self, session: Session,
+                         identifiers: Mapping[tuple[str, str, str], Seen],
+                         records: Mapping[str, datetime]) -> None:
+        """Identifiers and records that exist were seen again (in place, by default)."""
+        self._upsert_identifiers(session, identifiers)
+        if records:
+            session.execute(
+                "UPDATE records SET last_seen = s.last_seen "
+                "FROM (SELECT unnest(%s::text[]) AS record_id, "
+                "unnest(%s::timestamp[]) AS last_seen) s "
+                "WHERE records.record_id = s.record_id AND records.last_seen < s.last_seen",
+                [list(records), list(records.values())])
 
     # -- lineage and erasure --------------------------------------------------------------
 
@@ -481,14 +492,25 @@ class SqlIdentityStore(SqlStore, IdentityStore):
 
     def find_matches(self, identifiers: Mapping[str, str]) -> list[IdentifierMatch]:
         return self._run(
-            lambda s: GraphTransaction(SqlGraphSource(s)).find_matches(identifiers))
+            lambda s: GraphTransaction(self._graph_source(s)).find_matches(identifiers))
 
     def identifier_rows(self, customer_id: str) -> list[IdentifierRow]:
         rows = self._run(lambda s: s.fetch(
             "SELECT id_type, value, customer_id, first_seen, last_seen FROM identifiers "
             "WHERE customer_id = %s", [customer_id]))
-        return sort_identifier_rows([IdentifierRow(t, v, c, aware_utc(f), aware_utc(la))
-                                     for t, v, c, f, la in rows])
+        rows = [(t, v, c, self._identifier_seen(t, v, c, Seen(naive_utc(f), naive_utc(la), "")))
+                for t, v, c, f, la in rows]
+        return sort_identifier_rows([IdentifierRow(t, v, c, aware_utc(x.first), aware_utc(x.last))
+                                     for t, v, c, x in rows])
+
+    def _identifier_seen(self, id_type: str, value: str, customer_id: str, stored: Seen) -> Seen:
+        """When an identifier was seen, as stored (a backend that defers sightings adds
+        those not written yet)."""
+        return stored
+
+    def _record_last_seen(self, record_id: str, stored: datetime) -> datetime:
+        """When a record was last seen, as stored (see ``_identifier_seen``)."""
+        return stored
 
     def records_of(self, customer_id: str) -> list[StoredRecord]:
         live_id = self.resolve_redirects(customer_id)
@@ -507,7 +529,8 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                         "WHERE record_id = ANY(%s) ORDER BY id_type, value", [ids]):
                     identifiers.setdefault(record_id, {}).setdefault(id_type, []).append(value)
             return [StoredRecord(r, c, source, json.loads(features), identifiers.get(r, {}),
-                                 aware_utc(first), aware_utc(last))
+                                 aware_utc(first),
+                                 aware_utc(self._record_last_seen(r, naive_utc(last))))
                     for r, c, source, features, first, last in records]
         return self._run(read)
 
