@@ -281,6 +281,19 @@ class PostgresDatabase:
         self._pool.close()
 
 
+def update_mapped(session: Session, table: str, column: str, key: str,
+                  mapping: dict[Any, Any]) -> None:
+    """``UPDATE table SET column = mapping[key] WHERE key IN mapping`` in one statement that
+    finds its rows through ``key``'s index (an update joined to a list would scan the table:
+    a cost in proportion to the stored history)."""
+    if not mapping:
+        return
+    cases = " ".join(["WHEN %s THEN %s"] * len(mapping))
+    pairs = [value for item in mapping.items() for value in item]
+    session.execute(f"UPDATE {table} SET {column} = CASE {key} {cases} END "
+                    f"WHERE {key} = ANY(%s)", [*pairs, list(mapping)])
+
+
 def migrate(session: Session, migrations: Sequence[Migration], service: str) -> None:
     """Apply the migrations not applied yet, in order, in the caller's transaction."""
     session.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("

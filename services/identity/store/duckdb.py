@@ -99,6 +99,7 @@ class DuckDBIdentityStore(SqlIdentityStore):
         # FOLD_ROWS after a restart); None: read them again.
         self._sightings: _Sightings | None = None
         self._staged: tuple[dict[Row, Seen], dict[str, datetime]] | None = None
+        self._seq: int | None = None  # the change log's last number
         self._db = DuckDBDatabase(path, "identity")
         # A rolled-back transaction may have been written through already (a batch inside
         # an enclosing transaction that failed later).
@@ -114,6 +115,7 @@ class DuckDBIdentityStore(SqlIdentityStore):
         migrate(session, MIGRATIONS + EMBEDDED_MIGRATIONS, "identity")
 
     def _forget(self) -> None:
+        self._seq = None
         self.cache.clear()
         self._sightings = None
         self._staged = None
@@ -203,9 +205,16 @@ class DuckDBIdentityStore(SqlIdentityStore):
             with self._db.session() as session:
                 self._fold(session)
 
+    def _last_seq(self, session: Session) -> int:
+        if self._seq is None:
+            self._seq = super()._last_seq(session)
+        return self._seq
+
     def _next_seqs(self, session: Session, count: int) -> list[int]:
-        # One transaction at a time, so the next numbers follow the committed maximum.
+        # One transaction at a time, so the next numbers follow the committed maximum (kept
+        # in memory; a rollback forgets it).
         last = self._last_seq(session)
+        self._seq = last + count
         return list(range(last + 1, last + 1 + count))
 
     def close(self) -> None:

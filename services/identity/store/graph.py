@@ -84,9 +84,11 @@ class Delta:
 
     new_customers: dict[str, datetime] = field(default_factory=dict)
     merges: list[tuple[str, str]] = field(default_factory=list)  # (survivor, loser), in order
-    # Rows written whole: an identifier new to its customer, or moved by a merge.
+    # Rows to insert: an identifier new to its customer (first seen, or moved to it by a
+    # merge); never a row the store holds.
     identifiers: dict[tuple[str, str, str], Seen] = field(default_factory=dict)
-    # Rows that exist and were seen again: only their times and latest record advance.
+    # Rows the store holds that were seen again (or met a merged customer's row): only their
+    # times and latest record advance.
     sightings: dict[tuple[str, str, str], Seen] = field(default_factory=dict)
     new_records: dict[str, NewRecord] = field(default_factory=dict)
     seen_records: dict[str, datetime] = field(default_factory=dict)  # existing -> last seen
@@ -281,16 +283,21 @@ class GraphTransaction:
             holders = self._holders[key]
             moved = holders.pop(loser_id)
             kept = holders.get(survivor_id)
-            if kept is not None:
+            survivor_row, loser_row = (key[0], key[1], survivor_id), (key[0], key[1], loser_id)
+            if kept is None:
+                self.delta.identifiers[survivor_row] = moved
+            else:
                 latest = moved.record_id if moved.last > kept.last else kept.record_id
                 moved = Seen(min(kept.first, moved.first), max(kept.last, moved.last), latest)
+                # The survivor's row exists (or is new in this transaction): seen again.
+                rows = (self.delta.identifiers if survivor_row in self.delta.identifiers
+                        else self.delta.sightings)
+                rows[survivor_row] = moved
             holders[survivor_id] = moved
             self._keys_of.setdefault(survivor_id, set()).add(key)
-            self.delta.identifiers[(key[0], key[1], survivor_id)] = moved
-            self.delta.sightings.pop((key[0], key[1], survivor_id), None)
             # The loser's stored rows go with it as a whole (the backend deletes them).
-            self.delta.identifiers.pop((key[0], key[1], loser_id), None)
-            self.delta.sightings.pop((key[0], key[1], loser_id), None)
+            self.delta.identifiers.pop(loser_row, None)
+            self.delta.sightings.pop(loser_row, None)
         self._keys_of.pop(loser_id, None)
         for record_id, customer_id in self._records.items():
             if customer_id == loser_id:

@@ -23,6 +23,7 @@ from omnicdp.core.sql import (
     aware_utc,
     migrate,
     naive_utc,
+    update_mapped,
     utc_now,
 )
 from omnicdp.services.identity.model import Change, Erased, StoredLink, StoredRecord, Unmerged
@@ -148,6 +149,15 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+IDENTIFIER_COLUMNS = ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
+                      "record_id")
+
+
+def identifier_rows(rows: Mapping[tuple[str, str, str], Seen]) -> list[tuple]:
+    return [(key_hash(t, v), t, v, c, s.first, s.last, s.record_id)
+            for (t, v, c), s in rows.items()]
+
+
 class SqlIdentityStore(SqlStore, IdentityStore):
     """The identity store on a SQL backend; subclasses open sessions and order writers."""
 
@@ -209,17 +219,13 @@ class SqlIdentityStore(SqlStore, IdentityStore):
         moved = {loser: graph.final_customer(loser) for _, loser in delta.merges
                  if loser not in delta.new_customers}
         if moved:
-            pairs = "(SELECT unnest(%s::text[]) AS loser, unnest(%s::text[]) AS survivor)"
-            params = [list(moved), list(moved.values())]
-            session.execute(f"UPDATE customers SET merged_into = m.survivor FROM {pairs} m "
-                            "WHERE customers.customer_id = m.loser", params)
-            session.execute(f"UPDATE customers SET merged_into = m.survivor FROM {pairs} m "
-                            "WHERE customers.merged_into = m.loser", params)
-            session.execute(f"UPDATE records SET customer_id = m.survivor FROM {pairs} m "
-                            "WHERE records.customer_id = m.loser", params)
+            update_mapped(session, "customers", "merged_into", "customer_id", moved)
+            update_mapped(session, "customers", "merged_into", "merged_into", moved)
+            update_mapped(session, "records", "customer_id", "customer_id", moved)
             # A merge moves every identifier of the loser: its rows go in one statement.
             session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [list(moved)])
-        self._upsert_identifiers(session, delta.identifiers)
+        if delta.identifiers:  # rows new to their customer (graph.Delta)
+            session.insert("identifiers", IDENTIFIER_COLUMNS, identifier_rows(delta.identifiers))
         if delta.new_records:
             records = list(delta.new_records.values())
             session.insert("records", ("record_id", "customer_id", "source", "features",
@@ -250,24 +256,15 @@ class SqlIdentityStore(SqlStore, IdentityStore):
             return self._last_seq(session)
         return self._log(session, delta.changes)
 
-    @staticmethod
-    def _upsert_identifiers(session: Session, rows: Mapping[tuple[str, str, str], Seen]) -> None:
-        if rows:
-            session.insert(
-                "identifiers",
-                ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
-                 "record_id"),
-                [(key_hash(t, v), t, v, c, s.first, s.last, s.record_id)
-                 for (t, v, c), s in rows.items()],
-                "ON CONFLICT (id_type, value, customer_id) DO UPDATE SET "
-                "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
-                "record_id = excluded.record_id")
-
     def _write_sightings(self, session: Session,
                          identifiers: Mapping[tuple[str, str, str], Seen],
                          records: Mapping[str, datetime]) -> None:
         """Identifiers and records that exist were seen again (in place, by default)."""
-        self._upsert_identifiers(session, identifiers)
+        if identifiers:
+            session.insert("identifiers", IDENTIFIER_COLUMNS, identifier_rows(identifiers),
+                           "ON CONFLICT (id_type, value, customer_id) DO UPDATE SET "
+                           "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+                           "record_id = excluded.record_id")
         if records:
             session.execute(
                 "UPDATE records SET last_seen = s.last_seen "
@@ -433,10 +430,7 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                 latest = record_id if naive_utc(last) > old.last else old.record_id
                 seen[key] = Seen(min(old.first, naive_utc(first)),
                                  max(old.last, naive_utc(last)), latest)
-        session.insert("identifiers", ("key", "id_type", "value", "customer_id", "first_seen",
-                                       "last_seen", "record_id"),
-                       [(key_hash(t, v), t, v, c, x.first, x.last, x.record_id)
-                        for (t, v, c), x in seen.items()])
+        session.insert("identifiers", IDENTIFIER_COLUMNS, identifier_rows(seen))
 
     def _log(self, session: Session, entries: Sequence[ChangeEntry]) -> int:
         seqs = self._next_seqs(session, len(entries))

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from omnicdp.core.sql import Session, SqlStore, aware_utc, naive_utc
+from omnicdp.core.sql import Session, SqlStore, aware_utc, naive_utc, update_mapped
 from omnicdp.services.identity.client import Change
 from omnicdp.services.profile.model import Profile, StoredEvent
 from omnicdp.services.profile.store.base import (
@@ -193,11 +193,8 @@ class _MembershipRun:
     def write(self, session: Session) -> None:
         if self.redirects:
             moved = {loser: self.final(loser) for loser in self.redirects}
-            case = " ".join(["WHEN %s THEN %s"] * len(moved))
-            pairs = [value for item in moved.items() for value in item]
             for table in ("record_customers", "customer_aliases"):
-                session.execute(f"UPDATE {table} SET customer_id = CASE customer_id {case} END "
-                                "WHERE customer_id = ANY(%s)", [*pairs, list(moved)])
+                update_mapped(session, table, "customer_id", "customer_id", moved)
             session.insert("customer_aliases", ("alias_id", "customer_id"), list(moved.items()),
                            "ON CONFLICT (alias_id) DO UPDATE "
                            "SET customer_id = excluded.customer_id")
