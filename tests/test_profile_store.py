@@ -231,9 +231,12 @@ def test_a_run_of_changes_applied_at_once_ends_as_applied_one_by_one(
         log.erased("cD"),                  # cD and cE's records go
         log.created("cG"),
         log.merged("cG", "cF"),
+        log.linked("cA", "rec-late"),      # a record new to the run, split off at once
+        log.split("cH", "cA", "rec-late"),
     ]
     events = [stored(f"m-{r}", "cA", record=r) for r in
-              ("rec-cA", "rec-cB", "rec-cC", "rec-cC2", "rec-c2", "rec-cD", "rec-cE", "rec-cG")]
+              ("rec-cA", "rec-cB", "rec-cC", "rec-cC2", "rec-c2", "rec-cD", "rec-cE", "rec-cG",
+               "rec-late")]
 
     def outcome(path: Path, steps: list[list[Change]]) -> tuple:
         url = store_url if store_url.startswith("postgres") else f"duckdb:///{path}"
@@ -243,7 +246,7 @@ def test_a_run_of_changes_applied_at_once_ends_as_applied_one_by_one(
             for step in steps:
                 opened.apply_changes(step)
             aliases = {c: opened.canonical_customer_id(c)
-                       for c in ("cA", "cB", "cC", "cD", "cE", "cF", "cG")}
+                       for c in ("cA", "cB", "cC", "cD", "cE", "cF", "cG", "cH")}
             journeys = {c: [e.record_id for e in opened.list_customer_events(c, None, 50)]
                         for c in set(aliases.values())}
             return aliases, journeys
@@ -262,4 +265,5 @@ def test_a_run_of_changes_applied_at_once_ends_as_applied_one_by_one(
     assert aliases["cC"] == aliases["cF"] == "cG" and aliases["cB"] == "cA"
     assert sorted(journeys["cA"]) == ["rec-c2", "rec-cA", "rec-cB", "rec-cC2"]
     assert sorted(journeys["cG"]) == ["rec-cC", "rec-cG"]
+    assert journeys["cH"] == ["rec-late"]
     assert "rec-cD" not in str(journeys) and "rec-cE" not in str(journeys)

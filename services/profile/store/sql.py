@@ -80,8 +80,10 @@ class SqlProfileStore(SqlStore, ProfileStore):
             pending = [c for c in changes if c.seq > cursor]
             run = _MembershipRun()
             for change in pending:
-                if change.kind in ("created", "linked", "split") and change.record_id:
-                    run.members[change.record_id] = change.customer_id
+                if change.kind in ("created", "linked") and change.record_id:
+                    run.new_members[change.record_id] = change.customer_id
+                elif change.kind == "split" and change.record_id:
+                    run.moved_members[change.record_id] = change.customer_id
                 elif change.kind == "erased":
                     run.write(session)
                     run = _MembershipRun()
@@ -181,7 +183,9 @@ class _MembershipRun:
     """Merges and record assignments of consecutive changes, written as their end state."""
 
     def __init__(self) -> None:
-        self.members: dict[str, str] = {}  # record -> customer
+        # record -> customer: records new to the log (created, linked), or moved (split)
+        self.new_members: dict[str, str] = {}
+        self.moved_members: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # merged customer -> the one it merged into
 
     def final(self, customer_id: str) -> str:
@@ -198,8 +202,11 @@ class _MembershipRun:
             session.insert("customer_aliases", ("alias_id", "customer_id"), list(moved.items()),
                            "ON CONFLICT (alias_id) DO UPDATE "
                            "SET customer_id = excluded.customer_id")
-        if self.members:
-            session.insert("record_customers", ("record_id", "customer_id"),
-                           [(r, self.final(c)) for r, c in self.members.items()],
-                           "ON CONFLICT (record_id) DO UPDATE "
-                           "SET customer_id = excluded.customer_id")
+        # Each change is applied once (the cursor), so a created or linked record has no
+        # row yet and a split one has: no conflict clause to check.
+        session.insert("record_customers", ("record_id", "customer_id"),
+                       [(r, self.final(self.moved_members.get(r, c)))
+                        for r, c in self.new_members.items()])
+        update_mapped(session, "record_customers", "customer_id", "record_id",
+                      {r: self.final(c) for r, c in self.moved_members.items()
+                       if r not in self.new_members})
