@@ -14,6 +14,7 @@ import pytest
 from omnicdp.core.errors import InvalidArgument, NotFound
 from omnicdp.services.identity.model import IdentityRecord, Resolution
 from omnicdp.services.identity.normalize import (
+    BlockedValues,
     is_placeholder,
     normalize_identifier,
     normalize_usable_identifiers,
@@ -700,3 +701,28 @@ def test_a_family_email_with_few_names_still_links(resolver: DeterministicResolv
                for i, name in enumerate(["anna", "anna", "boris"])]
     resolutions = resolver.resolve(records)
     assert len({r.customer_id for r in resolutions}) == 1
+
+
+def test_a_retailers_own_blocked_values_never_link(store: IdentityStore) -> None:
+    blocked = BlockedValues.parse(
+        "# the shop's stand-ins\nemail:.*@shop\\.example\\.ru\nphone:\\+74950000000\nguest-\\d+\n")
+    resolver = DeterministicResolver(store, blocked=blocked)
+    anna = resolve_one(resolver, 0, record_id="a", email="kassa@shop.example.ru",
+                       loyalty_id="L-1")
+    oleg = resolve_one(resolver, 1, record_id="b", email="KASSA@shop.example.ru",
+                       phone="+7 495 000-00-00", loyalty_id="L-2")
+    assert anna.customer_id != oleg.customer_id
+    assert "email" not in oleg.identifiers and "phone" not in oleg.identifiers
+    [only_blocked] = resolver.resolve([IdentityRecord("c", {"user_id": "GUEST-17"}, T0)])
+    assert only_blocked.customer_id is None and only_blocked.violations
+    assert resolver.lookup("email", "kassa@shop.example.ru") is None
+    # The same values still link where nothing blocks them.
+    plain = DeterministicResolver(store)
+    assert resolve_one(plain, 2, record_id="d", email="kassa@shop.example.ru").customer_id
+
+
+def test_blocked_values_name_the_line_of_a_bad_pattern() -> None:
+    with pytest.raises(ValueError, match=r"blocked\.txt, line 2: .*"):
+        BlockedValues.parse("email:ok@.*\nphone:([0-9]\n", "blocked.txt")
+    parsed = BlockedValues.parse("unknown_type:x\n")  # not a type: a pattern for all types
+    assert parsed.blocks("email", "unknown_type:x") and not parsed.blocks("email", "x")

@@ -78,3 +78,15 @@ def test_a_taken_port_is_refused_with_a_clear_error() -> None:
             second.start()
     finally:
         first.stop(grace=0)
+
+
+def test_identity_refuses_a_bad_blocked_values_file_naming_the_line(tmp_path) -> None:
+    from omnicdp.services.identity.server import build
+    from omnicdp.services.identity.settings import Settings
+
+    patterns = tmp_path / "blocked.txt"
+    patterns.write_text("email:.*@shop\\.ru\nphone:(+7\n", "utf-8")
+    with pytest.raises(SystemExit, match=r"CDP_BLOCKED_VALUES: .*blocked\.txt, line 2"):
+        build(Settings(data_dir=tmp_path, blocked_values=str(patterns)))
+    with pytest.raises(SystemExit, match="CDP_BLOCKED_VALUES: .*No such file"):
+        build(Settings(data_dir=tmp_path, blocked_values=str(tmp_path / "missing.txt")))

@@ -119,11 +119,52 @@ def _normalize(id_type: str, raw: str, default_region: str, country: str | None)
     return normalized
 
 
+class BlockedValues:
+    """A retailer's own placeholders, beside the built-in ones: regular expressions that a
+    whole normalised value matches (case-insensitively), for one identifier type or all.
+
+    Given as text, one per line: ``PATTERN`` for every type or ``TYPE:PATTERN`` for one
+    (e.g. ``email:.*@store\\.example\\.ru``, ``phone:\\+74950000000``); blank lines and lines
+    starting with ``#`` are skipped."""
+
+    def __init__(self, patterns: Mapping[str | None, list[re.Pattern[str]]] | None = None) -> None:
+        self._patterns = dict(patterns or {})
+
+    @classmethod
+    def parse(cls, text: str, origin: str = "blocked values") -> BlockedValues:
+        patterns: dict[str | None, list[re.Pattern[str]]] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            id_type, _, pattern = line.partition(":")
+            if id_type not in IDENTIFIER_TYPES or not pattern:
+                id_type, pattern = None, line
+            try:
+                compiled = re.compile(pattern, re.IGNORECASE)
+            except re.error as error:
+                raise ValueError(f"{origin}, line {number}: {error}") from None
+            patterns.setdefault(id_type, []).append(compiled)
+        return cls(patterns)
+
+    def blocks(self, id_type: str, normalized: str) -> bool:
+        return any(p.fullmatch(normalized) for key in (id_type, None)
+                   for p in self._patterns.get(key, ()))
+
+    def __bool__(self) -> bool:
+        return bool(self._patterns)
+
+
+NO_BLOCKED_VALUES = BlockedValues()
+
+
 def normalize_usable_identifiers(
-    ids: Mapping[str, str | None], default_region: str = "RU", country: str | None = None
+    ids: Mapping[str, str | None], default_region: str = "RU", country: str | None = None,
+    blocked: BlockedValues = NO_BLOCKED_VALUES,
 ) -> tuple[dict[str, str], list[FieldViolation]]:
     """The record's usable identifiers, normalised and in priority order, and what was
-    wrong with the others (malformed values, unknown types)."""
+    wrong with the others (malformed values, unknown types). Placeholders, built in or
+    ``blocked``, are left out silently."""
     normalized: dict[str, str] = {}
     violations: list[FieldViolation] = []
     for id_type, raw in ids.items():
@@ -134,7 +175,7 @@ def normalize_usable_identifiers(
         except InvalidArgument as error:
             violations.extend(error.violations)
             continue
-        if value is not None:
+        if value is not None and not (blocked and blocked.blocks(id_type, value)):
             normalized[id_type] = value
     return dict(sorted(normalized.items(), key=lambda item: PRIORITY[item[0]])), violations
 

@@ -6,7 +6,8 @@ belongs to, merges them when that is safe, and attaches the record's identifiers
 result. The rules, in the order they apply:
 
 1. **Normalise.** Identifiers are normalised (``normalize.py``); placeholders
-   (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``) are dropped and never link. A
+   (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``, and the retailer's own
+   ``BlockedValues``) are dropped and never link. A
    malformed identifier (a phone that is no phone number, an e-mail without a domain) is
    left out of linking and reported as a warning, so a store purchase is not lost to a
    mistyped phone; a record with no usable identifier is rejected, with the reasons as
@@ -66,6 +67,8 @@ from omnicdp.core.errors import FieldViolation
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES, PRIORITY
 from omnicdp.services.identity.model import IdentityRecord, Resolution, ResolvedBatch
 from omnicdp.services.identity.normalize import (
+    NO_BLOCKED_VALUES,
+    BlockedValues,
     normalize_identifier,
     normalize_usable_identifiers,
 )
@@ -120,10 +123,12 @@ class DeterministicResolver:
     """Resolves records to stable customer ids by exact identifiers (see module docs)."""
 
     def __init__(self, store: IdentityStore, default_region: str = "RU",
-                 placeholder_threshold: int = PLACEHOLDER_THRESHOLD) -> None:
+                 placeholder_threshold: int = PLACEHOLDER_THRESHOLD,
+                 blocked: BlockedValues = NO_BLOCKED_VALUES) -> None:
         self._store = store
         self._default_region = default_region
         self._placeholder_threshold = placeholder_threshold
+        self._blocked = blocked
 
     def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
         """One resolution per record, in order; bad records get violations, not exceptions."""
@@ -156,15 +161,16 @@ class DeterministicResolver:
         malformed one.
         """
         value = normalize_identifier(id_type, raw_value, self._default_region)
-        return None if value is None else self._store.lookup(id_type, value)
+        if value is None or self._blocked.blocks(id_type, value):
+            return None
+        return self._store.lookup(id_type, value)
 
     def _prepare(self, record: IdentityRecord) -> _Prepared | Resolution:
         """The record's usable identifiers, features and id, with warnings about the rest;
         or its rejection when no identifier is usable (rule 1)."""
         features = normalize_features(record.traits)
         identifiers, problems = normalize_usable_identifiers(
-            record.identifiers, self._default_region, features.get("country")
-        )
+            record.identifiers, self._default_region, features.get("country"), self._blocked)
         if not identifiers:
             return Resolution(
                 record.record_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from omnicdp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from omnicdp.core import protoconv
@@ -13,6 +14,7 @@ from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
 from omnicdp.services.identity import convert
 from omnicdp.services.identity.model import LinkedCustomer
+from omnicdp.services.identity.normalize import NO_BLOCKED_VALUES, BlockedValues
 from omnicdp.services.identity.resolver import DeterministicResolver
 from omnicdp.services.identity.settings import Settings
 from omnicdp.services.identity.store import IdentityStore, open_store
@@ -130,9 +132,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 
 def build(settings: Settings) -> ServiceHost:
+    blocked = NO_BLOCKED_VALUES
+    if settings.blocked_values:
+        try:
+            blocked = BlockedValues.parse(Path(settings.blocked_values).read_text("utf-8"),
+                                          settings.blocked_values)
+        except (OSError, UnicodeError, ValueError) as error:
+            raise SystemExit(f"identity: --blocked-values / CDP_BLOCKED_VALUES: {error}") from None
     store = open_store(settings.database_url, settings.data_dir, settings.cache_customers)
     resolver = DeterministicResolver(store, default_region=settings.default_region,
-                                     placeholder_threshold=settings.placeholder_threshold)
+                                     placeholder_threshold=settings.placeholder_threshold,
+                                     blocked=blocked)
     return ServiceHost(
         "identity",
         [Registration(identity_pb2_grpc.add_IdentityServiceServicer_to_server,

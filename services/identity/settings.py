@@ -22,6 +22,11 @@ class Settings:
         20, "CDP_PLACEHOLDER_THRESHOLD",
         "an e-mail or phone seen with this many different first names or birth dates stops "
         "linking customers")
+    blocked_values: str = setting(
+        "", "CDP_BLOCKED_VALUES",
+        "file of the retailer's own placeholder values, beside the built-in ones: one regular "
+        "expression per line matching a whole normalised value, TYPE:PATTERN for one "
+        "identifier type (e.g. email:.*@store\\.example\\.ru); such values never link")
     cache_customers: int = setting(
         50_000, "CDP_CACHE_CUSTOMERS",
         "customers the embedded (DuckDB) store keeps in memory between batches, with their "
