@@ -84,6 +84,12 @@ def test_merge_then_unmerge_restores_both_customers(services) -> None:
         assert profiles.get_profile(boris).customer_id == new_boris
         journey, _ = profiles.journey(new_boris)
         assert sorted(e.message_id for e in journey) == ["b1", "w1"]
+        # The cashier does it again: the parts an unmerge separated stay two customers.
+        [again] = profiles.ingest([event("w2", 4, {}, loyalty_id="CARD-B",
+                                         email="anna@mail.ru")])
+        assert again.customer_id == new_boris
+        assert profiles.get_profile(anna).customer_id == anna
+        assert profiles.get_profile(new_boris).event_count == 3
     finally:
         profiles.close()
         identity.close()

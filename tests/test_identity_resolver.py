@@ -726,3 +726,26 @@ def test_blocked_values_name_the_line_of_a_bad_pattern() -> None:
         BlockedValues.parse("email:ok@.*\nphone:([0-9]\n", "blocked.txt")
     parsed = BlockedValues.parse("unknown_type:x\n")  # not a type: a pattern for all types
     assert parsed.blocks("email", "unknown_type:x") and not parsed.blocks("email", "x")
+
+
+def test_an_unmerge_keeps_the_parts_apart_through_later_events_and_merges(
+        resolver: DeterministicResolver, store: IdentityStore) -> None:
+    anna = resolve_one(resolver, 0, record_id="a1", email="anna@mail.ru")
+    # A cashier types Anna's e-mail on Boris's card: merged, wrongly.
+    wrong = resolve_one(resolver, 1, record_id="w1", email="anna@mail.ru", loyalty_id="CARD-B")
+    assert wrong.customer_id == anna.customer_id
+    result = store.unmerge(anna.customer_id, [wrong.identity_record_id], "support:olga",
+                           "cashier typed another customer's e-mail")
+    boris = result.new_customer_id
+    # Both parts hold the e-mail; a later event with it and the card links one, merges none.
+    again = resolve_one(resolver, 2, record_id="w2", email="anna@mail.ru", loyalty_id="CARD-B")
+    assert again.customer_id == boris and not again.merged_customer_ids
+    assert store.resolve_redirects(anna.customer_id) == anna.customer_id
+    # Boris merges with his older app account, which survives, and stays apart from Anna.
+    app = resolve_one(resolver, -5, record_id="u1", user_id="boris-1", phone="+79160000002")
+    joined = resolve_one(resolver, 4, record_id="u2", loyalty_id="CARD-B", user_id="boris-1")
+    survivor = joined.customer_id
+    assert survivor == app.customer_id and store.resolve_redirects(boris) == survivor
+    last = resolve_one(resolver, 5, record_id="x", email="anna@mail.ru", user_id="boris-1")
+    assert last.customer_id == survivor and not last.merged_customer_ids
+    assert store.resolve_redirects(anna.customer_id) == anna.customer_id != survivor

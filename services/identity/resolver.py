@@ -30,9 +30,10 @@ result. The rules, in the order they apply:
    ``anonymous_id``); among customers matched by the same value, the one most recently seen
    with it comes first. The first candidate is the anchor; no candidate means a new customer.
 5. **Merge.** Each further candidate joins the anchor's group when the group (anchor plus
-   the record plus candidates already joined) and the candidate neither conflict on a hard
-   type nor, for a candidate matched only through shareable types, disagree on a
-   definitive type, and the merged customer would stay within the per-type limits
+   the record plus candidates already joined) and the candidate were not kept apart by an
+   unmerge, neither conflict on a hard type nor, for a candidate matched only through
+   shareable types, disagree on a definitive type, and the merged customer would stay
+   within the per-type limits
    (:data:`MERGE_LIMITS`: 1 ``user_id``, 3 ``crm_id``, 5 e-mails, 5 phones, ...). Candidates
    are tried in anchor order, repeatedly until none joins; a refused candidate is left
    alone. The group is merged into its *oldest* customer (earliest
@@ -113,6 +114,7 @@ class _Candidate:
     matched_on: set[str]
     identifiers: IdentifierSets
     created_at: datetime
+    apart: frozenset[str] = frozenset()  # never merged with these (an unmerge said so)
 
     @property
     def linked_definitively(self) -> bool:
@@ -253,16 +255,21 @@ class DeterministicResolver:
         anchor, *pending = candidates
         group = [anchor]
         group_sets = _union(anchor.identifiers, record_sets)
+        group_ids, group_apart = {anchor.customer_id}, set(anchor.apart)
         # Repeat until nothing joins: a candidate refused early may become compatible once
         # a later one brings a shared value, and re-resolving must not merge it then.
         joined = True
         while joined and pending:
             joined = False
             for candidate in list(pending):
-                if _can_join(candidate, group_sets):
+                if (candidate.customer_id not in group_apart
+                        and group_ids.isdisjoint(candidate.apart)
+                        and _can_join(candidate, group_sets)):
                     group.append(candidate)
                     pending.remove(candidate)
                     group_sets = _union(group_sets, candidate.identifiers)
+                    group_ids.add(candidate.customer_id)
+                    group_apart |= candidate.apart
                     joined = True
         return group
 
@@ -278,6 +285,7 @@ class DeterministicResolver:
             candidate.matched_on.add(match.id_type)
         for customer_id, sets in graph.identifiers_of(by_id).items():
             by_id[customer_id].identifiers = sets
+            by_id[customer_id].apart = graph.apart(customer_id)
         return list(by_id.values())
 
 

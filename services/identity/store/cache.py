@@ -124,6 +124,11 @@ class GraphCache:
         touched_customers.update(customer_id for _, _, customer_id in delta.sightings)
         for customer_id in touched_customers:
             self.customers.put(customer_id, graph.cache_entry(customer_id))
+        for customer_id, other in delta.separations:
+            found, entry = self.customers.peek(customer_id)
+            if found and customer_id not in touched_customers:
+                row, held = entry
+                self.customers.put(customer_id, (row._replace(apart=row.apart | {other}), held))
         for key, holders in touched_keys.items():
             if graph.knows_all_holders(key):
                 self.holders.put(key, frozenset(graph.holders_of(key)))

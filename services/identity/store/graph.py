@@ -42,6 +42,8 @@ class Seen(NamedTuple):
 class CustomerRow(NamedTuple):
     created_at: datetime
     merged_into: str | None
+    # Customers a person said are someone else (an unmerge): never merged with this one.
+    apart: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,14 @@ class Delta:
     changes: list[ChangeEntry] = field(default_factory=list)
     # (id_type, value, kind, name) seen for the first time
     names: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # (customer, other) pairs kept apart, inherited by a merge's survivor (both directions)
+    separations: set[tuple[str, str]] = field(default_factory=set)
     placeholders: dict[Key, str] = field(default_factory=dict)  # found now -> why
 
     def __bool__(self) -> bool:
         return bool(self.new_customers or self.merges or self.identifiers or self.sightings
                     or self.new_records or self.seen_records or self.links or self.changes
-                    or self.names or self.placeholders)
+                    or self.names or self.placeholders or self.separations)
 
 
 class GraphSource(Protocol):
@@ -274,11 +278,19 @@ class GraphTransaction:
         for customer_id in (survivor_id, loser_id):
             if self._customer(customer_id).merged_into is not None:
                 raise ValueError(f"customer {customer_id} was already merged")
-        loser = self._customers[loser_id]
-        self._customers[loser_id] = CustomerRow(loser.created_at, survivor_id)
+        loser, survivor = self._customers[loser_id], self._customers[survivor_id]
+        if survivor_id in loser.apart or loser_id in survivor.apart:
+            raise ValueError(f"customers {survivor_id} and {loser_id} are kept apart")
+        self._customers[loser_id] = CustomerRow(loser.created_at, survivor_id, loser.apart)
+        self._customers[survivor_id] = survivor._replace(apart=survivor.apart | loser.apart)
+        for other in loser.apart - survivor.apart:
+            self.delta.separations |= {(survivor_id, other), (other, survivor_id)}
+            if other in self._customers:
+                row = self._customers[other]
+                self._customers[other] = row._replace(apart=row.apart | {survivor_id})
         for customer_id, row in list(self._customers.items()):
             if row.merged_into == loser_id:
-                self._customers[customer_id] = CustomerRow(row.created_at, survivor_id)
+                self._customers[customer_id] = row._replace(merged_into=survivor_id)
         for key in list(self._keys_of.get(loser_id, ())):
             holders = self._holders[key]
             moved = holders.pop(loser_id)
@@ -370,4 +382,8 @@ class GraphTransaction:
         final = self.final_customer(customer_id)
         held = tuple((t, v, self._holders[(t, v)][customer_id])
                      for t, v in self._keys_of.get(customer_id, ()))
-        return CustomerRow(row.created_at, final if final != customer_id else None), held
+        return row._replace(merged_into=final if final != customer_id else None), held
+
+    def apart(self, customer_id: str) -> frozenset[str]:
+        """The customers this one must never be merged with."""
+        return self._customer(customer_id).apart

@@ -146,6 +146,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX placeholders_by_key ON placeholders (key)",
     )),
+    (4, "customers kept apart after an unmerge, in both directions", (
+        """CREATE TABLE separations (
+            customer_id VARCHAR NOT NULL,
+            other_id VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            created_by VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            PRIMARY KEY (customer_id, other_id)
+        )""",
+    )),
 )
 
 
@@ -252,9 +262,19 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                                      "created_by"),
                            [(link.record_a, link.record_b, link.rule, link.created_at,
                              RULES_AUTHOR) for link in delta.links])
+        if delta.separations:
+            self._separate(session, delta.separations, RULES_AUTHOR, "inherited by a merge")
         if not delta.changes:
             return self._last_seq(session)
         return self._log(session, delta.changes)
+
+    @staticmethod
+    def _separate(session: Session, pairs: set[tuple[str, str]], actor: str,
+                  reason: str) -> None:
+        session.insert("separations", ("customer_id", "other_id", "created_at", "created_by",
+                                       "reason"),
+                       [(a, b, utc_now(), actor, reason) for a, b in sorted(pairs)],
+                       "ON CONFLICT (customer_id, other_id) DO NOTHING")
 
     def _write_sightings(self, session: Session,
                          identifiers: Mapping[tuple[str, str, str], Seen],
@@ -299,6 +319,13 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                  sorted(named)])
             [(new_id, moved)], seq = self._split_into(session, live, [rest, named], records,
                                                       "unmerge", actor, reason)
+            # A person said these are two people: no later event merges them again, and the
+            # new part keeps apart from whoever the customer was kept apart from.
+            inherited = {other for (other,) in session.fetch(
+                "SELECT other_id FROM separations WHERE customer_id = %s", [live])}
+            self._separate(session, {(live, new_id), (new_id, live)}
+                           | {(new_id, o) for o in inherited} | {(o, new_id) for o in inherited},
+                           actor, reason)
             moved_list = sorted(moved)
             return Unmerged(live, new_id, tuple(moved_list), seq)
         return self._run(split, write=True)
@@ -400,6 +427,8 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                                 "WHERE record_id = ANY(%s)", [records])
             session.execute("UPDATE customers SET erased_at = %s "
                             "WHERE customer_id = %s OR merged_into = %s", [now, live, live])
+            session.execute("DELETE FROM separations WHERE customer_id = %s OR other_id = %s",
+                            [live, live])
             seq = self._log(session, [ChangeEntry("erased", live)])
             self._audit(session, "erase", actor, reason, live,
                         f"{len(records)} records, {len(identifiers)} identifiers")
@@ -566,10 +595,15 @@ class SqlGraphSource:
         rows = self._session.fetch(
             "SELECT customer_id, created_at, merged_into FROM customers "
             "WHERE customer_id = ANY(%s)", [ids])
+        apart: dict[str, set[str]] = {}
+        for customer_id, other in self._session.fetch(
+                "SELECT customer_id, other_id FROM separations WHERE customer_id = ANY(%s)", [ids]):
+            apart.setdefault(customer_id, set()).add(other)
         identifiers = self._session.fetch(
             "SELECT id_type, value, customer_id, first_seen, last_seen, record_id "
             "FROM identifiers WHERE customer_id = ANY(%s)", [ids])
-        return ({c: CustomerRow(naive_utc(at), merged) for c, at, merged in rows},
+        return ({c: CustomerRow(naive_utc(at), merged, frozenset(apart.get(c, ())))
+                 for c, at, merged in rows},
                 [(t, v, c, Seen(naive_utc(f), naive_utc(la), r))
                  for t, v, c, f, la, r in identifiers])
 
