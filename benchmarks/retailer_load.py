@@ -52,11 +52,13 @@ def post(url: str, key: str, body: bytes) -> dict:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
-            if error.code in (429, 503):  # back off as a partner's client would
+            # Back off and retry as a partner's client would: a retried batch stores nothing
+            # twice (message ids), so a timed-out one is sent again too.
+            if error.code in (429, 503, 504):
                 time.sleep(float(error.headers.get("Retry-After") or 1) * (1 + attempt / 4))
                 continue
             raise RuntimeError(f"gateway answered {error.code}: {error.read()[:300]!r}") from None
-    raise RuntimeError("gateway kept answering 429/503")
+    raise RuntimeError("gateway kept answering 429/503/504")
 
 
 def load(url: str, key: str, events_path: Path, clients: int, progress: bool) -> dict:
@@ -68,21 +70,35 @@ def load(url: str, key: str, events_path: Path, clients: int, progress: bool) ->
     lock = threading.Lock()
     failures: list[BaseException] = []
 
+    stop = threading.Event()  # a client failed: the run ends
+
     def produce() -> None:
-        for start in range(0, total, BATCH):
-            chunk = lines[start:start + BATCH]
-            batches.put((len(chunk), ('{"events":[' + ",".join(chunk) + "]}").encode()))
-        for _ in range(clients):
-            batches.put(None)
+        items = [(len(chunk), ('{"events":[' + ",".join(chunk) + "]}").encode())
+                 for chunk in (lines[s:s + BATCH] for s in range(0, total, BATCH))]
+        for item in [*items, *[None] * clients]:
+            while not stop.is_set():
+                try:
+                    batches.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
 
     def consume() -> None:
-        while (item := batches.get()) is not None:
+        while not stop.is_set():
+            try:
+                item = batches.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
             size, body = item
             started = time.perf_counter()
             try:
                 result = post(url, key, body)
             except BaseException as error:  # reported after the run
                 failures.append(error)
+                stop.set()
+                print(f"\nclient failed: {error}", file=sys.stderr, flush=True)
                 return
             finished = time.perf_counter()
             with lock:
