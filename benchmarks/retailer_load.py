@@ -179,9 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default="",
                         help="PostgreSQL for identity and profile (default: embedded DuckDB)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the system's data and logs in this (new) folder")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="retailer-load-") as work_dir:
-        result = run(args, Path(work_dir))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+        result = run(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="retailer-load-") as work_dir:
+            result = run(args, Path(work_dir))
     print_result(result, args.json)
     return 0
 

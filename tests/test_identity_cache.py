@@ -4,6 +4,8 @@ and erasure end exactly as without it, and a repeated stream is answered from me
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,3 +158,44 @@ def test_sightings_read_the_same_folded_or_not_and_after_a_restart(tmp_path, mon
     assert answers[0] == answers[1]
     identifiers, _ = answers[0][1]
     assert any(first != last for _, _, first, last in identifiers)
+
+
+def test_concurrent_batches_see_the_cache_and_the_file_agree(monkeypatch) -> None:
+    """Four threads resolve at once while each commit's write-through is slowed down: a
+    batch must never load from a cache that lags the file (it would take a held identifier
+    for a new one, and store a record twice)."""
+    records = tangled_stream(seed=21, count=400)
+    with DuckDBIdentityStore(":memory:") as store:
+        committed = store._graph_committed
+
+        def slow_write_through(graph) -> None:
+            time.sleep(0.003)
+            committed(graph)
+        monkeypatch.setattr(store, "_graph_committed", slow_write_through)
+        resolver = DeterministicResolver(store)
+        batches = [records[i:i + 10] for i in range(0, len(records), 10)]
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:
+            try:
+                for batch in batches[k::4] + batches[k::4]:
+                    resolver.resolve(batch)
+            except BaseException as error:  # reported below
+                errors.append(error)
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        # Every identifier of every record is held by the record's customer, and the cache
+        # answers who holds an identifier as the file does.
+        assert store._run(lambda s: s.fetch(
+            "SELECT count(*) FROM records r JOIN record_identifiers ri USING (record_id) "
+            "LEFT JOIN identifiers i ON i.id_type = ri.id_type AND i.value = ri.value "
+            "AND i.customer_id = r.customer_id WHERE i.customer_id IS NULL")) == [(0,)]
+        for id_type, value in sorted({k for r in records for k in r.identifiers.items()}):
+            stored = {c for (c,) in store._run(lambda s, t=id_type, v=value: s.fetch(
+                "SELECT customer_id FROM identifiers WHERE id_type = %s AND value = %s",
+                [t, v]))}
+            assert set(store.find_customers(id_type, value)) == stored

@@ -164,7 +164,9 @@ class DuckDBDatabase:
         for setting in self.SETTINGS:
             self.connection.execute(setting)
         self._service = service
-        self._lock = threading.RLock()
+        # Held by a transaction from BEGIN to COMMIT; a caller that keeps memory mirroring
+        # the file holds it too while it applies what the transaction wrote.
+        self.lock = threading.RLock()
         self._open: DuckDBSession | None = None
         self._closed = False
         # Called when a transaction rolls back (memory that mirrors the file forgets).
@@ -172,7 +174,7 @@ class DuckDBDatabase:
 
     @contextmanager
     def session(self) -> Iterator[DuckDBSession]:
-        with self._lock:
+        with self.lock:
             if self._closed:
                 raise Unavailable(f"the {self._service} store is closed")
             if self._open is not None:  # a read inside a transaction joins it
@@ -195,7 +197,7 @@ class DuckDBDatabase:
                 self._open = None
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             if not self._closed:
                 self._closed = True
                 self.connection.close()

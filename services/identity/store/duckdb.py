@@ -18,8 +18,8 @@ with the stored history, both possible because this process is the only writer:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TypeVar
 
@@ -185,10 +185,22 @@ class DuckDBIdentityStore(SqlIdentityStore):
         def folded_first(session: Session) -> T:
             self._fold(session)
             return work(session)
-        try:
-            return super()._run(folded_first, write)
-        finally:
-            self.cache.clear()
+        with self._db.lock:
+            try:
+                return super()._run(folded_first, write)
+            finally:
+                self.cache.clear()
+
+    # The cache and the sightings change with the commit, under the database's lock: a
+    # concurrent batch must see both the file and the memory before or after it.
+    def run_transaction(self, work: Callable[[GraphTransaction], T]) -> tuple[T, int]:
+        with self._db.lock:
+            return super().run_transaction(work)
+
+    @contextmanager
+    def transaction(self) -> Iterator[GraphTransaction]:
+        with self._db.lock, super().transaction() as graph:
+            yield graph
 
     def _run_graph(self, attempt: Callable[[Session], T]) -> T:
         return super()._run(attempt, write=True)  # written through, not emptied
