@@ -147,7 +147,8 @@ def link(args: argparse.Namespace) -> int:
 
 
 def promote(args: argparse.Namespace) -> int:
-    from omnicdp.services.identity.linkage.batch import link_table, pairwise_quality
+    from omnicdp.services.identity.linkage.batch import link_table
+    from omnicdp.services.identity.linkage.metrics import pairwise_quality
     from omnicdp.services.identity.linkage.registry import promote as move_champion
     from omnicdp.services.identity.linkage.table import read_person_table
 

@@ -7,15 +7,14 @@ or Spark), then rules and the model's links clustered into customers.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from omnicdp.services.identity.linkage import engine
 from omnicdp.services.identity.linkage.cluster import cluster
+from omnicdp.services.identity.linkage.metrics import Quality, pairwise_quality
 from omnicdp.services.identity.linkage.model import LinkageModel
 from omnicdp.services.identity.linkage.table import (
     LINK_COLUMNS,
@@ -68,34 +67,6 @@ def link_frame(frame: pd.DataFrame, model: LinkageModel, *, threshold: float,
         "match_probability": clusters.placed_by,
     }, columns=list(LINK_COLUMNS))
     return LinkResult(links, len(pairs), placeholders)
-
-
-@dataclass(frozen=True)
-class Quality:
-    precision: float
-    recall: float
-    f1: float
-    customers: int
-    persons: int
-
-    def to_dict(self) -> dict[str, float]:
-        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4),
-                "f1": round(self.f1, 4), "customers": self.customers, "persons": self.persons}
-
-
-def pairwise_quality(assigned: Mapping[str, str], truth: Mapping[str, str]) -> Quality:
-    """Pairwise precision, recall and F1 of records put together (``assigned``: record ->
-    customer) against the true persons (record -> person), over records in both."""
-    ids = [r for r in assigned if r in truth]
-    cells = Counter((assigned[r], truth[r]) for r in ids)
-    predicted = sum(math.comb(n, 2) for n in Counter(assigned[r] for r in ids).values())
-    actual = sum(math.comb(n, 2) for n in Counter(truth[r] for r in ids).values())
-    together = sum(math.comb(n, 2) for n in cells.values())
-    precision = together / predicted if predicted else 1.0
-    recall = together / actual if actual else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Quality(precision, recall, f1, len({assigned[r] for r in ids}),
-                   len({truth[r] for r in ids}))
 
 
 def silver_agreement(links: pd.DataFrame, frame: pd.DataFrame) -> Quality:

@@ -58,13 +58,13 @@ def levenshtein(a: str, b: str) -> int:
 
 
 def _null(*columns: str) -> Level:
-    sql = " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in columns)
+    sql = " OR ".join(f'{c}_l IS NULL OR {c}_r IS NULL' for c in columns)
     return Level("null", sql, lambda a, b: any(a.get(c) is None or b.get(c) is None
                                                for c in columns), is_null=True)
 
 
 def _exact(column: str, label: str) -> Level:
-    return Level(label, f'"{column}_l" = "{column}_r"',
+    return Level(label, f'{column}_l = {column}_r',
                  lambda a, b: a.get(column) is not None and a.get(column) == b.get(column))
 
 
@@ -72,7 +72,7 @@ def _within(column: str, distance: int, label: str) -> Level:
     def test(a: Features, b: Features) -> bool:
         x, y = a.get(column), b.get(column)
         return x is not None and y is not None and levenshtein(x, y) <= distance
-    return Level(label, f'levenshtein("{column}_l", "{column}_r") <= {distance}', test)
+    return Level(label, f'levenshtein({column}_l, {column}_r) <= {distance}', test)
 
 
 def _crossed(mine: str, theirs: str, label: str) -> Level:
@@ -81,7 +81,7 @@ def _crossed(mine: str, theirs: str, label: str) -> Level:
     def test(a: Features, b: Features) -> bool:
         return (a.get(mine) is not None and a.get(mine) == b.get(theirs)
                 and a.get(theirs) is not None and a.get(theirs) == b.get(mine))
-    return Level(label, f'"{mine}_l" = "{theirs}_r" AND "{theirs}_l" = "{mine}_r"', test)
+    return Level(label, f'{mine}_l = {theirs}_r AND {theirs}_l = {mine}_r', test)
 
 
 def _exact_other_first_name(column: str, label: str) -> Level:
@@ -91,8 +91,8 @@ def _exact_other_first_name(column: str, label: str) -> Level:
         x, y = a.get("first_canon"), b.get("first_canon")
         return (a.get(column) is not None and a.get(column) == b.get(column)
                 and x is not None and y is not None and x != y and levenshtein(x, y) > 2)
-    sql = (f'"{column}_l" = "{column}_r" AND "first_canon_l" <> "first_canon_r" AND '
-           'levenshtein("first_canon_l", "first_canon_r") > 2')
+    sql = (f'{column}_l = {column}_r AND first_canon_l <> first_canon_r AND '
+           'levenshtein(first_canon_l, first_canon_r) > 2')
     return Level(label, sql, test)
 
 
@@ -105,15 +105,15 @@ def _dob_swapped() -> Level:
         x, y = a.get("dob"), b.get("dob")
         return (x is not None and y is not None and x[:4] == y[:4]
                 and x[5:7] == y[8:10] and x[8:10] == y[5:7])
-    sql = ('substr("dob_l", 1, 4) = substr("dob_r", 1, 4) AND '
-           'substr("dob_l", 6, 2) = substr("dob_r", 9, 2) AND '
-           'substr("dob_l", 9, 2) = substr("dob_r", 6, 2)')
+    sql = ('substr(dob_l, 1, 4) = substr(dob_r, 1, 4) AND '
+           'substr(dob_l, 6, 2) = substr(dob_r, 9, 2) AND '
+           'substr(dob_l, 9, 2) = substr(dob_r, 6, 2)')
     return Level("day and month swapped", sql, test)
 
 
 def _address_null() -> Level:
     columns = ("address", "postcode", "city")
-    sql = " AND ".join(f'("{c}_l" IS NULL OR "{c}_r" IS NULL)' for c in columns)
+    sql = " AND ".join(f'({c}_l IS NULL OR {c}_r IS NULL)' for c in columns)
     return Level("null", sql, lambda a, b: all(a.get(c) is None or b.get(c) is None
                                                for c in columns), is_null=True)
 

@@ -49,7 +49,7 @@ def base_settings(prior: float = 1e-4) -> dict[str, Any]:
         "probability_two_random_records_match": prior,
         "comparisons": splink_comparisons(),
         "blocking_rules_to_generate_predictions": [
-            {"blocking_rule": f'l."{key}" = r."{key}"', "sql_dialect": "duckdb"}
+            {"blocking_rule": f"l.{key} = r.{key}", "sql_dialect": "duckdb"}
             for key in BLOCKING_KEYS],
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": False,
@@ -73,7 +73,8 @@ def database(backend: str) -> Iterator[Any]:
 
     spark = (SparkSession.builder.master("local[2]").appName("cdp-identity-link")
              .config("spark.ui.enabled", "false")
-             .config("spark.sql.shuffle.partitions", "4")
+             .config("spark.sql.shuffle.partitions", "2")
+             .config("spark.ui.showConsoleProgress", "false")
              .config("spark.driver.memory", "2g")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")

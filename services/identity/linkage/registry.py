@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omnicdp.core.errors import FailedPrecondition, NotFound
 from omnicdp.services.identity.linkage import charts
-from omnicdp.services.identity.linkage.batch import Quality
+from omnicdp.services.identity.linkage.metrics import Quality
 from omnicdp.services.identity.linkage.model import LinkageModel
 from omnicdp.services.identity.linkage.train import TrainingResult
 

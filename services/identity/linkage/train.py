@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from omnicdp.services.identity.linkage import engine
-from omnicdp.services.identity.linkage.batch import link_frame, pairwise_quality, silver_agreement
+from omnicdp.services.identity.linkage.batch import link_frame, silver_agreement
+from omnicdp.services.identity.linkage.metrics import pairwise_quality
 from omnicdp.services.identity.linkage.model import (
     DEFAULT_PLACEHOLDER_NAMES,
     DEFAULT_THRESHOLD,
