@@ -5,7 +5,8 @@ Splink comparison levels trained on silver labels, clustered best first).
     python -m benchmarks.identity_link --customers 20000 --seed 7 --records 100000 [--json]
 
 Quality is pairwise precision, recall and F1 over the person table's records against the
-true persons, on ``--customers`` customers. Training time is our model's on that set. Batch
+true persons, on ``--customers`` customers; plain Splink at the threshold (of several) where
+its F1 is best. Training time is our model's on that set. Batch
 link time (predict and cluster, models already trained) is measured on a second retailer
 grown to about ``--records`` records, for our model and plain Splink.
 """
@@ -35,8 +36,10 @@ from omnicdp.services.identity.resolver import DeterministicResolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.synth import generate_retailer
 
-RECORDS_PER_CUSTOMER = 1.94  # of the generator, measured at 20k customers
+RECORDS_PER_CUSTOMER = 1.65  # person-table records per generated customer (20k, seed 7)
 PLAIN_THRESHOLD = 0.95
+# Plain Splink is scored at each of these and reported at its best.
+PLAIN_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 
 
 def _log(message: str) -> None:
@@ -132,14 +135,20 @@ class PlainSplink:
         training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
         self.trained = linker.misc.save_model_to_json()
 
-    def link(self, table: pd.DataFrame) -> dict[str, str]:
+    def link(self, table: pd.DataFrame,
+             thresholds: tuple[float, ...] = (PLAIN_THRESHOLD,)) -> dict[float, dict[str, str]]:
+        """Each record's cluster at each threshold (connected components)."""
         from splink import DuckDBAPI, Linker
 
         linker = Linker(DuckDBAPI().register(plain_input(table)), self.trained)
-        predictions = linker.inference.predict(threshold_match_probability=PLAIN_THRESHOLD)
-        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-            predictions, PLAIN_THRESHOLD).as_pandas_dataframe()
-        return dict(zip(clusters["unique_id"], clusters["cluster_id"], strict=True))
+        predictions = linker.inference.predict(threshold_match_probability=min(thresholds))
+        out = {}
+        for threshold in thresholds:
+            clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+                predictions, threshold).as_pandas_dataframe()
+            out[threshold] = dict(zip(clusters["unique_id"], clusters["cluster_id"],
+                                      strict=True))
+        return out
 
 
 def _timed(work: Callable[[], object]) -> tuple[object, float]:
@@ -171,8 +180,12 @@ def run(customers: int, seed: int, records: int, work_dir: Path, rules: bool = T
     _log("plain Splink: training")
     plain, plain_train = _timed(lambda: PlainSplink(table))
     _log("plain Splink: linking")
-    assigned, _ = _timed(lambda: plain.link(table))
-    _row(result, "plain splink", pairwise_quality(assigned, truth))
+    by_threshold = plain.link(table, PLAIN_THRESHOLDS)
+    qualities = {t: pairwise_quality(assigned, truth) for t, assigned in by_threshold.items()}
+    best = max(qualities, key=lambda t: qualities[t].f1)
+    _row(result, "plain splink", qualities[best])
+    result["plain splink threshold (best F1 of " + ", ".join(map(str, PLAIN_THRESHOLDS)) \
+        + ")"] = best
     result["plain splink train seconds"] = round(plain_train, 1)
 
     _log("our model: training")
@@ -189,7 +202,7 @@ def run(customers: int, seed: int, records: int, work_dir: Path, rules: bool = T
                                 .persons_path)
         result["timing records"] = len(big)
         _log(f"plain Splink: linking {len(big)} records")
-        _, plain_seconds = _timed(lambda: plain.link(big))
+        _, plain_seconds = _timed(lambda: plain.link(big, (best,)))
         _log(f"our model: linking {len(big)} records")
         _, model_seconds = _timed(lambda: link_table(big, trained.model, progress=_log))
         result["plain splink link seconds"] = round(plain_seconds, 1)

@@ -25,7 +25,11 @@ from omnicdp.services.identity.linkage.features import (
 from omnicdp.services.identity.linkage.metrics import pairwise_quality
 from omnicdp.services.identity.linkage.model import LinkageModel, ModelError
 from omnicdp.services.identity.linkage.table import features_frame, read_person_table
-from omnicdp.services.identity.normalize import normalize_identifier
+from omnicdp.services.identity.normalize import (
+    normalize_identifier,
+    normalize_usable_identifiers,
+)
+from omnicdp.services.identity.records import normalize_features
 from omnicdp.synth import generate_retailer, names
 from omnicdp.synth.noise import format_phone, wrong_layout
 
@@ -79,6 +83,16 @@ def test_fast_phone_path_agrees_with_the_identity_normaliser() -> None:
         except Exception:  # noqa: BLE001 (malformed: the features leave it out)
             expected = None
         assert phone_key(raw, None) == expected, raw
+
+
+def test_stored_normalised_values_give_the_same_features_as_raw_ones() -> None:
+    """Online, candidates come from the identity store, which keeps identifiers and traits
+    normalised: their features equal those of the raw record."""
+    for raw in _LEVEL_RECORDS:
+        traits = normalize_features(raw)
+        identifiers, _ = normalize_usable_identifiers(
+            {k: raw[k] for k in ("email", "phone") if k in raw}, "RU", traits.get("country"))
+        assert record_features({**traits, **identifiers}) == record_features(raw), raw
 
 
 # Records crafted so that every level of every comparison is reached by some pair.

@@ -64,10 +64,15 @@ def test_train_logs_a_run_and_registers_a_version(retailer: Path, tmp_path: Path
 
 
 def _worse(model: LinkageModel) -> TrainingResult:
-    """The same comparison levels with a threshold that links nearly every blocked pair."""
+    """The same comparison levels with m and u swapped: evidence for a match counts
+    against it, and the other way round."""
     document = copy.deepcopy(model.document)
-    document["threshold"] = 0.001
-    return TrainingResult(LinkageModel(document), {"threshold": 0.001}, {}, False, 0.0)
+    for comparison in document["splink"]["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if not level.get("is_null_level"):
+                level["m_probability"], level["u_probability"] = (level["u_probability"],
+                                                                  level["m_probability"])
+    return TrainingResult(LinkageModel(document), {"m_u": "swapped"}, {}, False, 0.0)
 
 
 def test_promote_refuses_a_worse_model_unless_forced(retailer: Path, tmp_path: Path,
@@ -95,7 +100,8 @@ def test_promote_refuses_a_worse_model_unless_forced(retailer: Path, tmp_path: P
     assert result["reason"] == "forced" and result["previous"] == good
     assert result["candidate"]["f1"] < result["champion"]["f1"]
     assert registry.champion_version(uri) == worse
-    assert registry.load_champion(uri).threshold == 0.001
+    assert registry.load_champion(uri).level_weights() != \
+        LinkageModel.load_default().level_weights()
 
 
 def test_link_writes_one_row_per_record_with_the_champion(retailer: Path, tmp_path: Path,

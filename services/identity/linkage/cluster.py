@@ -47,11 +47,11 @@ class Clusters:
 class _Forest:
     def __init__(self, held: Sequence[Sequence[str | None]]) -> None:
         count = len(held[0]) if held else 0
+        self.held = held
         self.parent = list(range(count))
-        # Per root, the one-per-person values it holds (one set per ONE_PER_PERSON type).
-        self.values: list[list[frozenset[str]]] = [
-            [frozenset((column[i],)) if column[i] is not None else frozenset()
-             for column in held] for i in range(count)]
+        # Per root that has been linked, the one-per-person values its cluster holds (one
+        # per ONE_PER_PERSON type, None when none); a record alone holds its own.
+        self.values: dict[int, tuple[str | None, ...]] = {}
         self.placed_by: list[float | None] = [None] * count
 
     def find(self, i: int) -> int:
@@ -62,19 +62,26 @@ class _Forest:
             self.parent[i], i = root, self.parent[i]
         return root
 
+    def _values(self, root: int) -> tuple[str | None, ...]:
+        values = self.values.get(root)
+        return values if values is not None else tuple(column[root] for column in self.held)
+
     def link(self, a: int, b: int, probability: float) -> bool:
         """Join the clusters of ``a`` and ``b`` unless they would hold two values of a
         one-per-person identifier. True when they are (now) one cluster."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
-        merged = [x | y for x, y in zip(self.values[ra], self.values[rb], strict=True)]
-        if any(len(values) > 1 for values in merged):
-            return False
+        merged = []
+        for x, y in zip(self._values(ra), self._values(rb), strict=True):
+            if x is not None and y is not None and x != y:
+                return False
+            merged.append(x if x is not None else y)
         if rb < ra:
             ra, rb = rb, ra
         self.parent[rb] = ra
-        self.values[ra] = merged
+        self.values[ra] = tuple(merged)
+        self.values.pop(rb, None)
         for index in (a, b):
             if self.placed_by[index] is None or self.placed_by[index] < probability:
                 self.placed_by[index] = probability
@@ -106,8 +113,10 @@ def cluster(identifiers: Mapping[str, Sequence[str | None]],
     on the order pairs come in).
     """
     forest = _Forest([identifiers[t] for t in ONE_PER_PERSON])
-    personal = [dict(zip(PERSONAL_FEATURES, values, strict=True))
-                for values in zip(*(identifiers[f] for f in PERSONAL_FEATURES), strict=True)]
+
+    def personal(index: int) -> dict[str, str | None]:
+        return {f: identifiers[f][index] for f in PERSONAL_FEATURES}
+
     for id_type in RULE_TYPES:
         guarded = id_type in SHARED_IN_FAMILIES
         holders: dict[str, list[int]] = {}
@@ -118,7 +127,7 @@ def cluster(identifiers: Mapping[str, Sequence[str | None]],
             # The first earlier holder this record may be the same person as; a record
             # that may be none of them (a spouse) starts a holder of its own.
             holder = next((h for h in known if not guarded
-                           or same_person_possible(personal[h], personal[index])), None)
+                           or same_person_possible(personal(h), personal(index))), None)
             if holder is None or not forest.link(holder, index, 1.0):
                 known.append(index)
     for a, b, p in sorted(((min(a, b), max(a, b), p) for a, b, p in pairs if p >= threshold),

@@ -79,7 +79,9 @@ def database(backend: str) -> Iterator[Any]:
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        yield SparkAPI(spark_session=spark, break_lineage_method="persist")
+        # The comparisons use Spark's own levenshtein: no similarity UDF jar to register.
+        yield SparkAPI(spark_session=spark, break_lineage_method="persist",
+                       register_udfs_automatically=False)
     finally:
         spark.stop()
 

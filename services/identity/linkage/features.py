@@ -34,7 +34,7 @@ FEATURE_COLUMNS = (
     "address", "postcode", "city", "user_id", "loyalty_id", "crm_id",
 )
 #: Blocking keys: records that share one are compared. A store indexes these.
-BLOCKING_KEYS = ("bk_name", "bk_dob_last", "bk_dob_first", "bk_phone", "bk_phone_head",
+BLOCKING_KEYS = ("bk_name_city", "bk_dob_last", "bk_dob_first", "bk_phone", "bk_phone_head",
                  "bk_email_local", "bk_address")
 
 PLACEHOLDER_BIRTH_DATES = frozenset({"1900-01-01", "1901-01-01", "2000-01-01", "1970-01-01"})
@@ -290,7 +290,8 @@ def table_features(rows: Mapping[str, Sequence[Any]], count: int) -> dict[str, l
     """:func:`record_features` for a whole table, as columns: ``rows`` maps each of
     :data:`INPUT_COLUMNS` present to its ``count`` values."""
     blank = [""] * count
-    text = [[_text(v) for v in rows[c]] if c in rows else blank for c in INPUT_COLUMNS]
+    text = [[v.strip() if isinstance(v, str) else _text(v) for v in rows[c]]
+            if c in rows else blank for c in INPUT_COLUMNS]
     out: dict[str, list] = {c: [] for c in (*FEATURE_COLUMNS, *BLOCKING_KEYS)}
     columns = list(out.items())
     for row in zip(*text, strict=True):
@@ -311,7 +312,9 @@ def blocking_keys(f: Mapping[str, str | None]) -> dict[str, str | None]:
     name = "|".join(sorted((first, last))) if first and last else None
     phone = f.get("phone")
     return {
-        "bk_name": name,
+        # Name alone blocks thousands of namesakes together (Александр Иванов); with the
+        # city it keeps what they add and costs a fraction.
+        "bk_name_city": join(name, f.get("city")),
         "bk_dob_last": join(f.get("dob"), last),
         "bk_dob_first": join(f.get("dob"), first),
         "bk_phone": phone,

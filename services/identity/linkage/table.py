@@ -11,7 +11,6 @@ import pandas as pd
 from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.services.identity.linkage.cluster import PERSONAL_FEATURES, RULE_TYPES, cluster
 from omnicdp.services.identity.linkage.features import (
-    BLOCKING_KEYS,
     INPUT_COLUMNS,
     blocking_keys,
     table_features,
@@ -93,13 +92,15 @@ def features_frame(table: pd.DataFrame, placeholder_names: int) -> tuple[pd.Data
             placeholders += len(shared)
             features[column] = [None if v in shared else v for v in features[column]]
     if placeholders:
-        features["email_local"] = [e.rpartition("@")[0] if e else None
-                                   for e in features["email"]]
-        rows = [dict(zip(features, values, strict=True))
-                for values in zip(*features.values(), strict=True)]
-        for key, values in zip(BLOCKING_KEYS, zip(*(blocking_keys(r).values() for r in rows),
-                                                  strict=True), strict=True):
-            features[key] = list(values)
+        # Rows that lost a value get their mailbox and blocking keys again.
+        for i in range(count):
+            if features["email"][i] is None and features["email_local"][i] is not None or (
+                    features["phone"][i] is None and features["bk_phone"][i] is not None):
+                row = {column: values[i] for column, values in features.items()}
+                row["email_local"] = row["email"].rpartition("@")[0] if row["email"] else None
+                features["email_local"][i] = row["email_local"]
+                for key, value in blocking_keys(row).items():
+                    features[key][i] = value
     frame = pd.DataFrame({"unique_id": table["record_id"].tolist(), **features}, dtype=object)
     return frame, placeholders
 
