@@ -60,7 +60,6 @@ def base_settings(prior: float = 1e-4) -> dict[str, Any]:
 @contextmanager
 def database(backend: str) -> Iterator[Any]:
     """A Splink database API: DuckDB in memory, or Spark in local mode."""
-    _quiet_splink()
     if backend == "duckdb":
         from splink import DuckDBAPI
 
@@ -86,8 +85,11 @@ def database(backend: str) -> Iterator[Any]:
         spark.stop()
 
 
-def _quiet_splink() -> None:
-    logging.getLogger("splink").setLevel(logging.WARNING)
+def _linker(table: Any, settings: dict[str, Any]) -> Any:
+    """Splink's linker, telling only warnings (our own progress says what it does)."""
+    from splink import Linker
+
+    return Linker(table, settings, log_level=logging.WARNING)
 
 
 def _register(db_api: Any, frame: pd.DataFrame, name: str) -> Any:
@@ -109,10 +111,9 @@ def train(frame: pd.DataFrame, *, seed: int = 42, max_u_pairs: int = 1_000_000,
           progress: Progress | None = None) -> tuple[LinkageModel, dict[str, float]]:
     """Train on a features frame (``table.features_frame``); returns the model and what
     training saw (pair counts, the prior)."""
-    from splink import DuckDBAPI, Linker
+    from splink import DuckDBAPI
 
     report = progress or (lambda message: None)
-    _quiet_splink()
     groups = silver_groups(frame)
     labelled = frame.assign(silver=[str(g) if g is not None else None for g in groups])
     representatives = labelled[~labelled["silver"].duplicated() | labelled["silver"].isna()]
@@ -122,13 +123,13 @@ def train(frame: pd.DataFrame, *, seed: int = 42, max_u_pairs: int = 1_000_000,
     prior = min(max(silver_pairs / max(math.comb(n, 2), 1), 1e-9), 0.5)
 
     report(f"estimating u on {len(representatives)} records, one per silver group")
-    u_linker = Linker(_register(DuckDBAPI(), representatives.drop(columns="silver"), "reps"),
+    u_linker = _linker(_register(DuckDBAPI(), representatives.drop(columns="silver"), "reps"),
                       base_settings(prior))
     u_linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed)
     u_model = u_linker.misc.save_model_to_json()
 
     report(f"estimating m from {silver_pairs} pairs in silver groups")
-    m_linker = Linker(_register(DuckDBAPI(), labelled, "records"), base_settings(prior))
+    m_linker = _linker(_register(DuckDBAPI(), labelled, "records"), base_settings(prior))
     m_linker.training.estimate_m_from_label_column("silver")
     trained = m_linker.misc.save_model_to_json()
 
@@ -163,9 +164,7 @@ def predict(db_api: Any, frame: pd.DataFrame, model: LinkageModel,
             threshold: float) -> pd.DataFrame:
     """Every blocked pair scoring ``threshold`` or more: ``unique_id_l``, ``unique_id_r``,
     ``match_probability``."""
-    from splink import Linker
-
-    linker = Linker(_register(db_api, frame, "records"), model.splink_settings)
+    linker = _linker(_register(db_api, frame, "records"), model.splink_settings)
     scored = linker.inference.predict(threshold_match_probability=threshold)
     columns = ["unique_id_l", "unique_id_r", "match_probability"]
     pairs = scored.as_pyarrow_table().select(columns).to_pandas()
