@@ -74,6 +74,8 @@ def test_main_wheel_installs_only_the_omnicdp_import_root(wheels) -> None:
     expected = {str(p.relative_to(ROOT)) for p in (ROOT / "omnicdp").rglob("*.py")}
     expected |= {"omnicdp/" + str(p.relative_to(ROOT)) for p in (ROOT / "services").rglob("*.py")}
     expected = {f for f in expected if "__pycache__" not in f}
+    # A fresh install links with the packaged identity model.
+    expected.add("omnicdp/services/identity/linkage/default_model.json")
     assert expected <= set(files), sorted(expected - set(files))
 
 

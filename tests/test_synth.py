@@ -7,7 +7,7 @@ import csv
 import json
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +33,13 @@ TRAITS = {"first_name", "last_name", "date_of_birth", "address_line", "city", "p
 SOURCES = {"crm", "loyalty", "web", "app", "pos", "call_center", "email_list"}
 PLACEHOLDER_EMAILS = {"noemail@mail.ru", "test@test.ru", "123@mail.ru", "net@net.ru",
                       "nomail@mail.ru", "no@no.ru", "0@mail.ru"}
+# Stand-ins the identity service's normaliser does not list.
+UNLISTED_PLACEHOLDER_EMAILS = {"nety@mail.ru", "netu@mail.ru", "pokupatel@mail.ru",
+                               "klient@uyut-home.ru", "1@1.ru", "qwerty@mail.ru",
+                               "bez.pochty@yandex.ru", "aaa@mail.ru"}
+# A Russian keyboard's letters on the keys of a US one (Иван typed as Bdfy).
+FROM_WRONG_LAYOUT = str.maketrans("qwertyuiop[]asdfghjkl;'zxcvbnm,.`",
+                                  "йцукенгшщзхъфывапролджэячсмитьбюё")
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 FILES = ["persons.csv", "persons_truth.csv", "events.jsonl", "events_truth.csv",
          "transactions.csv", "attribution_events.csv", "summary.json"]
@@ -52,15 +59,28 @@ def _parse_time(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp)
 
 
-class Retailer:
-    def __init__(self, out: Path, summary: GenerationSummary,
-                 calls: list[tuple[str, int, int]]) -> None:
-        self.out = out
-        self.summary = summary
-        self.progress_calls = calls
+class PersonTable:
+    """A generated person table and its truth."""
+
+    def __init__(self, out: Path) -> None:
         self.persons = _read_csv(out / "persons.csv")
         self.record_person = {r["record_id"]: r["person_id"]
                               for r in _read_csv(out / "persons_truth.csv")}
+
+    def records_by_person(self) -> dict[str, list[dict[str, str]]]:
+        by_person: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for record in self.persons:
+            by_person[self.record_person[record["record_id"]]].append(record)
+        return by_person
+
+
+class Retailer(PersonTable):
+    def __init__(self, out: Path, summary: GenerationSummary,
+                 calls: list[tuple[str, int, int]]) -> None:
+        super().__init__(out)
+        self.out = out
+        self.summary = summary
+        self.progress_calls = calls
         with (out / "events.jsonl").open(encoding="utf-8") as handle:
             self.events = [json.loads(line) for line in handle]
         self.message_person = {r["message_id"]: r["person_id"]
@@ -72,12 +92,6 @@ class Retailer:
         by_person: dict[str, list[dict]] = defaultdict(list)
         for event in self.events:
             by_person[self.message_person[event["message_id"]]].append(event)
-        return by_person
-
-    def records_by_person(self) -> dict[str, list[dict[str, str]]]:
-        by_person: dict[str, list[dict[str, str]]] = defaultdict(list)
-        for record in self.persons:
-            by_person[self.record_person[record["record_id"]]].append(record)
         return by_person
 
 
@@ -224,13 +238,109 @@ def test_the_same_phone_is_written_in_different_formats(retailer: Retailer) -> N
     assert sum(len(raw) >= 2 for raw in formats.values()) >= 3
 
 
-def test_placeholder_emails_are_shared_by_unrelated_people(retailer: Retailer) -> None:
+def test_placeholder_emails_are_shared_by_unrelated_people(larger: PersonTable) -> None:
     holders: dict[str, set[str]] = defaultdict(set)
-    for record in retailer.persons:
+    for record in larger.persons:
         email = record["email"].strip().lower()
-        if email in PLACEHOLDER_EMAILS:
-            holders[email].add(retailer.record_person[record["record_id"]])
+        if email in PLACEHOLDER_EMAILS | UNLISTED_PLACEHOLDER_EMAILS:
+            holders[email].add(larger.record_person[record["record_id"]])
     assert max(len(people) for people in holders.values()) >= 3
+    assert any(len(holders[e]) >= 2 for e in UNLISTED_PLACEHOLDER_EMAILS)
+
+
+@pytest.fixture(scope="module")
+def larger(tmp_path_factory: pytest.TempPathFactory) -> PersonTable:
+    """A larger retailer's person table, for noise too rare to show in a small one."""
+    out = tmp_path_factory.mktemp("larger")
+    generate_retailer(1500, SEED, out)
+    return PersonTable(out)
+
+
+def test_most_customers_have_a_single_record(larger: PersonTable) -> None:
+    counts = Counter(larger.record_person.values())
+    single = sum(n == 1 for n in counts.values()) / len(counts)
+    assert 0.55 <= single <= 0.65, single
+    assert max(counts.values()) >= 5  # and a few are known to many sources
+
+
+def test_spouses_share_a_family_email_or_loyalty_card(larger: PersonTable) -> None:
+    holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for record in larger.persons:
+        person = larger.record_person[record["record_id"]]
+        email = record["email"].strip().lower()
+        if email and email not in PLACEHOLDER_EMAILS | UNLISTED_PLACEHOLDER_EMAILS:
+            holders["email", email].add(person)
+        if record["loyalty_id"]:
+            holders["loyalty_id", record["loyalty_id"]].add(person)
+    shared = {kind for (kind, _), people in holders.items() if len(people) == 2}
+    assert shared == {"email", "loyalty_id"}
+
+
+def test_cashiers_type_the_stores_own_phone_and_stand_in_values(larger: PersonTable) -> None:
+    phone_people: dict[str, set[str]] = defaultdict(set)
+    for record in larger.persons:
+        if record["phone"]:
+            phone_people[_digits(record["phone"])].add(larger.record_person[record["record_id"]])
+    # A store's landline (Moscow 495...) typed for several unrelated customers.
+    assert any(len(people) >= 3 and phone.startswith("495")
+               for phone, people in phone_people.items())
+    placeholders = {"9999999999", "9000000000", "9123456789", "9001234567", "9111111111",
+                    "9160000001"}
+    assert placeholders & set(phone_people)
+    births = Counter(r["date_of_birth"] for r in larger.persons)
+    assert births["1900-01-01"] >= 2
+
+
+def test_identifiers_carry_typos(larger: PersonTable) -> None:
+    def one_key_apart(a: str, b: str) -> bool:
+        if len(a) != len(b) or a == b:
+            return False
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+
+    typos = Counter()
+    for records in larger.records_by_person().values():
+        for kind, clean in (("phone", _digits), ("loyalty_id", str)):
+            values = {clean(r[kind]) for r in records if r[kind]}
+            typos[kind] += any(one_key_apart(a, b) for a in values for b in values)
+    assert typos["phone"] >= 1 and typos["loyalty_id"] >= 1, typos
+
+
+def test_names_come_with_patronymics_full_names_and_the_wrong_layout(
+        larger: PersonTable) -> None:
+    full_names = [r for r in larger.persons
+                  if not r["last_name"] and len(r["first_name"].split()) == 3]
+    patronymics = [r for r in larger.persons if r["last_name"] and re.fullmatch(
+        r"[А-ЯЁа-яё]+ [А-ЯЁа-яё]+(вич|вна|ична|ич)", r["first_name"], re.IGNORECASE)]
+    assert full_names and patronymics
+    wrong_layout = 0
+    for records in larger.records_by_person().values():
+        cyrillic = {r["first_name"].casefold() for r in records}
+        wrong_layout += any(
+            re.fullmatch(r"[A-Za-z;\[\]',.`]+", r["first_name"])
+            and r["first_name"].lower().translate(FROM_WRONG_LAYOUT) in cyrillic
+            for r in records)
+    assert wrong_layout >= 1
+
+
+def test_people_change_surname_address_and_phone(larger: PersonTable) -> None:
+    female_surname = re.compile(r"[А-ЯЁ][а-яё]+(ова|ева|ёва|ина|ая)")
+    phone_people: dict[str, set[str]] = defaultdict(set)
+    for record in larger.persons:
+        if record["phone"]:
+            phone_people[_digits(record["phone"])].add(larger.record_person[record["record_id"]])
+    changed = Counter()
+    for records in larger.records_by_person().values():
+        surnames = {r["last_name"] for r in records if female_surname.fullmatch(r["last_name"])}
+        changed["surname"] += len({s[0] for s in surnames}) >= 2
+        changed["postcode"] += len({r["postcode"] for r in records if r["postcode"]}) >= 2
+        mobiles = {_digits(r["phone"]) for r in records if r["phone"]}
+        mobiles = {m for m in mobiles if m.startswith("9") and len(phone_people[m]) == 1}
+        changed["mobile"] += any(sum(x != y for x, y in zip(a, b, strict=True)) >= 5
+                                 for a in mobiles for b in mobiles)
+    assert min(changed.values()) >= 1 and set(changed) == {"surname", "postcode", "mobile"}, \
+        changed
 
 
 def test_household_members_share_a_phone(retailer: Retailer) -> None:

@@ -18,7 +18,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from math import comb
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from omnicdp.cli.supervisor import Stack, StartupError
 from omnicdp.cli.tables import print_table
 from omnicdp.core.vocabulary import MAX_BATCH_EVENTS
+from omnicdp.services.identity.linkage.metrics import pairwise_quality
 
 console = Console(stderr=True)
 
@@ -46,20 +46,6 @@ class Gateway:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
-
-
-def pairwise_quality(assigned: dict[str, str], truth: dict[str, str]) -> dict[str, float]:
-    """Pairwise precision/recall of records linked together vs the true persons."""
-    ids = [m for m in assigned if m in truth]
-    cells = Counter((assigned[m], truth[m]) for m in ids)
-    predicted = sum(comb(n, 2) for n in Counter(assigned[m] for m in ids).values())
-    actual = sum(comb(n, 2) for n in Counter(truth[m] for m in ids).values())
-    together = sum(comb(n, 2) for n in cells.values())
-    precision = together / predicted if predicted else 1.0
-    recall = together / actual if actual else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "customers": len({assigned[m] for m in ids}), "persons": len({truth[m] for m in ids})}
 
 
 def final_customer_ids(gateway: Gateway, customer_ids: set[str]) -> dict[str, str]:
@@ -151,7 +137,8 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
         # Scored on the ids after every merge: an id answered early may since have been
         # merged into another customer, and then names the same golden record.
         final = final_customer_ids(gateway, set(assigned.values()))
-        quality = pairwise_quality({m: final[c] for m, c in assigned.items()}, truth)
+        quality = pairwise_quality({m: final[c] for m, c in assigned.items()},
+                                   truth).to_dict()
         sample = _sample_profile(gateway, retailer / "events.jsonl")
         _, attribution = gateway.call("/v1/reports/attribution?model=last_touch")
     finally:

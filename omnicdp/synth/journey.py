@@ -13,10 +13,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from omnicdp.synth import geo
 from omnicdp.synth.catalog import AD_CAMPAIGNS, Campaign, Catalog
 from omnicdp.synth.events import APP_SOURCES, ORDER_COMPLETED, EventLog
 from omnicdp.synth.noise import noisy_email
-from omnicdp.synth.people import IdFactory, Person
+from omnicdp.synth.people import IdFactory, Person, Phone, landline
 from omnicdp.synth.records import (
     SourceRecord,
     app_record,
@@ -53,6 +54,8 @@ EFFECTS: dict[str, tuple[tuple[str, float, float, float], ...]] = {
     "Ad Clicked": (("online", 0.06, 0.05, 48),),
 }
 # Touches whose campaign the order carries (a tracked link).
+# How often a cashier types the store's own number for a customer who gives none.
+STORE_PHONE_SHARE = 0.06
 _CLICK_TOUCHES = ("Email Clicked", "Push Opened", "Ad Clicked")
 _CALL_REASONS = ("delivery_status", "return", "product_question", "complaint", "assembly")
 _PAGES = ("/", "/catalog/sofas", "/catalog/kitchen", "/catalog/textiles", "/catalog/lighting",
@@ -74,6 +77,14 @@ class World:
     records: list[SourceRecord] = field(default_factory=list)
     orders_online: int = 0
     purchases_store: int = 0
+    store_phones: dict[str, Phone] = field(default_factory=dict)
+
+    def store_phone(self, store_id: str, city: geo.City) -> Phone:
+        """The store's own landline, which cashiers type when a customer gives no number."""
+        phone = self.store_phones.get(store_id)
+        if phone is None:
+            phone = self.store_phones[store_id] = landline(self.rng, self.ids, city)
+        return phone
 
 
 class Journey:
@@ -91,6 +102,8 @@ class Journey:
         city = person.address.city if person.country == "RU" else None
         slug = city.latin[0].lower().replace(" ", "-").replace(".", "") if city else "moscow"
         self.store_id = f"store-{slug}-{self.rng.randint(1, 4)}"
+        self.store_city = city or geo.RU_CITIES[0]
+        self.captured = 0  # source records of this person so far
         self.app_source = APP_SOURCES[person.platform]
 
     def run(self) -> None:
@@ -128,8 +141,7 @@ class Journey:
 
     def _sign_up(self, t: int) -> None:
         p, log = self.p, self.w.log
-        record = web_record(p, t, self.rng)
-        self.w.records.append(record)
+        record = self._keep(web_record(p, t, self.rng))
         cookie = self._cookie_at(t)
         self.emit(p.person_id, t - self.rng.randrange(30, 300), "page", "web",
                   {"anonymous_id": cookie}, properties=_page("/register"))
@@ -146,21 +158,19 @@ class Journey:
             if since > t and rng.random() < 0.6:  # the customer updates the subscription
                 self.esp_emails.append((since + rng.randrange(DAY, 10 * DAY), address))
         if p.footer_subscriber:
-            record = email_list_record(p, t, esp_email, rng)
-            self.w.records.append(record)
+            record = self._keep(email_list_record(p, t, esp_email, rng))
             cookie = self._cookie_at(t)
             self.w.log.identify_from_record(record, "web", extra={"anonymous_id": cookie},
                                             source="website")
             self.emit(p.person_id, t + 1, "track", "web",
                       {"anonymous_id": cookie, "email": esp_email}, event="Signed Up",
                       properties={"program": "newsletter"})
-        elif rng.random() < 0.5:  # the ESP's subscriber export
-            self.w.records.append(email_list_record(p, t, esp_email, rng))
+        elif not p.one_off and rng.random() < 0.5:  # the ESP's subscriber export
+            self._keep(email_list_record(p, t, esp_email, rng))
 
     def _install_app(self, t: int) -> None:
         p = self.p
-        record = app_record(p, t, self.rng)
-        self.w.records.append(record)
+        record = self._keep(app_record(p, t, self.rng))
         self.emit(p.person_id, t - self.rng.randrange(60, 600), "track", "app",
                   {"device_id": p.device_id}, event="App Installed", source=self.app_source,
                   properties={"platform": p.platform})
@@ -176,10 +186,11 @@ class Journey:
         if p.loyalty_t >= 0:
             p.loyalty_t = self._store_time(p.loyalty_t)
         t = p.loyalty_t
-        phone = p.phone_at_till(rng, 0.35)
+        phone = p.phone_at_till(rng, 0.35, t)
         self.sms_phone = phone.formatted("e164")
-        record = loyalty_record(p, t, phone, rng)
-        self.w.records.append(record)
+        if rng.random() < STORE_PHONE_SHARE:
+            phone = self._store_phone()
+        record = self._keep(loyalty_record(p, t, phone, rng))
         self.w.log.identify_from_record(record, "store")
         self.emit(p.person_id, t + 5, "track", "store", {"loyalty_id": p.loyalty_id},
                   event="Signed Up", properties={"program": "loyalty", "store_id": self.store_id})
@@ -188,20 +199,18 @@ class Journey:
     def _crm(self, t: int) -> None:
         for i, crm_id in enumerate(self.p.crm_ids):
             when = t + i * self.rng.randrange(DAY, 30 * DAY)
-            record = crm_record(self.p, when, crm_id, self.rng)
-            self.w.records.append(record)
+            record = self._keep(crm_record(self.p, when, crm_id, self.rng))
             self.w.log.identify_from_record(record, "crm")
 
     def _call(self, t: int) -> None:
         p, rng = self.p, self.rng
         t = within_hours(t, 5, 18, rng)
-        caller = p.phone_at_till(rng, 0.4).formatted(phone_style("call_center", rng))
+        caller = p.phone_at_till(rng, 0.4, t).formatted(phone_style("call_center", rng))
         crm_id = None
         if p.crm_t is not None and p.crm_t <= t and rng.random() < 0.4:
             crm_id = p.crm_ids[0]
         if rng.random() < 0.5:
-            record = call_center_record(p, t, caller, crm_id, rng)
-            self.w.records.append(record)
+            record = self._keep(call_center_record(p, t, caller, crm_id, rng))
             self.w.log.identify_from_record(record, "call_center")
         duration = int(rng.lognormvariate(5.3, 0.6))
         self.emit(p.person_id, t + duration, "track", "call_center",
@@ -352,7 +361,7 @@ class Journey:
         if not p.messenger:
             return
         known = [t for t in (p.loyalty_t, p.crm_t) if t is not None]
-        ids = {"phone": self.sms_phone or p.mobile.formatted("e164")}
+        ids = {"phone": self.sms_phone or p.mobile_at(min(known)).formatted("e164")}
         for campaign in self.w.calendar["messenger"]:
             if campaign.t < min(known):
                 continue
@@ -454,10 +463,13 @@ class Journey:
         if has_card and rng.random() < 0.9:
             ids["loyalty_id"] = p.loyalty_id
         if not ids or rng.random() < 0.4:
-            ids["phone"] = p.phone_at_till(rng, 0.3).formatted(phone_style("pos", rng))
-        if 0 <= t < self.w.window and rng.random() < 0.2:  # details typed for a delivery
-            record = pos_record(p, t - 60, has_card, rng)
-            self.w.records.append(record)
+            phone = p.phone_at_till(rng, 0.3, t)
+            if rng.random() < STORE_PHONE_SHARE:
+                phone = self._store_phone()
+            ids["phone"] = phone.formatted(phone_style("pos", rng))
+        if 0 <= t < self.w.window and rng.random() < 0.2 and not (p.one_off and self.captured):
+            # details typed for a delivery
+            record = self._keep(pos_record(p, t - 60, has_card, self._store_phone(), rng))
             self.w.log.identify_from_record(record, "store")
         items, revenue = self.w.catalog.basket(rng)
         properties = {"order_id": self.w.ids.digits(9, prefix="POS-"), "revenue": revenue,
@@ -465,6 +477,14 @@ class Journey:
         if self.emit(p.person_id, t, "track", "store", ids, event=ORDER_COMPLETED,
                      properties=properties):
             self.w.purchases_store += 1
+
+    def _keep(self, record: SourceRecord) -> SourceRecord:
+        self.w.records.append(record)
+        self.captured += 1
+        return record
+
+    def _store_phone(self) -> Phone:
+        return self.w.store_phone(self.store_id, self.store_city)
 
     # Time helpers
 

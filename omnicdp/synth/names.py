@@ -111,6 +111,27 @@ def female_surname(surname: str) -> str:
     return surname  # Шевченко, Ким: indeclinable
 
 
+# Fathers' names whose patronymic is not the regular one: (male, female).
+_IRREGULAR_PATRONYMICS = {"Дмитрий": ("Дмитриевич", "Дмитриевна"),
+                          "Георгий": ("Георгиевич", "Георгиевна"),
+                          "Илья": ("Ильич", "Ильинична"), "Никита": ("Никитич", "Никитична")}
+
+
+def patronymic(father: str, sex: str) -> str:
+    """The patronymic from a father's first name (Сергей -> Сергеевич / Сергеевна,
+    Юрий -> Юрьевич, Илья -> Ильич / Ильинична)."""
+    irregular = _IRREGULAR_PATRONYMICS.get(father)
+    if irregular is not None:
+        return irregular[0] if sex == "m" else irregular[1]
+    if father.endswith("ий"):
+        stem = father[:-2] + "ьев"
+    elif father.endswith(("ей", "ай")):
+        stem = father[:-1] + "ев"
+    else:
+        stem = father + "ов"
+    return stem + ("ич" if sex == "m" else "на")
+
+
 def transliterate(text: str, system: str) -> str:
     """``text`` in Latin letters following one of :data:`SYSTEMS`.
 

@@ -1,5 +1,6 @@
-"""The noise that real customer data carries: typos, phone formats, e-mail variants and the
-placeholders cashiers type when a customer gives no e-mail."""
+"""The noise that real customer data carries: typos (in names and in identifiers), phone
+formats, e-mail variants, text typed in the wrong keyboard layout, and the placeholders
+cashiers type when a customer gives no e-mail, phone or birth date."""
 
 from __future__ import annotations
 
@@ -26,8 +27,63 @@ PHONE_STYLES = ("e164", "pretty", "spaces", "trunk", "trunk_dashes", "trunk_pret
 _COUNTRY_CODES = {"RU": "7", "KZ": "7", "BY": "375", "DE": "49"}
 
 
-def placeholder_email(rng: random.Random) -> str:
+# Stand-ins that no normaliser's list holds: a store's own mailbox, "no mail" in Russian,
+# keyboard mashing. They pass normalisation, so only their spread across unrelated people
+# (the identity service's placeholder guardrail) or a model can tell them apart.
+UNLISTED_PLACEHOLDER_EMAILS = ("nety@mail.ru", "netu@mail.ru", "pokupatel@mail.ru",
+                               "klient@uyut-home.ru", "1@1.ru", "qwerty@mail.ru",
+                               "bez.pochty@yandex.ru", "aaa@mail.ru")
+_UNLISTED_WEIGHTS = (5, 3, 3, 4, 3, 2, 1, 2)
+# Phones typed when the customer gives none: some are caught by the normaliser (+7 999
+# 999-99-99, +7 900 000-00-00), some look like real numbers (+7 912 345-67-89).
+PLACEHOLDER_PHONES = ("+79999999999", "89000000000", "9123456789", "+7 (900) 123-45-67",
+                      "89111111111", "+7 916 000-00-01")
+_PLACEHOLDER_PHONE_WEIGHTS = (4, 3, 3, 2, 2, 1)
+# Birth dates typed when the form demands one.
+PLACEHOLDER_BIRTH_DATES = ("1900-01-01", "1900-01-01", "1901-01-01", "2000-01-01")
+
+# A Russian keyboard's letters on the keys of a US one: "Иван" typed with the wrong layout
+# comes out as "Bdfy".
+_CYRILLIC_KEYS = "йцукенгшщзхъфывапролджэячсмитьбюё"
+_LATIN_KEYS = "qwertyuiop[]asdfghjkl;'zxcvbnm,.`"
+_WRONG_LAYOUT = str.maketrans(_CYRILLIC_KEYS + _CYRILLIC_KEYS.upper(),
+                              _LATIN_KEYS + _LATIN_KEYS.upper())
+
+
+def placeholder_email(rng: random.Random, p_unlisted: float = 0.0) -> str:
+    """A cashier's stand-in e-mail: one the normaliser knows, or with ``p_unlisted`` one it
+    does not."""
+    if rng.random() < p_unlisted:
+        return rng.choices(UNLISTED_PLACEHOLDER_EMAILS, weights=_UNLISTED_WEIGHTS)[0]
     return rng.choices(PLACEHOLDER_EMAILS, weights=_PLACEHOLDER_WEIGHTS)[0]
+
+
+def placeholder_phone(rng: random.Random) -> str:
+    return rng.choices(PLACEHOLDER_PHONES, weights=_PLACEHOLDER_PHONE_WEIGHTS)[0]
+
+
+def wrong_layout(text: str) -> str:
+    """Cyrillic ``text`` as typed with the keyboard left in the Latin layout."""
+    return text.translate(_WRONG_LAYOUT)
+
+
+def digit_typo(value: str, rng: random.Random) -> str:
+    """An identifier with one keying error in its digits: two neighbours swapped or one digit
+    replaced (a phone or card number retyped from a form)."""
+    positions = [i for i, ch in enumerate(value) if ch.isdigit()]
+    if len(positions) < 4:
+        return value
+    # Leave the first digits (country and operator codes) alone: a typo there rarely
+    # yields a number a system would accept.
+    i = rng.choice(positions[len(positions) // 3:])
+    chars = list(value)
+    later = [j for j in positions if j > i]
+    if later and rng.random() < 0.5:
+        j = later[0]
+        chars[i], chars[j] = chars[j], chars[i]
+    else:
+        chars[i] = rng.choice([d for d in "0123456789" if d != chars[i]])
+    return "".join(chars)
 
 
 def typo(word: str, rng: random.Random) -> str:
@@ -112,3 +168,7 @@ def format_phone(country: str, national: str, style: str) -> str:
     if style in ("trunk", "trunk_dashes", "trunk_pretty"):
         return f"0{national[:3]} {national[3:]}"
     return f"+{code} {national[:3]} {national[3:]}"
+
+
+def maybe_digit_typo(value: str, p: float, rng: random.Random) -> str:
+    return digit_typo(value, rng) if value and rng.random() < p else value

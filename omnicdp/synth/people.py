@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TypeVar
 
 from omnicdp.synth import geo, names
 from omnicdp.synth.noise import format_phone
@@ -25,6 +26,7 @@ _EMAIL_DOMAINS = {
     "BY": (("mail.ru", 30), ("gmail.com", 40), ("tut.by", 30)),
     "DE": (("gmail.com", 40), ("gmx.de", 30), ("web.de", 30)),
 }
+ONE_OFF_SHARE = 0.55
 _NICKNAMES = ("kotik", "solnyshko", "zaya", "lucky", "happy", "star", "dark", "angel", "max",
               "tigr", "lisa", "sunny", "pro", "best")
 
@@ -66,6 +68,12 @@ class Person:
     platform: str  # "ios" | "android"
     latin_first: str = ""  # how the person spells their own name in Latin letters
     latin_last: str = ""
+    patronymic: str = ""  # Cyrillic names only
+    maiden_name: str = ""  # a married woman's surname before marriage, still in old records
+    # Changes during or before the window: (since, value), oldest first, after the first.
+    moves: list[tuple[int, geo.Address]] = field(default_factory=list)
+    phone_changes: list[tuple[int, Phone]] = field(default_factory=list)
+    one_off: bool = False  # known to one source only, once (most of a real customer base)
     # Lifecycle
     anonymous_only: bool = False
     first_visit_t: int | None = None
@@ -93,15 +101,32 @@ class Person:
     def email_at(self, t: int) -> str:
         return latest(self.emails, t)
 
-    def phone_at_till(self, rng: random.Random, p_shared: float) -> Phone:
+    def mobile_at(self, t: int) -> Phone:
+        return _in_force(self.mobile, self.phone_changes, t)
+
+    def address_at(self, t: int) -> geo.Address:
+        return _in_force(self.address, self.moves, t)
+
+    def phone_at_till(self, rng: random.Random, p_shared: float, t: int) -> Phone:
         """The number given to a cashier or an agent: one's own mobile, or the family one."""
         if self.household is not None and rng.random() < p_shared:
             return self.household.shared_phone
-        return self.mobile
+        return self.mobile_at(t)
 
     @property
     def is_latin_only(self) -> bool:
         return not names.is_cyrillic(self.first_name)
+
+
+_T = TypeVar("_T")
+
+
+def _in_force(first: _T, changes: list[tuple[int, _T]], t: int) -> _T:
+    current = first
+    for since, value in changes:
+        if since <= t:
+            current = value
+    return current
 
 
 class IdFactory:
@@ -158,7 +183,7 @@ def generate_people(count: int, start: date, days: int, rng: random.Random, ids:
         household = None
         if size > 1:
             household_id += 1
-            shared = _landline(rng, ids, city) if rng.random() < 0.5 else head_mobile
+            shared = landline(rng, ids, city) if rng.random() < 0.5 else head_mobile
             household = Household(household_id, address, surname, shared, size)
         head_age = rng.triangular(20, 75, 38)
         head_sex = rng.choice("mf")
@@ -173,10 +198,21 @@ def generate_people(count: int, start: date, days: int, rng: random.Random, ids:
             mobile = head_mobile if member == 0 else _mobile(rng, ids, country)
             person = _make_person(len(people) + 1, sex, age, country, address, surname, mobile,
                                   household, start, days, rng, ids)
+            if member == 1:
+                _share_with_partner(people[-1], person, rng)
             people.append(person)
             if progress is not None:
                 progress(len(people))
     return people
+
+
+def _share_with_partner(head: Person, partner: Person, rng: random.Random) -> None:
+    """Spouses often share a family mailbox and one loyalty card (the second holder of a
+    family card), so neither identifies one person alone."""
+    if rng.random() < 0.25:
+        partner.emails[0] = head.emails[0]
+    if rng.random() < 0.3:
+        partner.loyalty_id = head.loyalty_id
 
 
 def _member_age(rng: random.Random, head_age: float, member: int) -> float:
@@ -221,7 +257,7 @@ def _mobile(rng: random.Random, ids: IdFactory, country: str) -> Phone:
     return Phone(country, ids.digits(rest, prefix=code))
 
 
-def _landline(rng: random.Random, ids: IdFactory, city: geo.City) -> Phone:
+def landline(rng: random.Random, ids: IdFactory, city: geo.City) -> Phone:
     code = city.landline_code
     digits = geo.NATIONAL_DIGITS[city.country] - len(code)
     if city.country == "DE":
@@ -245,17 +281,32 @@ def _make_person(number: int, sex: str, age: float, country: str, address: geo.A
     if names.is_cyrillic(first):
         person.latin_first = names.latin_spelling(first, rng)
         person.latin_last = names.latin_spelling(last, rng)
+        person.patronymic = names.patronymic(
+            rng.choices(names.MALE_FIRST, weights=_MALE_WEIGHTS)[0], sex)
+        if sex == "f" and household is not None and age > 22 and rng.random() < 0.35:
+            # Took her husband's surname; her older records keep her own.
+            person.maiden_name = names.female_surname(_pick_surname(rng, country))
     else:
         person.latin_first, person.latin_last = first, last
+    # Moves and new numbers, mostly inside the window, so that records before and after
+    # the change disagree.
+    if rng.random() < 0.1:
+        moved = geo.random_address(rng, geo.pick_city(rng, country)
+                                   if rng.random() < 0.3 else address.city)
+        person.moves.append((rng.randrange(-60 * DAY, days * DAY * 9 // 10), moved))
+    if rng.random() < 0.08:
+        person.phone_changes.append((rng.randrange(-60 * DAY, days * DAY * 9 // 10),
+                                     _mobile(rng, ids, country)))
     person.device_id = ids.uuid(upper=True) if person.platform == "ios" else ids.hex(16)
-    person.emails.append((LONG_AGO, _email(person, rng, ids)))
+    person.emails.append((LONG_AGO, _email(person, rng, ids, person.maiden_name)))
     _lifecycle(person, days * DAY, rng, ids)
     return person
 
 
-def _email(person: Person, rng: random.Random, ids: IdFactory) -> str:
+def _email(person: Person, rng: random.Random, ids: IdFactory, surname: str = "") -> str:
     first = names.transliterate(person.first_name, "informal").lower().replace(" ", "")
-    last = names.transliterate(person.last_name, "informal").lower().replace(" ", "")
+    last = names.transliterate(surname or person.last_name, "informal").lower().replace(" ",
+                                                                                          "")
     first = first.replace("ü", "ue").replace("ö", "oe").replace("ä", "ae")
     last = last.replace("ü", "ue").replace("ö", "oe").replace("ä", "ae")
     year = person.date_of_birth.year
@@ -285,6 +336,12 @@ def _lifecycle(p: Person, window: int, rng: random.Random, ids: IdFactory) -> No
     existing = not p.anonymous_only and r() < 0.4
     web_user = not p.anonymous_only and r() < 0.68
     p.store_shopper = not p.anonymous_only and (r() < 0.55 or not web_user)
+    # Most of a real customer base is known to one source, once: an online sign-up or a
+    # store's card or receipt, and nothing else.
+    p.one_off = not p.anonymous_only and r() < ONE_OFF_SHARE
+    if p.one_off:
+        web_user = r() < 0.45
+        p.store_shopper = not web_user
 
     def before_window(max_days: int) -> int:
         return -rng.randrange(DAY, max_days * DAY)
@@ -315,15 +372,19 @@ def _lifecycle(p: Person, window: int, rng: random.Random, ids: IdFactory) -> No
         p.footer_subscriber = True
         p.newsletter_t = rng.randrange(p.first_visit_t, window)
     known_since = [t for t in (p.signup_t, p.loyalty_t) if t is not None]
-    if known_since and r() < 0.6:
+    if p.one_off:
+        p.app_t = None
+        if p.loyalty_t is not None:
+            p.footer_subscriber, p.newsletter_t = False, None
+    elif known_since and r() < 0.6:
         crm_t = min(known_since) + rng.randrange(DAY, 14 * DAY)
         p.crm_t = crm_t if crm_t < window else None
         if p.crm_t is not None and r() < 0.04:  # a duplicate CRM row
             p.crm_ids.append(ids.digits(8, prefix="CRM-"))
-    if known_since:
+    if known_since and not p.one_off:
         start = max(0, min(known_since))
         p.call_times = sorted(rng.randrange(start, window) for _ in range(poisson(rng, 0.5)))
-    if known_since and r() < 0.12:  # a new mailbox
+    if known_since and not p.one_off and r() < 0.12:  # a new mailbox
         since = rng.randrange(-200 * DAY, int(window * 0.8))
         p.emails.append((since, _email(p, rng, ids)))
 
