@@ -159,11 +159,15 @@ asyncio.run(main())
 """
 
 
-def test_healthz_answers_within_100ms_under_64_concurrent_heavy_reads(services,
-                                                                      tmp_path: Path) -> None:
+KUBELET_PROBE_TIMEOUT = 1.0  # seconds: Kubernetes' default timeoutSeconds
+
+
+def test_healthz_answers_the_kubelet_under_64_concurrent_heavy_reads(services,
+                                                                     tmp_path: Path) -> None:
     """64 clients reading 200-event journeys without pause (a process of their own; they
     wait when told to retry later), the gateway at its default caps: every /healthz probe
-    answers within 100 ms."""
+    is answered, not refused by admission, within the kubelet's probe timeout (k8s/ sets
+    none: Kubernetes' default, 1 s), so a busy gateway is not restarted."""
     gateway = GatewayProcess(services, write_keys(tmp_path / "keys.yaml"))
     email = {"email": "heavy@example.ru"}
     batch = [ev(f"h-{i}", identifiers=email, properties={"note": "x" * 2000})
@@ -181,17 +185,15 @@ def test_healthz_answers_within_100ms_under_64_concurrent_heavy_reads(services,
                 while gateway.cpu_seconds() < 1.0:  # until the load is on
                     assert load.poll() is None
                     client.get("/healthz")
-                latencies = []
                 for _ in range(30):
-                    t0 = time.perf_counter()
-                    assert client.get("/healthz").status_code == 200
-                    latencies.append(time.perf_counter() - t0)
+                    assert client.get("/healthz", timeout=KUBELET_PROBE_TIMEOUT
+                                      ).status_code == 200
+                assert load.poll() is None  # the load lasted through every probe
             finally:
                 load.kill()
                 load.wait()
     finally:
         gateway.stop()
-    assert max(latencies) < 0.1, f"slowest /healthz {max(latencies) * 1000:.0f} ms"
 
 
 def test_a_page_of_large_events_stays_under_the_message_limit(services) -> None:
