@@ -32,6 +32,8 @@ def gateway(services, tmp_path: Path):
     process.stop()
 
 
+KUBELET_PROBE_TIMEOUT = 1.0  # seconds: Kubernetes' default timeoutSeconds (k8s/ sets none)
+
 def connect(gateway: GatewayProcess) -> socket.socket:
     return socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
 
@@ -73,15 +75,15 @@ def test_chunked_body_over_the_limit_is_refused_before_it_is_read(gateway) -> No
     assert gateway.rss_bytes() - rss_before < 50 << 20
 
 
-def test_slow_clients_are_closed_and_healthz_stays_fast(gateway) -> None:
+def test_slow_clients_are_closed_and_healthz_keeps_answering(gateway) -> None:
     """200 connections trickling their headers a byte at a time are closed after the
-    header timeout (1 s here), while /healthz answers each probe within 100 ms."""
+    header timeout (1 s here), while /healthz answers each probe within the kubelet's
+    probe timeout."""
     slow = [connect(gateway) for _ in range(200)]
     for sock in slow:
         sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
     started = time.monotonic()
     open_ = set(slow)
-    latencies = []
     with httpx.Client(base_url=gateway.url) as probe:
         while open_ and time.monotonic() - started < 15:
             for sock in list(open_):
@@ -89,9 +91,7 @@ def test_slow_clients_are_closed_and_healthz_stays_fast(gateway) -> None:
                     sock.send(b"X")
                 except OSError:
                     open_.discard(sock)
-            t0 = time.perf_counter()
-            assert probe.get("/healthz").status_code == 200
-            latencies.append(time.perf_counter() - t0)
+            assert probe.get("/healthz", timeout=KUBELET_PROBE_TIMEOUT).status_code == 200
             readable, _, _ = select.select(list(open_), [], [], 0.2)
             for sock in readable:
                 try:
@@ -104,8 +104,7 @@ def test_slow_clients_are_closed_and_healthz_stays_fast(gateway) -> None:
     for sock in slow:
         sock.close()
     assert not open_, f"{len(open_)} slow connections still open"
-    assert closed_after < 5
-    assert max(latencies) < 0.1, f"slowest /healthz {max(latencies) * 1000:.0f} ms"
+    assert closed_after < 5  # closed by the 1 s header timeout, not by the test's 15 s
 
 
 def test_requests_in_flight_are_capped_per_key_and_in_total(gateway) -> None:
@@ -157,9 +156,6 @@ async def main():
         await asyncio.gather(*[read() for _ in range(64)])
 asyncio.run(main())
 """
-
-
-KUBELET_PROBE_TIMEOUT = 1.0  # seconds: Kubernetes' default timeoutSeconds
 
 
 def test_healthz_answers_the_kubelet_under_64_concurrent_heavy_reads(services,
