@@ -28,11 +28,13 @@ from benchmarks.output import print_result
 from omnicdp.services.identity.linkage.batch import link_table
 from omnicdp.services.identity.linkage.features import phone_key
 from omnicdp.services.identity.linkage.metrics import Quality, pairwise_quality
+from omnicdp.services.identity.linkage.model import LinkageModel
 from omnicdp.services.identity.linkage.table import read_person_table
 from omnicdp.services.identity.linkage.train import train_table
+from omnicdp.services.identity.matching import Matcher
 from omnicdp.services.identity.model import IdentityRecord
 from omnicdp.services.identity.normalize import normalize_identifier
-from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.synth import generate_retailer
 
@@ -46,10 +48,11 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def service_rules(table: pd.DataFrame) -> dict[str, str]:
-    """Each record's customer under the identity service's deterministic rules (its
-    resolver on an in-memory store), after every merge and placeholder split: records in
-    file order, 500 a batch, each its own observation."""
+def service_rules(table: pd.DataFrame, model: LinkageModel | None = None) -> dict[str, str]:
+    """Each record's customer under the identity service's resolver on an in-memory store
+    (its deterministic rules; with ``model``, online resolution with the model after them),
+    after every merge and placeholder split: records in file order, 500 a batch, each its
+    own observation."""
     seen = datetime(2026, 1, 1, tzinfo=UTC)
     records = [IdentityRecord(
         r["record_id"], {k: r.get(k, "") for k in ("email", "phone", "user_id", "loyalty_id",
@@ -59,7 +62,7 @@ def service_rules(table: pd.DataFrame) -> dict[str, str]:
                                   "city", "postcode", "country") if r.get(k)})
         for r in table.to_dict("records")]
     with DuckDBIdentityStore() as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store, matcher=Matcher(model) if model is not None else None)
         resolutions = [res for i in range(0, len(records), 500)
                        for res in resolver.resolve(records[i:i + 500])]
         # Splits give records new customers: read each live customer's records back.
@@ -194,6 +197,10 @@ def run(customers: int, seed: int, records: int, work_dir: Path, rules: bool = T
     links = link_table(table, trained.model).links
     _row(result, "model", pairwise_quality(
         dict(zip(links["record_id"], links["customer_id"], strict=True)), truth))
+    _log("our model online: the identity service's resolver, records in arrival order")
+    online, seconds = _timed(lambda: service_rules(table, trained.model))
+    _row(result, "model online", pairwise_quality(online, truth))
+    result["model online seconds"] = round(seconds, 1)
 
     if records:
         grown = math.ceil(records / RECORDS_PER_CUSTOMER)

@@ -34,7 +34,7 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.output import print_result
-from omnicdp.services.identity.resolver import DeterministicResolver, IdentityRecord
+from omnicdp.services.identity.resolver import IdentityRecord, Resolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.services.identity.store.graph import key_hash
 from omnicdp.services.identity.store.postgres import PostgresIdentityStore
@@ -131,7 +131,7 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
     resolved = rejected = 0
     with open_store(backend, work_dir, database_url) as store:
         preload_seconds = preload(store, stored)
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         started = time.perf_counter()
         for batch in batches(records, batch_size):
             batch_started = time.perf_counter()

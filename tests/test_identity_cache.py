@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from omnicdp.services.identity.model import IdentityRecord
-from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store import duckdb as duckdb_store
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 
@@ -64,7 +64,7 @@ def holders(store: DuckDBIdentityStore, records: list[IdentityRecord]) -> list[i
 def run(store: DuckDBIdentityStore, records: list[IdentityRecord]) -> None:
     """Resolve in batches; at two points unmerge a record from its customer and erase one
     (writes that the cache does not follow: they empty it)."""
-    resolver = DeterministicResolver(store)
+    resolver = Resolver(store)
     for start in range(0, len(records), 25):
         resolutions = resolver.resolve(records[start:start + 25])
         if start // 25 in (20, 30):
@@ -95,7 +95,7 @@ def test_any_cache_size_ends_exactly_as_no_cache() -> None:
 def test_a_repeated_stream_is_answered_from_memory() -> None:
     records = tangled_stream(seed=5, count=200)
     with DuckDBIdentityStore(":memory:") as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         first = resolver.resolve(records)
         misses = store.cache.misses
         again = resolver.resolve(records)
@@ -111,7 +111,7 @@ def test_an_identifier_of_a_merged_customer_outside_the_batch_follows_the_merge(
     """The merge moves the loser's device to the survivor although the batch never named the
     device; the cached holders of the device must follow."""
     with DuckDBIdentityStore(":memory:", cache_customers=size) as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
 
         def resolve(n: int, **identifiers: str) -> str:
             record = IdentityRecord(f"r{n}", identifiers, T0 + timedelta(minutes=n))
@@ -144,7 +144,7 @@ def test_sightings_read_the_same_folded_or_not_and_after_a_restart(tmp_path, mon
         monkeypatch.setattr(duckdb_store, "FOLD_ROWS", fold_rows)
         path = tmp_path / f"fold-{fold_rows}.duckdb"
         with DuckDBIdentityStore(path) as store:
-            resolver = DeterministicResolver(store)
+            resolver = Resolver(store)
             for start in range(0, len(stream), 40):
                 resolver.resolve(stream[start:start + 40])
             unfolded = store._run(lambda s: s.fetch("SELECT count(*) FROM record_sightings"))
@@ -172,7 +172,7 @@ def test_concurrent_batches_see_the_cache_and_the_file_agree(monkeypatch) -> Non
             time.sleep(0.003)
             committed(graph)
         monkeypatch.setattr(store, "_graph_committed", slow_write_through)
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         batches = [records[i:i + 10] for i in range(0, len(records), 10)]
         errors: list[BaseException] = []
 

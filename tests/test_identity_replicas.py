@@ -24,7 +24,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from omnicdp.cli.supervisor import free_port
 from omnicdp.services.identity.client import IdentityClient, IdentityRecord, Resolution
-from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.linkage.model import LinkageModel
+from omnicdp.services.identity.matching import Matcher
+from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.synth import generate_retailer
 from tests.pg import temporary_database
@@ -124,8 +126,9 @@ def test_two_replicas_resolve_as_one_process_in_commit_order(replicas, batches) 
     assert len(set(final.values())) > 10  # many customers, not one blob
 
     # One process, the same batches one after another in the order they committed.
+    # The replicas serve the packaged model (no champion in their registry): so does it.
     with DuckDBIdentityStore(":memory:") as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store, matcher=Matcher(LinkageModel.load_default()))
         serial = {}
         for _, number, _ in sorted(committed):
             for r in resolver.resolve(batches[number]):

@@ -19,7 +19,7 @@ from omnicdp.services.identity.normalize import (
     normalize_identifier,
     normalize_usable_identifiers,
 )
-from omnicdp.services.identity.resolver import DeterministicResolver
+from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store import IdentityStore
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.services.identity.store.postgres import PostgresIdentityStore
@@ -42,12 +42,12 @@ def store(request) -> Iterator[IdentityStore]:
 
 
 @pytest.fixture
-def resolver(store: IdentityStore) -> DeterministicResolver:
-    return DeterministicResolver(store)
+def resolver(store: IdentityStore) -> Resolver:
+    return Resolver(store)
 
 
 def resolve_one(
-    resolver: DeterministicResolver, minutes: int = 0, record_id: str = "r", **identifiers: str
+    resolver: Resolver, minutes: int = 0, record_id: str = "r", **identifiers: str
 ) -> Resolution:
     record = IdentityRecord(record_id, identifiers, T0 + timedelta(minutes=minutes))
     (resolution,) = resolver.resolve([record])
@@ -219,7 +219,7 @@ def test_normalize_identifiers_reports_every_violation_at_once() -> None:
 # -- resolution --------------------------------------------------------------------------
 
 
-def test_new_customer_id_is_cus_and_24_hex(resolver: DeterministicResolver) -> None:
+def test_new_customer_id_is_cus_and_24_hex(resolver: Resolver) -> None:
     resolution = resolve_one(resolver, email="ivan@mail.ru")
     assert resolution.created
     assert resolution.matched_on == ()
@@ -227,7 +227,7 @@ def test_new_customer_id_is_cus_and_24_hex(resolver: DeterministicResolver) -> N
 
 
 def test_anonymous_to_known_journey_keeps_one_customer(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     first = resolve_one(resolver, 0, anonymous_id="anon-x")
     identified = resolve_one(resolver, 1, anonymous_id="anon-x", email="Ivan@Mail.ru")
@@ -246,7 +246,7 @@ def test_anonymous_to_known_journey_keeps_one_customer(
 
 
 def test_event_with_both_identifiers_merges_into_the_older_customer(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     older = resolve_one(resolver, 0, email="ivan@mail.ru", phone="+79161234567")
     newer = resolve_one(resolver, 5, user_id="u-1", anonymous_id="anon-y")
@@ -269,7 +269,7 @@ def test_event_with_both_identifiers_merges_into_the_older_customer(
 
 
 def test_redirects_of_an_earlier_loser_follow_a_later_merge(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     a = resolve_one(resolver, 0, email="a@mail.ru")
     b = resolve_one(resolver, 1, email="b@mail.ru")
@@ -283,7 +283,7 @@ def test_redirects_of_an_earlier_loser_follow_a_later_merge(
 
 
 def test_household_phone_does_not_merge_different_emails(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     mother = resolve_one(resolver, 0, email="anna@mail.ru", phone="8 495 123-45-67")
     son = resolve_one(resolver, 1, email="oleg@mail.ru", phone="+7 495 123 45 67")
@@ -297,7 +297,7 @@ def test_household_phone_does_not_merge_different_emails(
 
 
 def test_shared_device_links_a_customer_without_conflicting_email(
-    resolver: DeterministicResolver,
+    resolver: Resolver,
 ) -> None:
     app = resolve_one(resolver, 0, device_id="dev-1", email="anna@mail.ru")
     push = resolve_one(resolver, 1, device_id="dev-1", loyalty_id="L-7")
@@ -306,7 +306,7 @@ def test_shared_device_links_a_customer_without_conflicting_email(
 
 
 def test_conflicting_user_ids_never_merge(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     first = resolve_one(resolver, 0, user_id="u-1", email="shared@mail.ru")
     second = resolve_one(resolver, 1, user_id="u-2", email="shared@mail.ru")
@@ -322,7 +322,7 @@ def test_conflicting_user_ids_never_merge(
 
 
 def test_event_matching_two_user_ids_attaches_to_the_highest_priority_match(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     a = resolve_one(resolver, 0, user_id="u-1")
     b = resolve_one(resolver, 1, user_id="u-2", phone="+79161234567")
@@ -333,7 +333,7 @@ def test_event_matching_two_user_ids_attaches_to_the_highest_priority_match(
 
 
 def test_placeholder_email_does_not_link_strangers(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     first = resolve_one(resolver, 0, email="noemail@mail.ru", loyalty_id="L-1")
     second = resolve_one(resolver, 1, email="NoEmail@mail.ru", loyalty_id="L-2")
@@ -345,7 +345,7 @@ def test_placeholder_email_does_not_link_strangers(
 
 
 def test_resolving_the_same_record_twice_changes_nothing(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     resolve_one(resolver, 0, email="anna@mail.ru", phone="+74951234567")
     record = IdentityRecord(
@@ -363,7 +363,7 @@ def test_resolving_the_same_record_twice_changes_nothing(
 
 
 def test_merge_that_would_exceed_the_email_limit_is_refused(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     many = resolve_one(resolver, 0, loyalty_id="L-1", email="e0@mail.ru")
     for i in range(1, 5):
@@ -377,7 +377,7 @@ def test_merge_that_would_exceed_the_email_limit_is_refused(
     assert store.count_customers() == 2
 
 
-def test_batch_with_an_invalid_record_resolves_the_rest(resolver: DeterministicResolver) -> None:
+def test_batch_with_an_invalid_record_resolves_the_rest(resolver: Resolver) -> None:
     records = [
         IdentityRecord("ok-1", {"email": "ivan@mail.ru"}, T0),
         IdentityRecord("bad", {"email": "ivan@", "phone": "12"}, T0),
@@ -416,13 +416,13 @@ def test_failed_transaction_leaves_no_trace(store: IdentityStore) -> None:
 def test_customers_survive_reopening_the_duckdb_file(tmp_path) -> None:
     path = tmp_path / "data" / "identity.duckdb"
     with DuckDBIdentityStore(path) as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         older = resolve_one(resolver, 0, email="ivan@mail.ru")
         newer = resolve_one(resolver, 1, user_id="u-1")
         resolve_one(resolver, 2, email="ivan@mail.ru", user_id="u-1")
 
     with DuckDBIdentityStore(path) as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         assert resolver.lookup("user_id", "u-1") == older.customer_id
         assert store.resolve_redirects(newer.customer_id) == older.customer_id
         again = resolve_one(resolver, 3, email="Ivan@Mail.ru", phone="+79161234567")
@@ -430,7 +430,7 @@ def test_customers_survive_reopening_the_duckdb_file(tmp_path) -> None:
 
 
 def test_concurrent_resolves_end_with_consistent_ids(store: IdentityStore) -> None:
-    resolver = DeterministicResolver(store)
+    resolver = Resolver(store)
     people = 15
     records = [
         IdentityRecord(f"p{i}", {"email": f"p{i}@mail.ru", "phone": f"+79161{i:02d}4567"}, T0)
@@ -523,7 +523,7 @@ def ids_seen(resolutions: list[Resolution]) -> tuple[set[str], set[tuple[str, st
 def test_store_reopened_after_a_batch_answers_the_same(tmp_path) -> None:
     path = tmp_path / "identity.duckdb"
     with DuckDBIdentityStore(path) as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         first = resolver.resolve(batch_of_people(0))
         second = resolver.resolve(batch_of_people(3, minutes=30))  # overlaps: widens, merges
         customer_ids, identifiers = ids_seen(first + second)
@@ -533,7 +533,7 @@ def test_store_reopened_after_a_batch_answers_the_same(tmp_path) -> None:
         lookups = {key: resolver.lookup(*key) for key in identifiers}
 
     with DuckDBIdentityStore(path) as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         assert snapshot(store) == disk
         assert observe(store, customer_ids, identifiers) == before
         assert {key: resolver.lookup(*key) for key in identifiers} == lookups
@@ -563,7 +563,7 @@ class _CommitFails:
 def test_failed_commit_leaves_memory_and_disk_as_before(tmp_path, monkeypatch) -> None:
     path = tmp_path / "identity.duckdb"
     with DuckDBIdentityStore(path) as store:
-        resolver = DeterministicResolver(store)
+        resolver = Resolver(store)
         committed = resolver.resolve(batch_of_people(0))
         failing = batch_of_people(3, minutes=30)  # new customers, merges and wider ranges
         customer_ids, identifiers = ids_seen(committed)
@@ -589,7 +589,7 @@ def test_failed_commit_leaves_memory_and_disk_as_before(tmp_path, monkeypatch) -
 
 
 def test_failed_transaction_undoes_its_merges(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     older = resolve_one(resolver, 0, email="ivan@mail.ru", phone="+79161234567")
     newer = resolve_one(resolver, 5, user_id="u-1", phone="+79161234567")
@@ -608,7 +608,7 @@ def test_failed_transaction_undoes_its_merges(
     assert store.lookup("device_id", "d-1") is None
 
 
-def test_malformed_identifier_is_left_out_with_a_warning(resolver: DeterministicResolver) -> None:
+def test_malformed_identifier_is_left_out_with_a_warning(resolver: Resolver) -> None:
     [known] = resolver.resolve([IdentityRecord("a", {"loyalty_id": "777"}, T0)])
     [purchase] = resolver.resolve([IdentityRecord(
         "b", {"loyalty_id": "777", "phone": "0176 01045518"}, T0 + timedelta(days=1))])
@@ -619,7 +619,7 @@ def test_malformed_identifier_is_left_out_with_a_warning(resolver: Deterministic
 
 
 def test_a_duplicate_crm_row_links_by_its_other_evidence(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     """CRMs hold duplicate rows of one person: a second CRM id is no conflict."""
     crm_row = resolve_one(resolver, 0, crm_id="CRM-1", email="olga@mail.ru", phone="+79161234567")
@@ -639,7 +639,7 @@ def test_a_duplicate_crm_row_links_by_its_other_evidence(
     ("BY", "8 916 123-45-67", "+79161234567"),  # not a BY number: read in the default region
 ])
 def test_phones_are_read_in_the_records_country_then_the_default_region(
-    resolver: DeterministicResolver, country: str, raw: str, e164: str
+    resolver: Resolver, country: str, raw: str, e164: str
 ) -> None:
     [resolution] = resolver.resolve([IdentityRecord(
         "r", {"phone": raw}, T0, traits={"country": country} if country else {})])
@@ -648,7 +648,7 @@ def test_phones_are_read_in_the_records_country_then_the_default_region(
 
 
 def test_erasure_keeps_hashed_tombstones_and_an_audit_entry_without_personal_data(
-    resolver: DeterministicResolver, store: IdentityStore
+    resolver: Resolver, store: IdentityStore
 ) -> None:
     person = resolve_one(resolver, 0, email="eva@mail.ru", phone="+79163330000")
     resolve_one(resolver, 1, phone="+79163330000", device_id="dev-eva")
@@ -673,7 +673,7 @@ def test_a_shared_placeholder_email_stops_linking_and_unlinks_the_strangers_it_j
     """A store's cashiers type kassa@shop.ru for customers without an e-mail. With a
     threshold of 5 names, the first strangers are joined by it until the fifth name shows it
     is no one's: then it links no one, and the strangers it joined are apart again."""
-    resolver = DeterministicResolver(store, placeholder_threshold=5)
+    resolver = Resolver(store, placeholder_threshold=5)
     names = ["anna", "boris", "vera", "gleb", "dina", "egor", "zoya"]
     results = []
     for i, name in enumerate(names):
@@ -695,7 +695,7 @@ def test_a_shared_placeholder_email_stops_linking_and_unlinks_the_strangers_it_j
     assert {c.kind for c in store.changes(0, 1000)} >= {"split"}
 
 
-def test_a_family_email_with_few_names_still_links(resolver: DeterministicResolver) -> None:
+def test_a_family_email_with_few_names_still_links(resolver: Resolver) -> None:
     records = [IdentityRecord(f"f{i}", {"email": "family@mail.ru"}, T0 + timedelta(minutes=i),
                               traits={"first_name": name})
                for i, name in enumerate(["anna", "anna", "boris"])]
@@ -706,7 +706,7 @@ def test_a_family_email_with_few_names_still_links(resolver: DeterministicResolv
 def test_a_retailers_own_blocked_values_never_link(store: IdentityStore) -> None:
     blocked = BlockedValues.parse(
         "# the shop's stand-ins\nemail:.*@shop\\.example\\.ru\nphone:\\+74950000000\nguest-\\d+\n")
-    resolver = DeterministicResolver(store, blocked=blocked)
+    resolver = Resolver(store, blocked=blocked)
     anna = resolve_one(resolver, 0, record_id="a", email="kassa@shop.example.ru",
                        loyalty_id="L-1")
     oleg = resolve_one(resolver, 1, record_id="b", email="KASSA@shop.example.ru",
@@ -717,7 +717,7 @@ def test_a_retailers_own_blocked_values_never_link(store: IdentityStore) -> None
     assert only_blocked.customer_id is None and only_blocked.violations
     assert resolver.lookup("email", "kassa@shop.example.ru") is None
     # The same values still link where nothing blocks them.
-    plain = DeterministicResolver(store)
+    plain = Resolver(store)
     assert resolve_one(plain, 2, record_id="d", email="kassa@shop.example.ru").customer_id
 
 
@@ -729,7 +729,7 @@ def test_blocked_values_name_the_line_of_a_bad_pattern() -> None:
 
 
 def test_an_unmerge_keeps_the_parts_apart_through_later_events_and_merges(
-        resolver: DeterministicResolver, store: IdentityStore) -> None:
+        resolver: Resolver, store: IdentityStore) -> None:
     anna = resolve_one(resolver, 0, record_id="a1", email="anna@mail.ru")
     # A cashier types Anna's e-mail on Boris's card: merged, wrongly.
     wrong = resolve_one(resolver, 1, record_id="w1", email="anna@mail.ru", loyalty_id="CARD-B")

@@ -15,13 +15,17 @@ from omnicdp.services.identity.model import (
     Explanation,
     IdentityRecord,
     LinkedCustomer,
+    LinkExplanation,
     Resolution,
     ResolvedBatch,
+    Reviewed,
+    ReviewItem,
     Unmerged,
 )
 
 __all__ = ["Change", "ChangeStream", "Erased", "Explanation", "IdentityClient",
-           "IdentityRecord", "LinkedCustomer", "ResolvedBatch", "Resolution", "Unmerged"]
+           "IdentityRecord", "LinkExplanation", "LinkedCustomer", "ResolvedBatch", "Resolution",
+           "ReviewItem", "Reviewed", "Unmerged"]
 
 class IdentityClient(channels.ServiceClient):
     PEER = "identity"
@@ -78,6 +82,38 @@ class IdentityClient(channels.ServiceClient):
         response = self._unary("EraseCustomer", identity_pb2.EraseCustomerRequest(
             customer_id=customer_id, actor=actor, reason=reason))
         return Erased(response.customer_id, response.records_erased, response.change_seq)
+
+    def reload_model(self) -> tuple[str, str]:
+        """Serve the champion model again; (the version now serving, the one before)."""
+        response = self._unary("ReloadModel", identity_pb2.ReloadModelRequest())
+        return response.model_version, response.previous_version
+
+    def explain_link(self, record_a: str, record_b: str) -> LinkExplanation:
+        response = self._unary("ExplainLink", identity_pb2.ExplainLinkRequest(
+            record_a=record_a, record_b=record_b))
+        return LinkExplanation(
+            response.model_version, response.prior_weight,
+            tuple((w.comparison, w.level, w.match_weight) for w in response.weights),
+            response.match_weight, response.match_probability, response.threshold,
+            response.same_customer, tuple(convert.explanation_from_proto(
+                identity_pb2.ExplainCustomerResponse(links=response.links)).links))
+
+    def review_items(self, min_probability: float = 0.0, max_probability: float = 0.0,
+                     page_size: int = 0, page_token: str = "") -> tuple[list[ReviewItem], str]:
+        """A page of links and near misses to review, and the next page's token."""
+        response = self._unary("ListReviewItems", identity_pb2.ListReviewItemsRequest(
+            min_probability=min_probability, max_probability=max_probability,
+            page_size=page_size, page_token=page_token))
+        return ([convert.review_item_from_proto(i) for i in response.items],
+                response.next_page_token)
+
+    def review(self, record_a: str, record_b: str, accept: bool, actor: str,
+               reason: str) -> Reviewed:
+        response = self._unary("ReviewLink", identity_pb2.ReviewLinkRequest(
+            record_a=record_a, record_b=record_b, actor=actor, reason=reason,
+            decision=identity_pb2.REVIEW_DECISION_ACCEPT if accept
+            else identity_pb2.REVIEW_DECISION_REJECT))
+        return Reviewed(response.customer_a, response.customer_b, response.change_seq)
 
     def get_customer(self, customer_id: str) -> LinkedCustomer:
         request = identity_pb2.GetCustomerRequest(customer_id=customer_id)

@@ -14,6 +14,7 @@ from omnicdp.services.identity.model import (
     IdentityRecord,
     LinkedCustomer,
     Resolution,
+    ReviewItem,
     StoredLink,
     StoredRecord,
 )
@@ -126,9 +127,32 @@ def explanation_to_proto(customer_id: str, records: list[StoredRecord],
             created_at=protoconv.timestamp_from_datetime(link.created_at),
             created_by=link.created_by,
             revoked_at=protoconv.timestamp_from_datetime(link.revoked_at),
-            revoked_by=link.revoked_by or "", revoke_reason=link.revoke_reason or "")
+            revoked_by=link.revoked_by or "", revoke_reason=link.revoke_reason or "",
+            weights=[identity_pb2.ComparisonWeight(comparison=c, level=level, match_weight=w)
+                     for c, level, w in link.weights])
             for link in links],
         merged_customer_ids=merged)
+
+
+def link_to_proto(link: StoredLink) -> identity_pb2.RecordLink:
+    return explanation_to_proto("", [], [link], []).links[0]
+
+
+def review_item_to_proto(item: ReviewItem) -> identity_pb2.ReviewItem:
+    return identity_pb2.ReviewItem(
+        kind=identity_pb2.REVIEW_KIND_LINK if item.kind == "link"
+        else identity_pb2.REVIEW_KIND_NEAR_MISS,
+        record_a=item.record_a, record_b=item.record_b, probability=item.probability,
+        model_version=item.model_version, customer_a=item.customer_a,
+        customer_b=item.customer_b, scored_at=protoconv.timestamp_from_datetime(item.scored_at))
+
+
+def review_item_from_proto(message: identity_pb2.ReviewItem) -> ReviewItem:
+    return ReviewItem(
+        "link" if message.kind == identity_pb2.REVIEW_KIND_LINK else "near_miss",
+        message.record_a, message.record_b, message.probability, message.model_version,
+        message.customer_a, message.customer_b,
+        protoconv.timestamp_to_datetime(message.scored_at))
 
 
 def explanation_from_proto(message: identity_pb2.ExplainCustomerResponse) -> Explanation:
@@ -145,7 +169,8 @@ def explanation_from_proto(message: identity_pb2.ExplainCustomerResponse) -> Exp
             created_at=protoconv.timestamp_to_datetime(link.created_at),
             created_by=link.created_by, probability=link.probability or None,
             revoked_at=protoconv.timestamp_to_datetime(link.revoked_at),
-            revoked_by=link.revoked_by or None, revoke_reason=link.revoke_reason or None)
+            revoked_by=link.revoked_by or None, revoke_reason=link.revoke_reason or None,
+            weights=tuple((w.comparison, w.level, w.match_weight) for w in link.weights))
             for link in message.links],
         merged_customer_ids=list(message.merged_customer_ids))
 

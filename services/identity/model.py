@@ -120,6 +120,31 @@ class StoredLink:
     revoked_by: str | None = None
     revoke_reason: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # A model's link: (comparison, level, match weight) per comparison.
+    weights: tuple[tuple[str, str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A model link or near miss in the uncertainty band."""
+
+    kind: str  # link | near_miss
+    record_a: str
+    record_b: str
+    probability: float
+    model_version: str
+    customer_a: str
+    customer_b: str
+    scored_at: datetime
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """Where two records are after a reviewer's decision was applied."""
+
+    customer_a: str
+    customer_b: str
+    change_seq: int
 
 
 @dataclass(frozen=True)
@@ -130,3 +155,18 @@ class Explanation:
     records: list[StoredRecord]
     links: list[StoredLink]
     merged_customer_ids: list[str]
+
+
+@dataclass(frozen=True)
+class LinkExplanation:
+    """How the serving model scores two records: the prior's weight and each comparison's
+    level and weight add up to ``match_weight``; and the stored links between them."""
+
+    model_version: str
+    prior_weight: float
+    weights: tuple[tuple[str, str, float], ...]
+    match_weight: float
+    match_probability: float
+    threshold: float
+    same_customer: bool
+    links: tuple[StoredLink, ...] = ()

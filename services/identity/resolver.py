@@ -45,7 +45,7 @@ result. The rules, in the order they apply:
    later record sees an earlier one. Resolving the same record again finds the same
    customer and changes nothing.
 8. **Durability.** A batch is one transaction of the store, committed before
-   :meth:`DeterministicResolver.resolve` returns: a resolution handed back is on disk. If
+   :meth:`Resolver.resolve` returns: a resolution handed back is on disk. If
    the commit fails, ``resolve`` raises and none of the batch is kept; no other thread sees
    a batch before it is committed.
 
@@ -54,6 +54,18 @@ result. The rules, in the order they apply:
    anyone; the links it made are revoked and the customers it chained together are split
    into what their other links hold together.
 
+10. **The model links what the rules leave** (``matching.py``). With a linkage model
+   serving, a record seen for the first time is also compared with the stored records that
+   share a blocking key with it (never a scan). Customers whose best record scores at least
+   the model's threshold join the group after the rule matches, best first, under the
+   guardrails of rule 5 with ``user_id`` and loyalty card one per person
+   (:data:`MODEL_ONE_PER_PERSON`); with no rule match, the best of them is the anchor.
+   Each such link stores the model version, the probability and the per-comparison weights;
+   scores in the review band below the threshold are kept as near misses for review.
+   Family-shared identifiers (e-mail, loyalty card) then link by rule only a record whose
+   first name and birth date allow it to be the same person as a record holding the value,
+   so that spouses sharing a mailbox stay two customers.
+
 ``Resolution.matched_on`` says why a record was linked: the types of its identifiers that
 matched the resulting customer or a customer merged into it.
 """
@@ -61,11 +73,13 @@ matched the resulting customer or a customer merged into it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from omnicdp.core.errors import FieldViolation
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES, PRIORITY
+from omnicdp.services.identity.linkage.model import LinkageModel
+from omnicdp.services.identity.matching import FAMILY_SHARED, Matcher, Prepared, weights_json
 from omnicdp.services.identity.model import IdentityRecord, Resolution, ResolvedBatch
 from omnicdp.services.identity.normalize import (
     NO_BLOCKED_VALUES,
@@ -75,12 +89,22 @@ from omnicdp.services.identity.normalize import (
 )
 from omnicdp.services.identity.records import normalize_features, record_id
 from omnicdp.services.identity.store.base import IdentityStore
-from omnicdp.services.identity.store.graph import GraphTransaction, NewRecord
+from omnicdp.services.identity.store.graph import (
+    GraphTransaction,
+    LinkTo,
+    NewRecord,
+    StoredCandidate,
+)
 
 DEFINITIVE_TYPES: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_id", "email"})
 # One per person. Not crm_id: real CRMs hold duplicate rows of one person (on generated data,
 # 31% of same-person record pairs that both carry a CRM id disagree on it).
 HARD_TYPES: frozenset[str] = frozenset({"user_id"})
+#: Identifiers of one person only, never of a family: a match on one needs no family guard.
+PERSONAL_TYPES: frozenset[str] = frozenset({"user_id", "crm_id"})
+#: What a model's link may never put two of into one customer (a spouse may share a card,
+#: but the model does not join two cards' holders on its own evidence).
+MODEL_ONE_PER_PERSON: frozenset[str] = frozenset({"user_id", "loyalty_id"})
 SHAREABLE_TYPES: frozenset[str] = frozenset({"phone", "device_id", "anonymous_id"})
 
 #: Most values of each type one customer may reach through a merge. Cookies and devices
@@ -121,16 +145,19 @@ class _Candidate:
         return not self.matched_on.isdisjoint(DEFINITIVE_TYPES)
 
 
-class DeterministicResolver:
-    """Resolves records to stable customer ids by exact identifiers (see module docs)."""
+class Resolver:
+    """Resolves records to stable customer ids: exact identifiers first, then the linkage
+    model when one serves (see module docs)."""
 
     def __init__(self, store: IdentityStore, default_region: str = "RU",
                  placeholder_threshold: int = PLACEHOLDER_THRESHOLD,
-                 blocked: BlockedValues = NO_BLOCKED_VALUES) -> None:
+                 blocked: BlockedValues = NO_BLOCKED_VALUES,
+                 matcher: Matcher | None = None) -> None:
         self._store = store
         self._default_region = default_region
         self._placeholder_threshold = placeholder_threshold
         self._blocked = blocked
+        self.matcher = matcher
 
     def resolve(self, records: Sequence[IdentityRecord]) -> list[Resolution]:
         """One resolution per record, in order; bad records get violations, not exceptions."""
@@ -141,12 +168,13 @@ class DeterministicResolver:
         (rule 8). Records are normalised before it starts; a backend that aborts the
         transaction on a conflict with a concurrent one runs it again from the start."""
         prepared = [self._prepare(record) for record in records]
+        model = self.matcher.model if self.matcher is not None else None  # one per batch
 
         def link_all(graph: GraphTransaction) -> tuple[list[Resolution], dict]:
             graph.prefetch((), ((item.record_id, item.identifiers.items())
                                 for item in prepared if isinstance(item, _Prepared)))
-            resolutions = [item if isinstance(item, Resolution) else self._link(graph, item)
-                           for item in prepared]
+            resolutions = [item if isinstance(item, Resolution)
+                           else self._link(graph, item, model) for item in prepared]
             return resolutions, dict(graph.delta.placeholders)
 
         (resolutions, detected), change_seq = self._store.run_transaction(link_all)
@@ -182,39 +210,54 @@ class DeterministicResolver:
         return _Prepared(record, identifiers, features, tuple(problems),
                          record_id(record.source, identifiers, features))
 
-    def _link(self, graph: GraphTransaction, item: _Prepared) -> Resolution:
-        """Rules 2-6 for one valid record, inside the batch's transaction."""
+    def _link(self, graph: GraphTransaction, item: _Prepared,
+              model: LinkageModel | None) -> Resolution:
+        """Rules 2-6 and 10 for one valid record, inside the batch's transaction."""
         record, identifiers = item.record, item.identifiers
         seen_at = record.observed_at
         graph.observe_names(identifiers, item.features, self._placeholder_threshold)
         existing = graph.record_customer(item.record_id, identifiers.items())
-        group = self._linked_group(graph, identifiers, existing)
+        found = _Found()
+        if existing is None and model is not None and self.matcher is not None:
+            usable = {t: v for t, v in identifiers.items() if not graph.is_placeholder((t, v))}
+            found.record = self.matcher.prepare(item.features, usable)
+            if found.record.keys:
+                found.candidates = graph.candidates(found.record.keys, self.matcher.per_key)
+        group = self._linked_group(graph, identifiers, existing, found)
+        model_links: dict[str, LinkTo] = {}
+        if found.candidates and model is not None:
+            group = self._model_group(graph, identifiers, item, model, found, group,
+                                      model_links)
         if not group:
             customer_id = graph.create_customer(seen_at)
             graph.attach_identifiers(customer_id, identifiers, seen_at, item.record_id)
-            graph.add_record(self._new_record(item, customer_id), links=())
+            graph.add_record(self._new_record(item, customer_id, found), links=())
             return Resolution(record.record_id, customer_id, created=True,
                               identifiers=identifiers, warnings=item.warnings,
                               identity_record_id=item.record_id)
 
         # Each customer the record joins gets a link from it to the record that carried the
-        # identifier matched first, named by the rule that matched; a record seen before
-        # gets links only to the customers it now merges in.
+        # identifier matched first, named by the rule that matched, or to the record the
+        # model scored best; a record seen before gets links only to the customers it now
+        # merges in.
         links = []
         for candidate in group:
             if candidate.customer_id == existing:
                 continue  # a known record is linked into its own customer already
+            if candidate.customer_id in model_links:
+                links.append(model_links[candidate.customer_id])
+                continue
             id_type = min(candidate.matched_on, key=PRIORITY.__getitem__, default=None)
             target = (graph.link_target(candidate.customer_id, (id_type, identifiers[id_type]))
                       if id_type else None)
             if target is not None:
-                links.append((target, f"exact:{id_type}"))
+                links.append(LinkTo(target, f"exact:{id_type}"))
         survivor = min(group, key=lambda c: (c.created_at, c.customer_id))
         losers = [c for c in group if c is not survivor]
         for loser in losers:
             graph.merge(survivor.customer_id, loser.customer_id)
         graph.attach_identifiers(survivor.customer_id, identifiers, seen_at, item.record_id)
-        graph.add_record(self._new_record(item, survivor.customer_id), links)
+        graph.add_record(self._new_record(item, survivor.customer_id, found), links)
 
         matched = set().union(*(c.matched_on for c in group))
         return Resolution(
@@ -227,13 +270,68 @@ class DeterministicResolver:
             identity_record_id=item.record_id,
         )
 
+    def _model_group(self, graph: GraphTransaction, identifiers: dict[str, str],
+                     item: _Prepared, model: LinkageModel, found: _Found,
+                     group: list[_Candidate], links: dict[str, LinkTo]) -> list[_Candidate]:
+        """Rule 10: the customers the model adds to the rules' group (best first, under the
+        guardrails), their links into ``links``; near misses go to the delta."""
+        assert self.matcher is not None and found.record is not None
+        version = model.version or "unversioned"
+        best: dict[str, tuple[StoredCandidate, object]] = {}
+        for scored in self.matcher.score(model, found.record, found.candidates):
+            best.setdefault(scored.candidate.customer_id, (scored.candidate, scored.score))
+        in_group = {c.customer_id for c in group}
+        low = self.matcher.review_band[0]
+        above = []
+        for customer_id, (candidate, score) in best.items():
+            if customer_id in in_group:
+                continue
+            if score.match_probability >= model.threshold:
+                above.append(customer_id)
+            elif score.match_probability >= low:
+                graph.delta.near_misses[(item.record_id, candidate.record_id)] = (
+                    score.match_probability, version)
+        if not above:
+            return group
+        record_sets: IdentifierSets = {t: {v} for t, v in identifiers.items()}
+        sets_of = graph.identifiers_of(above)
+        group = list(group)
+        group_sets = record_sets
+        group_ids: set[str] = set()
+        group_apart: set[str] = set()
+        for member in group:
+            group_sets = _union(group_sets, member.identifiers)
+            group_ids.add(member.customer_id)
+            group_apart |= member.apart
+        for customer_id in above:  # best first
+            candidate = _Candidate(customer_id, set(), sets_of[customer_id],
+                                   graph.customer_created_at(customer_id),
+                                   graph.apart(customer_id))
+            if (customer_id in group_apart or not group_ids.isdisjoint(candidate.apart)
+                    or _one_per_person_conflict(candidate.identifiers, group_sets)
+                    or _exceeds_limits(group_sets, candidate.identifiers)):
+                stored, score = best[customer_id]
+                graph.delta.near_misses[(item.record_id, stored.record_id)] = (
+                    score.match_probability, version)  # a person may still say yes
+                continue
+            stored, score = best[customer_id]
+            links[customer_id] = LinkTo(stored.record_id, f"model:{version}",
+                                        f"model/cdp-identity:{version}",
+                                        score.match_probability, weights_json(score))
+            group.append(candidate)
+            group_sets = _union(group_sets, candidate.identifiers)
+            group_ids.add(customer_id)
+            group_apart |= candidate.apart
+        return group
+
     @staticmethod
-    def _new_record(item: _Prepared, customer_id: str) -> NewRecord:
+    def _new_record(item: _Prepared, customer_id: str, found: _Found) -> NewRecord:
         return NewRecord(item.record_id, customer_id, item.record.source, item.features,
-                         item.identifiers, item.record.observed_at)
+                         item.identifiers, item.record.observed_at,
+                         found.record.keys if found.record is not None else ())
 
     def _linked_group(self, graph: GraphTransaction, identifiers: dict[str, str],
-                      existing: str | None) -> list[_Candidate]:
+                      existing: str | None, found: _Found) -> list[_Candidate]:
         """The customers the record belongs to: the anchor first, then those merged in. A
         record seen before anchors on its own customer."""
         record_sets: IdentifierSets = {t: {v} for t, v in identifiers.items()}
@@ -245,7 +343,8 @@ class DeterministicResolver:
                 and (
                     candidate.linked_definitively
                     or not _disagree(candidate.identifiers, record_sets, DEFINITIVE_TYPES)
-                ))
+                )
+                and self._family_allows(candidate, identifiers, found))
         ]
         if existing is not None:
             candidates.sort(key=lambda c: c.customer_id != existing)  # stable: anchor first
@@ -273,6 +372,19 @@ class DeterministicResolver:
                     joined = True
         return group
 
+    def _family_allows(self, candidate: _Candidate, identifiers: dict[str, str],
+                       found: _Found) -> bool:
+        """Rule 10's family guard: a customer matched by rule only through family-shared
+        identifiers must hold one of them on a record that may be the same person."""
+        if found.record is None or self.matcher is None:
+            return True
+        shared = candidate.matched_on & set(FAMILY_SHARED)
+        if not shared or candidate.matched_on & PERSONAL_TYPES:
+            return True
+        return any(self.matcher.family_compatible(found.record, [
+            c for c in found.candidates if c.customer_id == candidate.customer_id
+            and c.identifiers.get(id_type) == identifiers[id_type]]) for id_type in shared)
+
     @staticmethod
     def _candidates(graph: GraphTransaction, identifiers: dict[str, str]) -> list[_Candidate]:
         """Live customers holding any of the identifiers, in anchor order (rule 4)."""
@@ -287,6 +399,15 @@ class DeterministicResolver:
             by_id[customer_id].identifiers = sets
             by_id[customer_id].apart = graph.apart(customer_id)
         return list(by_id.values())
+
+
+@dataclass
+class _Found:
+    """What the model found for a new record: its features and keys, and the stored
+    records sharing a key."""
+
+    record: Prepared | None = None
+    candidates: list[StoredCandidate] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -317,6 +438,11 @@ def _disagree(a: IdentifierSets, b: IdentifierSets, types: frozenset[str]) -> bo
 def _hard_conflict(a: IdentifierSets, b: IdentifierSets) -> bool:
     """Together they would hold two values of a one-per-person type."""
     return any(len(a.get(t, set()) | b.get(t, set())) > 1 for t in HARD_TYPES)
+
+
+def _one_per_person_conflict(a: IdentifierSets, b: IdentifierSets) -> bool:
+    """Together they would hold two values a model's link may not join (rule 10)."""
+    return any(len(a.get(t, set()) | b.get(t, set())) > 1 for t in MODEL_ONE_PER_PERSON)
 
 
 def _exceeds_limits(group: IdentifierSets, candidate: IdentifierSets) -> bool:

@@ -31,5 +31,17 @@ class Settings:
         50_000, "CDP_CACHE_CUSTOMERS",
         "customers the embedded (DuckDB) store keeps in memory between batches, with their "
         "identifiers and records; 0 turns the cache off")
+    linking: str = setting(
+        "model", "CDP_LINKING",
+        "model: exact identifiers first, then the champion linkage model (the packaged "
+        "default until one is promoted); rules: exact identifiers only")
+    tracking_uri: str = setting(
+        "", "CDP_MLFLOW_TRACKING_URI",
+        "MLflow tracking URI of the model registry (default: SQLite in DATA_DIR, as `cdp "
+        "identity` uses)", secret=True)
+    review_band: str = setting(
+        "0.5,0.99", "CDP_REVIEW_BAND",
+        "LOW,HIGH: model links and near misses with a probability in [LOW, HIGH) are listed "
+        "for review")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight calls get on shutdown")

@@ -14,12 +14,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omnicdp.core.errors import FailedPrecondition, NotFound
 from omnicdp.services.identity.linkage import charts
 from omnicdp.services.identity.linkage.metrics import Quality
 from omnicdp.services.identity.linkage.model import LinkageModel
-from omnicdp.services.identity.linkage.train import TrainingResult
+
+if TYPE_CHECKING:
+    from omnicdp.services.identity.linkage.train import TrainingResult
 
 MODEL_NAME = "cdp-identity"
 CHAMPION = "champion"
@@ -124,6 +127,15 @@ def load_champion(uri: str, fallback_to_default: bool = True) -> LinkageModel:
     if fallback_to_default:
         return LinkageModel.load_default()
     raise NotFound(f"model {MODEL_NAME} has no {CHAMPION} version")
+
+
+def load_serving(uri: str) -> LinkageModel:
+    """What the identity service serves: the champion, or the packaged default model while
+    none is promoted. An embedded store that was never created holds no champion, and is
+    not created (nor MLflow imported) to find that out."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return LinkageModel.load_default()
+    return load_champion(uri)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from omnicdp.core.vocabulary import PRIORITY
-from omnicdp.services.identity.model import Change, Erased, StoredLink, StoredRecord, Unmerged
+from omnicdp.services.identity.model import (
+    Change,
+    Erased,
+    Reviewed,
+    ReviewItem,
+    StoredLink,
+    StoredRecord,
+    Unmerged,
+)
 
 if TYPE_CHECKING:
     from omnicdp.services.identity.store.graph import GraphTransaction
@@ -108,6 +116,28 @@ class IdentityStore(ABC):
     @abstractmethod
     def links_of(self, record_ids: Sequence[str]) -> list[StoredLink]:
         """Every link (active or revoked) touching one of the records."""
+
+    @abstractmethod
+    def get_records(self, record_ids: Sequence[str]) -> list[StoredRecord]:
+        """The records that exist among ``record_ids``, each with its live customer."""
+
+    @abstractmethod
+    def review_items(self, low: float, high: float, limit: int,
+                     offset: int = 0) -> list[ReviewItem]:
+        """Active model links and near misses with ``low <= probability < high`` that no
+        reviewer decided yet, least certain first."""
+
+    @abstractmethod
+    def review(self, record_a: str, record_b: str, accept: bool, actor: str, reason: str,
+               probability: float | None = None) -> Reviewed:
+        """Store a reviewer's decision as a label and apply it: accept merges the records'
+        customers (unless a one-per-person identifier forbids it), reject revokes the links
+        that hold them together, splits the customer between them and keeps the parts
+        apart."""
+
+    @abstractmethod
+    def review_labels(self) -> list[tuple[str, str, bool]]:
+        """Every reviewer's decision: (record_a, record_b, accepted)."""
 
     @abstractmethod
     def unmerge(self, customer_id: str, record_ids: Sequence[str], actor: str,

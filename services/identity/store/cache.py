@@ -35,6 +35,7 @@ from omnicdp.services.identity.store.graph import (
     GraphTransaction,
     Key,
     Seen,
+    StoredCandidate,
 )
 
 K = TypeVar("K", bound=Hashable)
@@ -215,6 +216,9 @@ class _CachedSource:
                 self._cache.records.put(record_id, loaded.get(record_id))
             found.update(loaded)
         return found
+
+    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
+        return self._inner.candidates(keys, per_key)  # features are not cached
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
         hits, misses = self._split(self._cache.names, keys)

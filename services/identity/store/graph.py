@@ -54,6 +54,8 @@ class NewRecord:
     features: Mapping[str, str]
     identifiers: Mapping[str, str]
     seen_at: datetime
+    # Hashed keys under which a model's candidate search finds the record (``matching.py``).
+    blocking: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,30 @@ class NewLink:
     record_b: str
     rule: str
     created_at: datetime
+    created_by: str | None = None  # None: the deterministic rules
+    probability: float | None = None
+    weights: str | None = None  # a model's per-comparison weights, as JSON
+
+
+@dataclass(frozen=True)
+class LinkTo:
+    """A link from a new record to a stored one, and what made it."""
+
+    other: str
+    rule: str
+    created_by: str | None = None  # None: the deterministic rules
+    probability: float | None = None
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredCandidate:
+    """A record found by a blocking key: its customer, features and identifiers."""
+
+    record_id: str
+    customer_id: str
+    features: Mapping[str, str]
+    identifiers: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -101,11 +127,14 @@ class Delta:
     # (customer, other) pairs kept apart, inherited by a merge's survivor (both directions)
     separations: set[tuple[str, str]] = field(default_factory=set)
     placeholders: dict[Key, str] = field(default_factory=dict)  # found now -> why
+    # (record, other record) the model scored just below its threshold -> (p, model version)
+    near_misses: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.new_customers or self.merges or self.identifiers or self.sightings
                     or self.new_records or self.seen_records or self.links or self.changes
-                    or self.names or self.placeholders or self.separations)
+                    or self.names or self.placeholders or self.separations
+                    or self.near_misses)
 
 
 class GraphSource(Protocol):
@@ -124,6 +153,10 @@ class GraphSource(Protocol):
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
         """The names seen with these identifiers, (type, value, kind, name), and which of
         them are known placeholders."""
+
+    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
+        """Stored records under any of the hashed blocking keys (at most ``per_key`` for
+        one key), with their live customers."""
 
 
 class GraphTransaction:
@@ -176,6 +209,33 @@ class GraphTransaction:
             found = self._source.records(wanted)
             for record_id in wanted:
                 self._records[record_id] = found.get(record_id)
+
+    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
+        """Records under any of the hashed blocking keys, stored or added in this
+        transaction, each with the customer it is in now."""
+        wanted = set(keys)
+        found = {c.record_id: c for c in self._source.candidates(sorted(wanted), per_key)}
+        for record in self.delta.new_records.values():
+            if not wanted.isdisjoint(record.blocking):
+                found[record.record_id] = StoredCandidate(
+                    record.record_id, record.customer_id, record.features, record.identifiers)
+        out = []
+        for candidate in found.values():
+            customer_id = self.final_customer(self._records.get(candidate.record_id)
+                                              or candidate.customer_id)
+            self._records.setdefault(candidate.record_id, customer_id)
+            out.append(candidate if customer_id == candidate.customer_id
+                       else StoredCandidate(candidate.record_id, customer_id,
+                                            candidate.features, candidate.identifiers))
+        return sorted(out, key=lambda c: c.record_id)
+
+    def customer_created_at(self, customer_id: str) -> datetime:
+        """When the customer was created, as :meth:`find_matches` tells it (aware UTC)."""
+        return aware_utc(self._customer(customer_id).created_at)
+
+    def is_placeholder(self, key: Key) -> bool:
+        """Whether an identifier (prefetched) was found not identifying."""
+        return key in self._placeholders
 
     def _load_customers(self, customer_ids: Iterable[str]) -> None:
         wanted = sorted(c for c in customer_ids if c not in self._customers)
@@ -338,9 +398,9 @@ class GraphTransaction:
                 else:
                     self.delta.sightings[row] = new
 
-    def add_record(self, record: NewRecord, links: Sequence[tuple[str, str]]) -> None:
+    def add_record(self, record: NewRecord, links: Sequence[LinkTo]) -> None:
         """Store a record observed for the first time in ``record.customer_id``, linked to
-        existing records by the rules named; or, for a known record, note that it was seen."""
+        existing records as ``links`` say; or, for a known record, note that it was seen."""
         if self._records.get(record.record_id) is not None:
             previous = self.delta.seen_records.get(record.record_id)
             self.delta.seen_records[record.record_id] = max(
@@ -352,10 +412,11 @@ class GraphTransaction:
             self._unannounced.discard(record.customer_id)
             self.delta.changes.append(ChangeEntry(kind, record.customer_id,
                                                   record_id=record.record_id))
-        for other, rule in links:
-            if other != record.record_id:
-                self.delta.links.append(NewLink(record.record_id, other, rule,
-                                                naive_utc(record.seen_at)))
+        for link in links:
+            if link.other != record.record_id:
+                self.delta.links.append(NewLink(record.record_id, link.other, link.rule,
+                                                naive_utc(record.seen_at), link.created_by,
+                                                link.probability, link.weights))
 
     def final_customer(self, customer_id: str) -> str:
         """Where a customer of this transaction ended up after its merges."""

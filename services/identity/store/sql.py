@@ -26,7 +26,15 @@ from omnicdp.core.sql import (
     update_mapped,
     utc_now,
 )
-from omnicdp.services.identity.model import Change, Erased, StoredLink, StoredRecord, Unmerged
+from omnicdp.services.identity.model import (
+    Change,
+    Erased,
+    Reviewed,
+    ReviewItem,
+    StoredLink,
+    StoredRecord,
+    Unmerged,
+)
 from omnicdp.services.identity.store.base import (
     Customer,
     IdentifierMatch,
@@ -43,11 +51,14 @@ from omnicdp.services.identity.store.graph import (
     GraphTransaction,
     Key,
     Seen,
+    StoredCandidate,
     key_hash,
 )
 
 T = TypeVar("T")
 
+#: What a reviewer's "one person" may not put two of into one customer.
+ONE_PER_PERSON = ("user_id", "loyalty_id")
 RULES_AUTHOR = "rules/deterministic-v1"
 
 # Versioned schema, applied in order at start inside one transaction, recorded in
@@ -156,6 +167,35 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (customer_id, other_id)
         )""",
     )),
+    (5, "the linkage model online: blocking keys of records, model links' weights, near "
+        "misses and reviewers' labels", (
+        # The record's normalised identifiers beside its features: a candidate is scored
+        # from its records row alone.
+        "ALTER TABLE records ADD COLUMN identifiers VARCHAR",
+        """CREATE TABLE record_blocking (
+            key BIGINT NOT NULL,
+            record_id VARCHAR NOT NULL
+        )""",
+        "CREATE INDEX record_blocking_by_key ON record_blocking (key)",
+        "ALTER TABLE links ADD COLUMN weights VARCHAR",
+        """CREATE TABLE near_misses (
+            record_a VARCHAR NOT NULL,
+            record_b VARCHAR NOT NULL,
+            probability DOUBLE PRECISION NOT NULL,
+            model_version VARCHAR NOT NULL,
+            scored_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (record_a, record_b)
+        )""",
+        """CREATE TABLE review_labels (
+            record_a VARCHAR NOT NULL,
+            record_b VARCHAR NOT NULL,
+            decision VARCHAR NOT NULL,
+            actor VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            decided_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (record_a, record_b)
+        )""",
+    )),
 )
 
 
@@ -239,13 +279,18 @@ class SqlIdentityStore(SqlStore, IdentityStore):
         if delta.new_records:
             records = list(delta.new_records.values())
             session.insert("records", ("record_id", "customer_id", "source", "features",
-                                       "first_seen", "last_seen"),
+                                       "first_seen", "last_seen", "identifiers"),
                            [(r.record_id, graph.final_customer(r.customer_id), r.source,
                              json.dumps(dict(r.features), ensure_ascii=False, sort_keys=True),
-                             naive_utc(r.seen_at), naive_utc(r.seen_at)) for r in records])
+                             naive_utc(r.seen_at), naive_utc(r.seen_at),
+                             json.dumps(dict(r.identifiers), ensure_ascii=False,
+                                        sort_keys=True)) for r in records])
             session.insert("record_identifiers", ("record_id", "id_type", "value"),
                            [(r.record_id, t, v) for r in records
                             for t, v in r.identifiers.items()])
+            blocking = [(key, r.record_id) for r in records for key in r.blocking]
+            if blocking:
+                session.insert("record_blocking", ("key", "record_id"), blocking)
         self._write_sightings(session, delta.sightings, delta.seen_records)
         if delta.names:
             session.insert("identifier_names", ("key", "id_type", "value", "kind", "name"),
@@ -259,9 +304,16 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                            "ON CONFLICT (id_type, value) DO NOTHING")
         if delta.links:
             session.insert("links", ("record_a", "record_b", "rule", "created_at",
-                                     "created_by"),
+                                     "created_by", "probability", "weights"),
                            [(link.record_a, link.record_b, link.rule, link.created_at,
-                             RULES_AUTHOR) for link in delta.links])
+                             link.created_by or RULES_AUTHOR, link.probability,
+                             link.weights) for link in delta.links])
+        if delta.near_misses:
+            session.insert("near_misses", ("record_a", "record_b", "probability",
+                                           "model_version", "scored_at"),
+                           [(a, b, p, version, utc_now())
+                            for (a, b), (p, version) in delta.near_misses.items()],
+                           "ON CONFLICT (record_a, record_b) DO NOTHING")
         if delta.separations:
             self._separate(session, delta.separations, RULES_AUTHOR, "inherited by a merge")
         if not delta.changes:
@@ -419,8 +471,11 @@ class SqlIdentityStore(SqlStore, IdentityStore):
             if records:
                 session.execute("DELETE FROM record_identifiers WHERE record_id = ANY(%s)",
                                 [records])
-                session.execute("DELETE FROM links WHERE record_a = ANY(%s) "
-                                "OR record_b = ANY(%s)", [records, records])
+                for table in ("links", "near_misses", "review_labels"):
+                    session.execute(f"DELETE FROM {table} WHERE record_a = ANY(%s) "
+                                    "OR record_b = ANY(%s)", [records, records])
+                session.execute("DELETE FROM record_blocking WHERE record_id = ANY(%s)",
+                                [records])
                 session.execute("DELETE FROM records WHERE record_id = ANY(%s)", [records])
                 # Record ids hash the person's identifiers and features: out of the log too.
                 session.execute("UPDATE changes SET record_id = NULL "
@@ -434,6 +489,154 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                         f"{len(records)} records, {len(identifiers)} identifiers")
             return Erased(live, len(records), seq)
         return self._run(erase_all, write=True)
+
+    # -- review -----------------------------------------------------------------------------
+
+    def review_items(self, low: float, high: float, limit: int,
+                     offset: int = 0) -> list[ReviewItem]:
+        def read(session: Session) -> list[ReviewItem]:
+            undecided = ("NOT EXISTS (SELECT 1 FROM review_labels r WHERE "
+                         "r.record_a = least(x.record_a, x.record_b) "
+                         "AND r.record_b = greatest(x.record_a, x.record_b))")
+            rows = session.fetch(
+                "SELECT * FROM ("
+                "SELECT 'link' AS kind, record_a, record_b, probability, "
+                "substr(rule, 7) AS model_version, created_at AS scored_at FROM links "
+                "WHERE revoked_at IS NULL AND rule LIKE 'model:%%' "
+                "AND probability >= %s AND probability < %s "
+                "UNION ALL SELECT 'near_miss', record_a, record_b, probability, model_version, "
+                f"scored_at FROM near_misses WHERE probability >= %s AND probability < %s) x "
+                f"WHERE {undecided} ORDER BY probability, record_a, record_b LIMIT %s OFFSET %s",
+                [low, high, low, high, limit, offset])
+            ids = sorted({r for row in rows for r in (row[1], row[2])})
+            customer = dict(session.fetch(
+                "SELECT record_id, customer_id FROM records WHERE record_id = ANY(%s)", [ids])
+            ) if ids else {}
+            return [ReviewItem(kind, a, b, float(p), version, customer.get(a, ""),
+                               customer.get(b, ""), aware_utc(at))
+                    for kind, a, b, p, version, at in rows]
+        return self._run(read)
+
+    def review_labels(self) -> list[tuple[str, str, bool]]:
+        return [(a, b, decision == "accept") for a, b, decision in self._run(lambda s: s.fetch(
+            "SELECT record_a, record_b, decision FROM review_labels ORDER BY decided_at"))]
+
+    def review(self, record_a: str, record_b: str, accept: bool, actor: str, reason: str,
+               probability: float | None = None) -> Reviewed:
+        if record_a == record_b:
+            raise FailedPrecondition("a review decides on two different records",
+                                     reason="REVIEW_SAME_RECORD")
+
+        def apply(session: Session) -> Reviewed:
+            owner = dict(session.fetch(
+                "SELECT record_id, customer_id FROM records WHERE record_id = ANY(%s)",
+                [[record_a, record_b]]))
+            for record_id in (record_a, record_b):
+                if record_id not in owner:
+                    raise NotFound(f"no record {record_id}", reason="RECORD_NOT_FOUND",
+                                   metadata={"record_id": record_id})
+            first, second = sorted((record_a, record_b))
+            session.insert("review_labels", ("record_a", "record_b", "decision", "actor",
+                                             "reason", "decided_at"),
+                           [(first, second, "accept" if accept else "reject", actor, reason,
+                             utc_now())],
+                           "ON CONFLICT (record_a, record_b) DO UPDATE SET "
+                           "decision = excluded.decision, actor = excluded.actor, "
+                           "reason = excluded.reason, decided_at = excluded.decided_at")
+            if accept:
+                seq = self._accept(session, record_a, record_b, owner, actor, reason,
+                                   probability)
+            else:
+                seq = self._reject(session, record_a, record_b, owner, actor, reason)
+            owner = dict(session.fetch(
+                "SELECT record_id, customer_id FROM records WHERE record_id = ANY(%s)",
+                [[record_a, record_b]]))
+            return Reviewed(owner[record_a], owner[record_b], seq)
+        return self._run(apply, write=True)
+
+    def _accept(self, session: Session, record_a: str, record_b: str, owner: dict[str, str],
+                actor: str, reason: str, probability: float | None) -> int:
+        """A reviewer says one person: merge the two customers into the older one."""
+        a, b = owner[record_a], owner[record_b]
+        if a == b:
+            return self._last_seq(session)
+        held: dict[str, dict[str, set[str]]] = {a: {}, b: {}}
+        for id_type, value, customer_id in session.fetch(
+                "SELECT id_type, value, customer_id FROM identifiers "
+                "WHERE customer_id = ANY(%s)", [[a, b]]):
+            held[customer_id].setdefault(id_type, set()).add(value)
+        for id_type in ONE_PER_PERSON:
+            if len(held[a].get(id_type, set()) | held[b].get(id_type, set())) > 1:
+                raise FailedPrecondition(
+                    f"the two customers hold different values of {id_type}: one person has "
+                    "one; unmerge the wrong record first",
+                    reason="REVIEW_CONFLICT", metadata={"id_type": id_type})
+        created = dict(session.fetch(
+            "SELECT customer_id, created_at FROM customers WHERE customer_id = ANY(%s)",
+            [[a, b]]))
+        survivor, loser = sorted((a, b), key=lambda c: (created[c], c))
+        session.execute("DELETE FROM separations WHERE (customer_id = %s AND other_id = %s) "
+                        "OR (customer_id = %s AND other_id = %s)", [a, b, b, a])
+        inherited = {other for (other,) in session.fetch(
+            "SELECT other_id FROM separations WHERE customer_id = %s", [loser])}
+        self._separate(session, {(survivor, o) for o in inherited}
+                       | {(o, survivor) for o in inherited}, actor, reason)
+        moved = {loser: survivor}
+        update_mapped(session, "customers", "merged_into", "customer_id", moved)
+        update_mapped(session, "customers", "merged_into", "merged_into", moved)
+        update_mapped(session, "records", "customer_id", "customer_id", moved)
+        records = {r for (r,) in session.fetch(
+            "SELECT record_id FROM records WHERE customer_id = %s", [survivor])}
+        session.execute("DELETE FROM identifiers WHERE customer_id = %s", [loser])
+        self._rebuild_identifiers(session, {survivor: records})
+        session.insert("links", ("record_a", "record_b", "rule", "created_at", "created_by",
+                                 "probability"),
+                       [(record_a, record_b, "review:accept", utc_now(), actor, probability)])
+        self._audit(session, "review accept", actor, reason, survivor, "1 customer merged")
+        return self._log(session, [ChangeEntry("merged", survivor, loser)])
+
+    def _reject(self, session: Session, record_a: str, record_b: str, owner: dict[str, str],
+                actor: str, reason: str) -> int:
+        """A reviewer says two people: revoke what holds them together, split the customer
+        between them, and keep the parts apart."""
+        a, b = owner[record_a], owner[record_b]
+        if a != b:
+            self._separate(session, {(a, b), (b, a)}, actor, reason)
+            return self._last_seq(session)
+        records = dict(session.fetch(
+            "SELECT record_id, first_seen FROM records WHERE customer_id = %s", [a]))
+        links = session.fetch(
+            "SELECT record_a, record_b FROM links WHERE revoked_at IS NULL "
+            "AND record_a = ANY(%s) AND record_b = ANY(%s)", [list(records), list(records)])
+        side_b = _side_of(record_b, record_a, list(records), links)
+        side_a = set(records) - side_b
+        now = utc_now()
+        session.execute(
+            "UPDATE links SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+            "WHERE revoked_at IS NULL AND ((record_a = ANY(%s) AND record_b = ANY(%s)) "
+            "OR (record_a = ANY(%s) AND record_b = ANY(%s)))",
+            [now, actor, reason, sorted(side_a), sorted(side_b), sorted(side_b),
+             sorted(side_a)])
+        [(new_id, _)], seq = self._split_into(session, a, [side_a, side_b], records, "review",
+                                             actor, reason)
+        self._separate(session, {(a, new_id), (new_id, a)}, actor, reason)
+        return seq
+
+    def get_records(self, record_ids: Sequence[str]) -> list[StoredRecord]:
+        if not record_ids:
+            return []
+
+        def read(session: Session) -> list[StoredRecord]:
+            rows = session.fetch(
+                "SELECT record_id, customer_id, source, features, identifiers, first_seen, "
+                "last_seen FROM records WHERE record_id = ANY(%s) ORDER BY record_id",
+                [list(record_ids)])
+            return [StoredRecord(r, c, source, json.loads(features),
+                                 {t: [v] for t, v in json.loads(ids or "{}").items()},
+                                 aware_utc(first),
+                                 aware_utc(self._record_last_seen(r, naive_utc(last))))
+                    for r, c, source, features, ids, first, last in rows]
+        return self._run(read)
 
     def is_erased(self, id_type: str, value: str) -> bool:
         """Whether a normalised identifier belonged to an erased customer (suppression)."""
@@ -562,11 +765,12 @@ class SqlIdentityStore(SqlStore, IdentityStore):
             return []
         rows = self._run(lambda s: s.fetch(
             "SELECT record_a, record_b, rule, created_at, created_by, probability, revoked_at, "
-            "revoked_by, revoke_reason FROM links WHERE record_a = ANY(%s) "
+            "revoked_by, revoke_reason, weights FROM links WHERE record_a = ANY(%s) "
             "OR record_b = ANY(%s) ORDER BY created_at, record_a, record_b",
             [list(record_ids), list(record_ids)]))
-        return [StoredLink(a, b, rule, aware_utc(at), by, p, aware_utc(r) if r else None, rb, why)
-                for a, b, rule, at, by, p, r, rb, why in rows]
+        return [StoredLink(a, b, rule, aware_utc(at), by, p, aware_utc(r) if r else None, rb, why,
+                           weights=_weights(w))
+                for a, b, rule, at, by, p, r, rb, why, w in rows]
 
     def changes(self, after_seq: int, limit: int) -> list[Change]:
         rows = self._run(lambda s: s.fetch(
@@ -613,6 +817,22 @@ class SqlGraphSource:
             [list(record_ids)])
         return dict(rows)
 
+    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
+        blocked: dict[int, list[str]] = {}
+        for key, record_id in self._session.fetch(
+                "SELECT key, record_id FROM record_blocking WHERE key = ANY(%s)", [list(keys)]):
+            blocked.setdefault(key, []).append(record_id)
+        # A key shared by very many records (a namesake in a big city) is capped: the
+        # others still find the records that matter.
+        ids = sorted({r for found in blocked.values() for r in sorted(found)[:per_key]})
+        if not ids:
+            return []
+        rows = self._session.fetch(
+            "SELECT record_id, customer_id, features, identifiers FROM records "
+            "WHERE record_id = ANY(%s)", [ids])
+        return [StoredCandidate(r, c, json.loads(f), json.loads(i) if i else {})
+                for r, c, f, i in rows]
+
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
         wanted = set(keys)
         hashes = [[key_hash(t, v) for t, v in wanted]]
@@ -632,6 +852,39 @@ def _live_customer(session: Session, customer_id: str) -> str:
         raise NotFound(f"no customer {customer_id}", reason="CUSTOMER_NOT_FOUND",
                        metadata={"customer_id": customer_id})
     return rows[0][1] or rows[0][0]
+
+
+def _weights(text: str | None) -> tuple[tuple[str, str, float], ...]:
+    """A model link's stored weights: ``[[comparison, level, weight], ...]``."""
+    return tuple((c, level, float(w)) for c, level, w in json.loads(text)) if text else ()
+
+
+def _side_of(record_b: str, record_a: str, nodes: list[str],
+             edges: list[tuple[str, str]]) -> set[str]:
+    """The records nearer (in links) to ``record_b`` than to ``record_a``, with
+    ``record_b``: the part a reviewer's "two people" moves out. The direct links between
+    the two do not count; a record as near to both, or reached from neither, stays."""
+    neighbours: dict[str, set[str]] = {node: set() for node in nodes}
+    for x, y in edges:
+        if {x, y} == {record_a, record_b} or x not in neighbours or y not in neighbours:
+            continue
+        neighbours[x].add(y)
+        neighbours[y].add(x)
+
+    def hops(start: str) -> dict[str, int]:
+        distance, frontier = {start: 0}, [start]
+        while frontier:
+            following = []
+            for node in frontier:
+                for other in neighbours[node]:
+                    if other not in distance:
+                        distance[other] = distance[node] + 1
+                        following.append(other)
+            frontier = following
+        return distance
+
+    from_a, from_b = hops(record_a), hops(record_b)
+    return {node for node, d in from_b.items() if d < from_a.get(node, len(nodes) + 1)}
 
 
 def sha256_hex(value: str) -> str:

@@ -19,12 +19,30 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_MERGED: _ClassVar[ChangeKind]
     CHANGE_KIND_SPLIT: _ClassVar[ChangeKind]
     CHANGE_KIND_ERASED: _ClassVar[ChangeKind]
+
+class ReviewKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_KIND_UNSPECIFIED: _ClassVar[ReviewKind]
+    REVIEW_KIND_LINK: _ClassVar[ReviewKind]
+    REVIEW_KIND_NEAR_MISS: _ClassVar[ReviewKind]
+
+class ReviewDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_DECISION_UNSPECIFIED: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_ACCEPT: _ClassVar[ReviewDecision]
+    REVIEW_DECISION_REJECT: _ClassVar[ReviewDecision]
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_CREATED: ChangeKind
 CHANGE_KIND_LINKED: ChangeKind
 CHANGE_KIND_MERGED: ChangeKind
 CHANGE_KIND_SPLIT: ChangeKind
 CHANGE_KIND_ERASED: ChangeKind
+REVIEW_KIND_UNSPECIFIED: ReviewKind
+REVIEW_KIND_LINK: ReviewKind
+REVIEW_KIND_NEAR_MISS: ReviewKind
+REVIEW_DECISION_UNSPECIFIED: ReviewDecision
+REVIEW_DECISION_ACCEPT: ReviewDecision
+REVIEW_DECISION_REJECT: ReviewDecision
 
 class PersonTraits(_message.Message):
     __slots__ = ("first_name", "last_name", "date_of_birth", "address_line", "postcode", "city", "region", "country")
@@ -225,7 +243,7 @@ class IdentityRecordView(_message.Message):
     def __init__(self, record_id: _Optional[str] = ..., source: _Optional[str] = ..., traits: _Optional[_Union[PersonTraits, _Mapping]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordLink(_message.Message):
-    __slots__ = ("record_a", "record_b", "rule", "probability", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason")
+    __slots__ = ("record_a", "record_b", "rule", "probability", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason", "weights")
     RECORD_A_FIELD_NUMBER: _ClassVar[int]
     RECORD_B_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +253,7 @@ class RecordLink(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
     REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     record_a: str
     record_b: str
     rule: str
@@ -244,7 +263,18 @@ class RecordLink(_message.Message):
     revoked_at: _timestamp_pb2.Timestamp
     revoked_by: str
     revoke_reason: str
-    def __init__(self, record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., rule: _Optional[str] = ..., probability: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ...) -> None: ...
+    weights: _containers.RepeatedCompositeFieldContainer[ComparisonWeight]
+    def __init__(self, record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., rule: _Optional[str] = ..., probability: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[ComparisonWeight, _Mapping]]] = ...) -> None: ...
+
+class ComparisonWeight(_message.Message):
+    __slots__ = ("comparison", "level", "match_weight")
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    comparison: str
+    level: str
+    match_weight: float
+    def __init__(self, comparison: _Optional[str] = ..., level: _Optional[str] = ..., match_weight: _Optional[float] = ...) -> None: ...
 
 class ExplainCustomerResponse(_message.Message):
     __slots__ = ("customer_id", "records", "links", "merged_customer_ids")
@@ -277,3 +307,109 @@ class EraseCustomerResponse(_message.Message):
     records_erased: int
     change_seq: int
     def __init__(self, customer_id: _Optional[str] = ..., records_erased: _Optional[int] = ..., change_seq: _Optional[int] = ...) -> None: ...
+
+class ReloadModelRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadModelResponse(_message.Message):
+    __slots__ = ("model_version", "previous_version", "threshold")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    previous_version: str
+    threshold: float
+    def __init__(self, model_version: _Optional[str] = ..., previous_version: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ExplainLinkRequest(_message.Message):
+    __slots__ = ("record_a", "record_b")
+    RECORD_A_FIELD_NUMBER: _ClassVar[int]
+    RECORD_B_FIELD_NUMBER: _ClassVar[int]
+    record_a: str
+    record_b: str
+    def __init__(self, record_a: _Optional[str] = ..., record_b: _Optional[str] = ...) -> None: ...
+
+class ExplainLinkResponse(_message.Message):
+    __slots__ = ("model_version", "prior_weight", "weights", "match_weight", "match_probability", "threshold", "same_customer", "links")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MATCH_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SAME_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    prior_weight: float
+    weights: _containers.RepeatedCompositeFieldContainer[ComparisonWeight]
+    match_weight: float
+    match_probability: float
+    threshold: float
+    same_customer: bool
+    links: _containers.RepeatedCompositeFieldContainer[RecordLink]
+    def __init__(self, model_version: _Optional[str] = ..., prior_weight: _Optional[float] = ..., weights: _Optional[_Iterable[_Union[ComparisonWeight, _Mapping]]] = ..., match_weight: _Optional[float] = ..., match_probability: _Optional[float] = ..., threshold: _Optional[float] = ..., same_customer: _Optional[bool] = ..., links: _Optional[_Iterable[_Union[RecordLink, _Mapping]]] = ...) -> None: ...
+
+class ListReviewItemsRequest(_message.Message):
+    __slots__ = ("min_probability", "max_probability", "page_size", "page_token")
+    MIN_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    min_probability: float
+    max_probability: float
+    page_size: int
+    page_token: str
+    def __init__(self, min_probability: _Optional[float] = ..., max_probability: _Optional[float] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ReviewItem(_message.Message):
+    __slots__ = ("kind", "record_a", "record_b", "probability", "model_version", "customer_a", "customer_b", "scored_at")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RECORD_A_FIELD_NUMBER: _ClassVar[int]
+    RECORD_B_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_A_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_B_FIELD_NUMBER: _ClassVar[int]
+    SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    kind: ReviewKind
+    record_a: str
+    record_b: str
+    probability: float
+    model_version: str
+    customer_a: str
+    customer_b: str
+    scored_at: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[_Union[ReviewKind, str]] = ..., record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ..., customer_a: _Optional[str] = ..., customer_b: _Optional[str] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListReviewItemsResponse(_message.Message):
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ReviewItem]
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[ReviewItem, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReviewLinkRequest(_message.Message):
+    __slots__ = ("record_a", "record_b", "decision", "actor", "reason")
+    RECORD_A_FIELD_NUMBER: _ClassVar[int]
+    RECORD_B_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    record_a: str
+    record_b: str
+    decision: ReviewDecision
+    actor: str
+    reason: str
+    def __init__(self, record_a: _Optional[str] = ..., record_b: _Optional[str] = ..., decision: _Optional[_Union[ReviewDecision, str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReviewLinkResponse(_message.Message):
+    __slots__ = ("customer_a", "customer_b", "change_seq")
+    CUSTOMER_A_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_B_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    customer_a: str
+    customer_b: str
+    change_seq: int
+    def __init__(self, customer_a: _Optional[str] = ..., customer_b: _Optional[str] = ..., change_seq: _Optional[int] = ...) -> None: ...

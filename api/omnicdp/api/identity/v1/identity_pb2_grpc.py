@@ -74,6 +74,26 @@ class IdentityServiceStub:
                 request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerRequest.SerializeToString,
                 response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerResponse.FromString,
                 _registered_method=True)
+        self.ReloadModel = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/ReloadModel',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReloadModelRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReloadModelResponse.FromString,
+                _registered_method=True)
+        self.ExplainLink = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/ExplainLink',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainLinkRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainLinkResponse.FromString,
+                _registered_method=True)
+        self.ListReviewItems = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/ListReviewItems',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListReviewItemsRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListReviewItemsResponse.FromString,
+                _registered_method=True)
+        self.ReviewLink = channel.unary_unary(
+                '/omnicdp.identity.v1.IdentityService/ReviewLink',
+                request_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReviewLinkRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReviewLinkResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -139,6 +159,38 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadModel(self, request, context):
+        """Loads the champion linkage model from the registry again (after a promotion). Calls in
+        flight finish with the model they started with; none is refused meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainLink(self, request, context):
+        """How the serving model scores two records: the waterfall of per-comparison weights,
+        and the link between them if one was made.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviewItems(self, request, context):
+        """Model links and near misses whose probability lies in the uncertainty band, for a
+        person to decide.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewLink(self, request, context):
+        """A reviewer's decision on two records: stored as a label for the next training, and
+        applied (accept links their customers, reject splits them apart and keeps them apart).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +233,26 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.EraseCustomer,
                     request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerRequest.FromString,
                     response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerResponse.SerializeToString,
+            ),
+            'ReloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModel,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReloadModelRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReloadModelResponse.SerializeToString,
+            ),
+            'ExplainLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainLink,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainLinkRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainLinkResponse.SerializeToString,
+            ),
+            'ListReviewItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviewItems,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListReviewItemsRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListReviewItemsResponse.SerializeToString,
+            ),
+            'ReviewLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewLink,
+                    request_deserializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReviewLinkRequest.FromString,
+                    response_serializer=omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReviewLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +471,114 @@ class IdentityService:
             '/omnicdp.identity.v1.IdentityService/EraseCustomer',
             omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerRequest.SerializeToString,
             omnicdp_dot_identity_dot_v1_dot_identity__pb2.EraseCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/ReloadModel',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReloadModelRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/ExplainLink',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainLinkRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ExplainLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviewItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/ListReviewItems',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListReviewItemsRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ListReviewItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.identity.v1.IdentityService/ReviewLink',
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReviewLinkRequest.SerializeToString,
+            omnicdp_dot_identity_dot_v1_dot_identity__pb2.ReviewLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,
