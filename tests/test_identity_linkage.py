@@ -224,7 +224,7 @@ def test_clusters_never_hold_two_user_ids_or_two_cards() -> None:
     assert result.placed_by == [0.99, 0.99, None, None]
 
 
-def test_model_beats_the_rules_on_a_generated_retailer(model: LinkageModel,
+def test_model_beats_the_rules_on_a_generated_retailer_in_batch_and_online(model: LinkageModel,
                                                        tmp_path: Path) -> None:
     generate_retailer(QUALITY_CUSTOMERS, QUALITY_SEED, tmp_path)
     table = read_person_table(tmp_path / "persons.csv")
@@ -237,3 +237,7 @@ def test_model_beats_the_rules_on_a_generated_retailer(model: LinkageModel,
     assert ours.precision >= max(rules.precision, 0.98), (ours, rules)
     assert ours.f1 >= rules.f1 + 0.04, (ours, rules)
     assert (links["match_probability"].dropna() >= model.threshold).all()
+    # Online: the identity service's resolver with the model, records in arrival order.
+    online = pairwise_quality(service_rules(table, model), truth)
+    assert online.precision >= max(rules.precision, 0.98), (online, rules)
+    assert online.f1 >= rules.f1 + 0.04, (online, rules)

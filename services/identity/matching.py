@@ -97,8 +97,11 @@ class Matcher:
     def version(self) -> str:
         return self.model.version or "unversioned"
 
-    def prepare(self, features: Mapping[str, str], identifiers: Mapping[str, str]) -> Prepared:
-        model_features = LinkageModel.features(person_row(features, identifiers))
+    def prepare(self, features: Mapping[str, str], identifiers: Mapping[str, str],
+                evidence: Mapping[str, str]) -> Prepared:
+        """A new record's model features (from ``evidence``: its identifiers that may count
+        as evidence) and index keys (its family-shared ``identifiers`` all count)."""
+        model_features = LinkageModel.features(person_row(features, evidence))
         return Prepared(model_features, index_keys(model_features, identifiers))
 
     def features_of(self, candidate: StoredCandidate) -> dict[str, str | None]:

@@ -62,9 +62,11 @@ result. The rules, in the order they apply:
    (:data:`MODEL_ONE_PER_PERSON`); with no rule match, the best of them is the anchor.
    Each such link stores the model version, the probability and the per-comparison weights;
    scores in the review band below the threshold are kept as near misses for review.
-   Family-shared identifiers (e-mail, loyalty card) then link by rule only a record whose
-   first name and birth date allow it to be the same person as a record holding the value,
-   so that spouses sharing a mailbox stay two customers.
+   Family-shared identifiers (e-mail, loyalty card, phone) then link by rule only a record
+   whose first name and birth date allow it to be the same person as a record holding the
+   value, so that spouses sharing a mailbox stay two customers; and an e-mail or phone seen
+   with the model's placeholder count of first names (a store's phone) links no one and
+   counts for nothing, as in batch linking.
 
 ``Resolution.matched_on`` says why a record was linked: the types of its identifiers that
 matched the resulting customer or a customer merged into it.
@@ -219,8 +221,13 @@ class Resolver:
         existing = graph.record_customer(item.record_id, identifiers.items())
         found = _Found()
         if existing is None and model is not None and self.matcher is not None:
-            usable = {t: v for t, v in identifiers.items() if not graph.is_placeholder((t, v))}
-            found.record = self.matcher.prepare(item.features, usable)
+            # A value seen with as many first names as the model's placeholder guard is no
+            # evidence (a store's phone, a stand-in e-mail), as in batch linking.
+            evidence = {t: v for t, v in identifiers.items()
+                        if not graph.is_placeholder((t, v))
+                        and graph.names_seen((t, v)) < model.placeholder_names}
+            found.record = self.matcher.prepare(item.features, identifiers, evidence)
+            found.not_evidence = set(identifiers) - set(evidence)
             if found.record.keys:
                 found.candidates = graph.candidates(found.record.keys, self.matcher.per_key)
         group = self._linked_group(graph, identifiers, existing, found)
@@ -381,9 +388,10 @@ class Resolver:
         shared = candidate.matched_on & set(FAMILY_SHARED)
         if not shared or candidate.matched_on & PERSONAL_TYPES:
             return True
-        return any(self.matcher.family_compatible(found.record, [
-            c for c in found.candidates if c.customer_id == candidate.customer_id
-            and c.identifiers.get(id_type) == identifiers[id_type]]) for id_type in shared)
+        return any(id_type not in found.not_evidence and self.matcher.family_compatible(
+            found.record, [c for c in found.candidates if c.customer_id == candidate.customer_id
+                           and c.identifiers.get(id_type) == identifiers[id_type]])
+            for id_type in shared)
 
     @staticmethod
     def _candidates(graph: GraphTransaction, identifiers: dict[str, str]) -> list[_Candidate]:
@@ -408,6 +416,9 @@ class _Found:
 
     record: Prepared | None = None
     candidates: list[StoredCandidate] = field(default_factory=list)
+    # Identifier types whose value is no evidence (seen with too many names): they link by
+    # rule no more than they count for the model.
+    not_evidence: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,11 @@ class GraphTransaction:
         """Whether an identifier (prefetched) was found not identifying."""
         return key in self._placeholders
 
+    def names_seen(self, key: Key, kind: str = "first_name") -> int:
+        """How many different names (or birth dates) an e-mail or phone was seen with, up
+        to the placeholder threshold (after :meth:`observe_names`)."""
+        return len(self._names.get(key, {}).get(kind, ()))
+
     def _load_customers(self, customer_ids: Iterable[str]) -> None:
         wanted = sorted(c for c in customer_ids if c not in self._customers)
         if not wanted:
