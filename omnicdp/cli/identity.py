@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -61,18 +62,26 @@ def _check_threshold(threshold: float | None) -> None:
                               [FieldViolation("threshold", "out of range")])
 
 
-def _train_and_log(args: argparse.Namespace, table, report) -> tuple[object, str]:  # noqa: ANN001
+def _train_and_log(args: argparse.Namespace, table, report,  # noqa: ANN001
+                   reviews=()) -> tuple[object, str]:  # noqa: ANN001
     from omnicdp.services.identity.linkage.model import DEFAULT_THRESHOLD
     from omnicdp.services.identity.linkage.registry import log_training
     from omnicdp.services.identity.linkage.train import train_table
 
     labels = read_labels(args.labels) if getattr(args, "labels", None) else None
     result = train_table(table, labels=labels, threshold=args.threshold or DEFAULT_THRESHOLD,
-                         progress=report)
+                         progress=report, reviews=reviews)
     report("logging the run to MLflow and registering the model")
     version = log_training(result, _tracking(args), source=str(args.input))
     result.model.version = version
     return result, version
+
+
+def _open_store(args: argparse.Namespace):  # noqa: ANN202 (an IdentityStore)
+    from omnicdp.services.identity.store import open_store
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(args.database_url, args.data_dir, 0)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -81,8 +90,23 @@ def train(args: argparse.Namespace) -> int:
     report = _progress("train")
     try:
         _check_threshold(args.threshold)
-        table = read_person_table(args.input)
-        result, version = _train_and_log(args, table, report)
+        if args.from_store == (args.input is not None):
+            raise InvalidArgument("train on INPUT or --from-store, one of them",
+                                  [FieldViolation("INPUT", "give a person table or "
+                                                           "--from-store")])
+        reviews = ()
+        if args.from_store:
+            from omnicdp.services.identity.relink import person_table
+
+            report("reading the identity store's records and reviewers' decisions")
+            with _open_store(args) as store:
+                records, _, _ = store.history()
+                reviews = tuple(store.review_labels())
+            table = person_table([_history_record(row) for row in records])
+            args.input = args.database_url or args.data_dir / "identity.duckdb"
+        else:
+            table = read_person_table(args.input)
+        result, version = _train_and_log(args, table, report, reviews)
     except DomainError as error:
         return _fail("train", error)
     summary = {"model": "cdp-identity", "version": version, "records": len(table),
@@ -101,7 +125,6 @@ def train(args: argparse.Namespace) -> int:
 
 def link(args: argparse.Namespace) -> int:
     from omnicdp.services.identity.linkage.batch import link_table
-    from omnicdp.services.identity.linkage.registry import load_champion, load_version
     from omnicdp.services.identity.linkage.table import read_person_table, write_links
 
     report = _progress("link")
@@ -115,14 +138,8 @@ def link(args: argparse.Namespace) -> int:
         if args.train:
             result, _ = _train_and_log(args, table, report)
             model = result.model
-        elif args.model == "default":
-            from omnicdp.services.identity.linkage.model import LinkageModel
-
-            model = LinkageModel.load_default()
-        elif args.model == "champion":
-            model = load_champion(_tracking(args))
         else:
-            model = load_version(_tracking(args), args.model)
+            model = _model(args)
         report(f"model cdp-identity {model.version}")
         result = link_table(table, model, threshold=args.threshold, backend=args.backend,
                             progress=report)
@@ -143,6 +160,49 @@ def link(args: argparse.Namespace) -> int:
         from omnicdp.cli.tables import print_table
 
         print_table("identity link", list(summary.items()), headers=("", "value"))
+    return 0
+
+
+def _history_record(row):  # noqa: ANN001, ANN202
+    from omnicdp.services.identity.relink import HistoryRecord
+
+    return HistoryRecord(*row)
+
+
+def _model(args: argparse.Namespace):  # noqa: ANN202 (a LinkageModel)
+    from omnicdp.services.identity.linkage.registry import load_serving, load_version
+
+    if args.model == "default":
+        from omnicdp.services.identity.linkage.model import LinkageModel
+
+        return LinkageModel.load_default()
+    if args.model == "champion":
+        return load_serving(_tracking(args))
+    return load_version(_tracking(args), args.model)
+
+
+def relink(args: argparse.Namespace) -> int:
+    from omnicdp.services.identity.relink import relink as run_relink
+
+    report = _progress("relink")
+    started = time.monotonic()
+    try:
+        model = _model(args)
+        report(f"model cdp-identity {model.version}")
+        with _open_store(args) as store:
+            result = run_relink(store, model, progress=report)
+    except DomainError as error:
+        return _fail("relink", error)
+    summary = {"model_version": model.version, "merged": result.merged,
+               "split": result.split, "links_added": result.links_added,
+               "links_revoked": result.links_revoked, "change_seq": result.change_seq,
+               "seconds": round(time.monotonic() - started, 1)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        from omnicdp.cli.tables import print_table
+
+        print_table("identity relink", list(summary.items()), headers=("", "value"))
     return 0
 
 
@@ -209,10 +269,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             help="MLflow tracking URI (default: SQLite in DATA_DIR)")
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    def store_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--database-url", default=os.environ.get("CDP_DATABASE_URL", ""),
+                            help="the identity store (default: DuckDB in DATA_DIR; or "
+                                 "postgresql://...; env CDP_DATABASE_URL)")
+
     train_parser = actions.add_parser("train", help="train a model on a person table and "
                                       "register it in MLflow")
-    train_parser.add_argument("input", type=Path, metavar="INPUT",
+    train_parser.add_argument("input", type=Path, metavar="INPUT", nargs="?",
                               help="person table (.csv or .parquet)")
+    train_parser.add_argument("--from-store", action="store_true",
+                              help="train on the identity store's records instead, with "
+                                   "reviewers' decisions correcting the silver labels")
+    store_option(train_parser)
     train_parser.add_argument("--labels", type=Path, default=None,
                               help="true labels (record_id, person_id) for precision/recall")
     train_parser.add_argument("--threshold", type=float, default=None,
@@ -250,3 +319,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                 help="labels of --eval (record_id, person_id)")
     common(promote_parser)
     promote_parser.set_defaults(func=promote)
+
+    relink_parser = actions.add_parser(
+        "relink", help="reprocess the identity store's history with the champion model: "
+        "merges and splits through the change log, ids kept stable (the embedded store: "
+        "with the identity service stopped)")
+    relink_parser.add_argument("--model", default="champion",
+                               help="champion (default; the packaged model if none), "
+                                    "default, or a version number")
+    store_option(relink_parser)
+    common(relink_parser)
+    relink_parser.set_defaults(func=relink)

@@ -170,3 +170,14 @@ class LinkExplanation:
     threshold: float
     same_customer: bool
     links: tuple[StoredLink, ...] = ()
+
+
+@dataclass(frozen=True)
+class Relinked:
+    """What a relink changed: customers merged away and customers split off."""
+
+    merged: int
+    split: int
+    links_added: int
+    links_revoked: int
+    change_seq: int

@@ -44,7 +44,10 @@ class Clusters:
         return [smallest[root] for root in self.root]
 
 
-class _Forest:
+class Forest:
+    """Union-find over records ``0..n-1`` that keeps, per cluster, the values of the
+    one-per-person identifiers it holds (``held``: one column of values per type)."""
+
     def __init__(self, held: Sequence[Sequence[str | None]]) -> None:
         count = len(held[0]) if held else 0
         self.held = held
@@ -65,6 +68,19 @@ class _Forest:
     def _values(self, root: int) -> tuple[str | None, ...]:
         values = self.values.get(root)
         return values if values is not None else tuple(column[root] for column in self.held)
+
+    def union(self, a: int, b: int) -> None:
+        """Join two clusters whatever they hold (links the rules made stand)."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        merged = tuple(x if x is not None else y
+                       for x, y in zip(self._values(ra), self._values(rb), strict=True))
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.values[ra] = merged
+        self.values.pop(rb, None)
 
     def link(self, a: int, b: int, probability: float) -> bool:
         """Join the clusters of ``a`` and ``b`` unless they would hold two values of a
@@ -112,7 +128,7 @@ def cluster(identifiers: Mapping[str, Sequence[str | None]],
     ``threshold`` are tried best first (ties in record order, so the result does not depend
     on the order pairs come in).
     """
-    forest = _Forest([identifiers[t] for t in ONE_PER_PERSON])
+    forest = Forest([identifiers[t] for t in ONE_PER_PERSON])
 
     def personal(index: int) -> dict[str, str | None]:
         return {f: identifiers[f][index] for f in PERSONAL_FEATURES}

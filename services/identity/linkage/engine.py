@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,7 +30,7 @@ from omnicdp.services.identity.linkage.model import (
     FORMAT,
     LinkageModel,
 )
-from omnicdp.services.identity.linkage.table import silver_groups
+from omnicdp.services.identity.linkage.table import Review, silver_groups
 
 BACKENDS = ("duckdb", "spark")
 SPLINK_COLUMNS = ("unique_id", *FEATURE_COLUMNS, *BLOCKING_KEYS)
@@ -108,13 +108,15 @@ def _register(db_api: Any, frame: pd.DataFrame, name: str) -> Any:
 def train(frame: pd.DataFrame, *, seed: int = 42, max_u_pairs: int = 1_000_000,
           threshold: float = DEFAULT_THRESHOLD,
           placeholder_names: int = DEFAULT_PLACEHOLDER_NAMES,
-          progress: Progress | None = None) -> tuple[LinkageModel, dict[str, float]]:
+          progress: Progress | None = None,
+          reviews: Sequence[Review] = ()) -> tuple[LinkageModel, dict[str, float]]:
     """Train on a features frame (``table.features_frame``); returns the model and what
-    training saw (pair counts, the prior)."""
+    training saw (pair counts, the prior). Reviewers' decisions (``reviews``) correct the
+    silver labels."""
     from splink import DuckDBAPI
 
     report = progress or (lambda message: None)
-    groups = silver_groups(frame)
+    groups = silver_groups(frame, reviews)
     labelled = frame.assign(silver=[str(g) if g is not None else None for g in groups])
     representatives = labelled[~labelled["silver"].duplicated() | labelled["silver"].isna()]
     n = len(frame)

@@ -110,12 +110,34 @@ def rule_identifiers(frame: pd.DataFrame) -> dict[str, Sequence[str | None]]:
     return {t: frame[t].tolist() for t in (*RULE_TYPES, *PERSONAL_FEATURES)}
 
 
-def silver_groups(frame: pd.DataFrame) -> list[int | None]:
+#: A reviewer's decision: (record, other record, accepted as one person).
+Review = tuple[str, str, bool]
+
+
+def silver_groups(frame: pd.DataFrame, reviews: Sequence[Review] = ()) -> list[int | None]:
     """Groups of records the deterministic rules join (a shared ``user_id``, CRM id, or a
     loyalty card or e-mail whose holders' names and birth dates agree): "silver" labels to
-    learn m from. ``None`` for a record alone."""
+    learn m from. ``None`` for a record alone. Reviewers' decisions come last: an accepted
+    pair's groups are one, a rejected pair's second record leaves the first one's group."""
     roots = cluster(rule_identifiers(frame), (), 1.0).root
+    if reviews:
+        roots = _reviewed(roots, frame["unique_id"].tolist(), reviews)
     sizes: dict[int, int] = {}
     for root in roots:
         sizes[root] = sizes.get(root, 0) + 1
     return [root if sizes[root] > 1 else None for root in roots]
+
+
+def _reviewed(roots: list[int], record_ids: list[str], reviews: Sequence[Review]) -> list[int]:
+    index = {record_id: i for i, record_id in enumerate(record_ids)}
+    roots = list(roots)
+    for record_a, record_b, accepted in reviews:
+        a, b = index.get(record_a), index.get(record_b)
+        if a is None or b is None:
+            continue
+        if accepted and roots[a] != roots[b]:
+            old, new = roots[b], roots[a]
+            roots = [new if root == old else root for root in roots]
+        elif not accepted and roots[a] == roots[b]:
+            roots[b] = len(roots) + b  # a group of its own
+    return roots

@@ -5,7 +5,7 @@ agreement with the silver groups."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,7 +18,7 @@ from omnicdp.services.identity.linkage.model import (
     DEFAULT_THRESHOLD,
     LinkageModel,
 )
-from omnicdp.services.identity.linkage.table import features_frame
+from omnicdp.services.identity.linkage.table import Review, features_frame
 
 Progress = Callable[[str], None]
 
@@ -37,18 +37,20 @@ def train_table(table: pd.DataFrame, *, labels: Mapping[str, str] | None = None,
                 threshold: float = DEFAULT_THRESHOLD, seed: int = 42,
                 max_u_pairs: int = 1_000_000,
                 placeholder_names: int = DEFAULT_PLACEHOLDER_NAMES,
-                progress: Progress | None = None) -> TrainingResult:
+                progress: Progress | None = None,
+                reviews: Sequence[Review] = ()) -> TrainingResult:
     """Train on ``table`` (``table.read_person_table``) and evaluate the result on it.
 
     ``labels`` (record id -> person) turns the evaluation into precision, recall and F1
-    against the truth."""
+    against the truth; ``reviews`` (reviewers' decisions on pairs of records) correct the
+    silver labels m is learnt from."""
     report = progress or (lambda message: None)
     started = time.perf_counter()
     report(f"features of {len(table)} records")
     frame, placeholders = features_frame(table, placeholder_names)
     model, stats = engine.train(frame, seed=seed, max_u_pairs=max_u_pairs,
                                 threshold=threshold, placeholder_names=placeholder_names,
-                                progress=report)
+                                progress=report, reviews=reviews)
     train_seconds = time.perf_counter() - started
     report("evaluating: linking the training table")
     result = link_frame(frame, model, threshold=threshold, progress=report)
@@ -66,6 +68,6 @@ def train_table(table: pd.DataFrame, *, labels: Mapping[str, str] | None = None,
                                  "max_u_pairs": max_u_pairs,
                                  "placeholder_names": placeholder_names,
                                  "m_from": "silver labels", "u_from": "one record per group",
-                                 "prior": stats["prior"]}
+                                 "prior": stats["prior"], "reviews": len(reviews)}
     return TrainingResult(model, params, metrics, bool(labels),
                           time.perf_counter() - started, stats)

@@ -30,6 +30,7 @@ from omnicdp.core.vocabulary import PRIORITY
 from omnicdp.services.identity.model import (
     Change,
     Erased,
+    Relinked,
     Reviewed,
     ReviewItem,
     StoredLink,
@@ -138,6 +139,22 @@ class IdentityStore(ABC):
     @abstractmethod
     def review_labels(self) -> list[tuple[str, str, bool]]:
         """Every reviewer's decision: (record_a, record_b, accepted)."""
+
+    @abstractmethod
+    def history(self) -> tuple[list[tuple[str, str, str, dict, dict]], list[tuple[str, str, str]],
+                               dict[str, set[str]]]:
+        """Everything a relink reads: every record (id, customer, source, features,
+        identifiers), every active link (a, b, rule), and the customers kept apart."""
+
+    @abstractmethod
+    def apply_relink(self, clusters: Sequence[Sequence[str]],
+                     new_links: Sequence[tuple[str, str, float, str]],
+                     revoked: Sequence[tuple[str, str]], model_version: str,
+                     actor: str) -> Relinked:
+        """Make the customers hold ``clusters`` of records: split customers whose records
+        fall in several (the part with most records keeps the id), merge customers that
+        share one (the oldest id survives), revoke ``revoked`` model links and add
+        ``new_links``; all through the change log, in one transaction."""
 
     @abstractmethod
     def unmerge(self, customer_id: str, record_ids: Sequence[str], actor: str,

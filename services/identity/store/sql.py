@@ -29,6 +29,7 @@ from omnicdp.core.sql import (
 from omnicdp.services.identity.model import (
     Change,
     Erased,
+    Relinked,
     Reviewed,
     ReviewItem,
     StoredLink,
@@ -570,30 +571,114 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                 raise FailedPrecondition(
                     f"the two customers hold different values of {id_type}: one person has "
                     "one; unmerge the wrong record first",
-                    reason="REVIEW_CONFLICT", metadata={"id_type": id_type})
-        created = dict(session.fetch(
-            "SELECT customer_id, created_at FROM customers WHERE customer_id = ANY(%s)",
-            [[a, b]]))
-        survivor, loser = sorted((a, b), key=lambda c: (created[c], c))
+                    reason="REVIEW_CONFLICT")
         session.execute("DELETE FROM separations WHERE (customer_id = %s AND other_id = %s) "
                         "OR (customer_id = %s AND other_id = %s)", [a, b, b, a])
-        inherited = {other for (other,) in session.fetch(
-            "SELECT other_id FROM separations WHERE customer_id = %s", [loser])}
-        self._separate(session, {(survivor, o) for o in inherited}
-                       | {(o, survivor) for o in inherited}, actor, reason)
-        moved = {loser: survivor}
+        entries = self._merge_customers(session, [a, b], actor, reason)
+        session.insert("links", ("record_a", "record_b", "rule", "created_at", "created_by",
+                                 "probability"),
+                       [(record_a, record_b, "review:accept", utc_now(), actor, probability)])
+        self._audit(session, "review accept", actor, reason, entries[0].customer_id,
+                    "1 customer merged")
+        return self._log(session, entries)
+
+    def _merge_customers(self, session: Session, customers: Sequence[str], actor: str,
+                         reason: str) -> list[ChangeEntry]:
+        """Merge live customers into the oldest: ids redirect, records move, identifiers
+        are rebuilt from the records, separations are inherited. The change log entries."""
+        created = dict(session.fetch(
+            "SELECT customer_id, created_at FROM customers WHERE customer_id = ANY(%s)",
+            [list(customers)]))
+        survivor, *losers = sorted(set(customers), key=lambda c: (created[c], c))
+        inherited = {(other, loser) for other, loser in session.fetch(
+            "SELECT other_id, customer_id FROM separations WHERE customer_id = ANY(%s)",
+            [losers])}
+        pairs = {(survivor, o) for o, _ in inherited} | {(o, survivor) for o, _ in inherited}
+        self._separate(session, {(x, y) for x, y in pairs if x != y}, actor, reason)
+        moved = {loser: survivor for loser in losers}
         update_mapped(session, "customers", "merged_into", "customer_id", moved)
         update_mapped(session, "customers", "merged_into", "merged_into", moved)
         update_mapped(session, "records", "customer_id", "customer_id", moved)
         records = {r for (r,) in session.fetch(
             "SELECT record_id FROM records WHERE customer_id = %s", [survivor])}
-        session.execute("DELETE FROM identifiers WHERE customer_id = %s", [loser])
+        session.execute("DELETE FROM identifiers WHERE customer_id = ANY(%s)", [losers])
         self._rebuild_identifiers(session, {survivor: records})
-        session.insert("links", ("record_a", "record_b", "rule", "created_at", "created_by",
-                                 "probability"),
-                       [(record_a, record_b, "review:accept", utc_now(), actor, probability)])
-        self._audit(session, "review accept", actor, reason, survivor, "1 customer merged")
-        return self._log(session, [ChangeEntry("merged", survivor, loser)])
+        return [ChangeEntry("merged", survivor, loser) for loser in losers]
+
+    # -- relink -----------------------------------------------------------------------------
+
+    def history(self) -> tuple[list[tuple[str, str, str, dict, dict]], list[tuple[str, str, str]],
+                               dict[str, set[str]]]:
+        def read(session: Session) -> tuple:
+            rows = session.fetch("SELECT record_id, customer_id, source, features, identifiers "
+                                 "FROM records ORDER BY first_seen, record_id")
+            missing = [r for r, _, _, _, ids in rows if ids is None]  # before migration 5
+            held: dict[str, dict[str, str]] = {}
+            if missing:
+                for record_id, id_type, value in session.fetch(
+                        "SELECT record_id, id_type, value FROM record_identifiers "
+                        "WHERE record_id = ANY(%s)", [missing]):
+                    held.setdefault(record_id, {})[id_type] = value
+            records = [(r, c, source, json.loads(f), json.loads(ids) if ids else held.get(r, {}))
+                       for r, c, source, f, ids in rows]
+            links = [(a, b, rule) for a, b, rule in session.fetch(
+                "SELECT record_a, record_b, rule FROM links WHERE revoked_at IS NULL")]
+            apart: dict[str, set[str]] = {}
+            for customer_id, other in session.fetch(
+                    "SELECT customer_id, other_id FROM separations"):
+                apart.setdefault(customer_id, set()).add(other)
+            return records, links, apart
+        return self._run(read)
+
+    def apply_relink(self, clusters: Sequence[Sequence[str]],
+                     new_links: Sequence[tuple[str, str, float, str]],
+                     revoked: Sequence[tuple[str, str]], model_version: str,
+                     actor: str) -> Relinked:
+        reason = f"relink with model {model_version}"
+
+        def apply(session: Session) -> Relinked:
+            cluster_of = {r: i for i, records in enumerate(clusters) for r in records}
+            now = utc_now()
+            for a, b in revoked:
+                session.execute(
+                    "UPDATE links SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                    "WHERE revoked_at IS NULL AND rule LIKE 'model:%%' AND ((record_a = %s AND "
+                    "record_b = %s) OR (record_a = %s AND record_b = %s))",
+                    [now, actor, reason, a, b, b, a])
+            rows = session.fetch("SELECT record_id, customer_id, first_seen FROM records")
+            by_customer: dict[str, dict[str, datetime]] = {}
+            for record_id, customer_id, first in rows:
+                by_customer.setdefault(customer_id, {})[record_id] = naive_utc(first)
+            seq, splits = self._last_seq(session), 0
+            owner = {record_id: customer_id for record_id, customer_id, _ in rows}
+            for customer_id, records in sorted(by_customer.items()):
+                parts: dict[int, set[str]] = {}
+                for record_id in records:
+                    parts.setdefault(cluster_of.get(record_id, -1), set()).add(record_id)
+                if len(parts) > 1:
+                    new_parts, seq = self._split_into(
+                        session, customer_id, list(parts.values()), records, "relink", actor,
+                        reason)
+                    splits += len(new_parts)
+                    for new_id, part in new_parts:
+                        owner.update(dict.fromkeys(part, new_id))
+            entries: list[ChangeEntry] = []
+            for records in clusters:
+                customers = sorted({owner[r] for r in records if r in owner})
+                if len(customers) > 1:
+                    entries.extend(self._merge_customers(session, customers, actor, reason))
+            if new_links:
+                session.insert("links", ("record_a", "record_b", "rule", "created_at",
+                                         "created_by", "probability", "weights"),
+                               [(a, b, f"model:{model_version}", now,
+                                 f"model/cdp-identity:{model_version}", p, w)
+                                for a, b, p, w in new_links])
+            if entries:
+                seq = self._log(session, entries)
+            self._audit(session, "relink", actor, reason, model_version,
+                        f"{len(entries)} merged, {splits} split")
+            return Relinked(len(entries), splits, len(new_links), len(revoked), seq)
+        return self._run(apply, write=True)
 
     def _reject(self, session: Session, record_a: str, record_b: str, owner: dict[str, str],
                 actor: str, reason: str) -> int:
