@@ -186,6 +186,7 @@ class Stack:
             self.api_keys, self.api_key = ensure_api_keys(self.data_dir)
         deadline = time.monotonic() + START_TIMEOUT
         addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        self.addresses = addresses
         common = ["--data-dir", str(self.data_dir)]
         try:
             # Channels connect lazily, so all four can start at once; each is then awaited.
