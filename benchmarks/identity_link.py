@@ -2,13 +2,16 @@
 deterministic rules, plain Splink with standard settings, and our model (rules first, then
 Splink comparison levels trained on silver labels, clustered best first).
 
-    python -m benchmarks.identity_link --customers 20000 --seed 7 --records 100000 [--json]
+    python -m benchmarks.identity_link --customers 20000 --seed 7 --records 100000 1000000 \
+        --online-stored 1000000 [--json]
 
 Quality is pairwise precision, recall and F1 over the person table's records against the
-true persons, on ``--customers`` customers; plain Splink at the threshold (of several) where
-its F1 is best. Training time is our model's on that set. Batch
-link time (predict and cluster, models already trained) is measured on a second retailer
-grown to about ``--records`` records, for our model and plain Splink.
+true persons, on ``--customers`` customers: the identity service's rules, plain Splink at
+the threshold (of several) where its F1 is best, our model in batch, and our model online
+(the identity service's resolver, records in arrival order). Training time is our model's
+on that set. Batch link time and F1 (predict and cluster, models already trained) are
+measured on retailers grown to about each of ``--records`` records, for our model and
+plain Splink; ``--online-stored`` adds the online latency (``identity_online``).
 """
 
 from __future__ import annotations
@@ -165,7 +168,8 @@ def _row(result: dict, name: str, quality: Quality) -> None:
         result[f"{name} {key}"] = round(getattr(quality, key), 4)
 
 
-def run(customers: int, seed: int, records: int, work_dir: Path, rules: bool = True) -> dict:
+def run(customers: int, seed: int, records: list[int], work_dir: Path, rules: bool = True,
+        online_stored: int = 0) -> dict:
     result: dict[str, object] = {"customers": customers, "seed": seed}
     _log(f"generating {customers} customers (seed {seed})")
     summary = generate_retailer(customers, seed, work_dir / "quality")
@@ -202,19 +206,35 @@ def run(customers: int, seed: int, records: int, work_dir: Path, rules: bool = T
     _row(result, "model online", pairwise_quality(online, truth))
     result["model online seconds"] = round(seconds, 1)
 
-    if records:
-        grown = math.ceil(records / RECORDS_PER_CUSTOMER)
+    for size in records:
+        grown = math.ceil(size / RECORDS_PER_CUSTOMER)
         _log(f"generating {grown} customers for the batch timing")
-        big = read_person_table(generate_retailer(grown, seed + 1, work_dir / "scale")
-                                .persons_path)
-        result["timing records"] = len(big)
+        summary = generate_retailer(grown, seed + 1, work_dir / f"scale-{size}")
+        big = read_person_table(summary.persons_path)
+        big_truth = read_person_table(summary.files["persons_truth"])
+        big_labels = dict(zip(big_truth["record_id"], big_truth["person_id"], strict=True))
+        name = f"{len(big)} records"
         _log(f"plain Splink: linking {len(big)} records")
-        _, plain_seconds = _timed(lambda: plain.link(big, (best,)))
+        plain_out, plain_seconds = _timed(lambda big=big: plain.link(big, (best,)))
         _log(f"our model: linking {len(big)} records")
-        _, model_seconds = _timed(lambda: link_table(big, trained.model, progress=_log))
-        result["plain splink link seconds"] = round(plain_seconds, 1)
-        result["model link seconds"] = round(model_seconds, 1)
-        result["link time ratio (model / plain)"] = round(model_seconds / plain_seconds, 2)
+        model_out, model_seconds = _timed(
+            lambda big=big: link_table(big, trained.model, progress=_log))
+        links = model_out.links
+        result[f"{name}: plain splink link seconds"] = round(plain_seconds, 1)
+        result[f"{name}: model link seconds"] = round(model_seconds, 1)
+        result[f"{name}: link time ratio (model / plain)"] = round(
+            model_seconds / plain_seconds, 2)
+        result[f"{name}: plain splink F1"] = round(pairwise_quality(
+            plain_out[best], big_labels).f1, 4)
+        result[f"{name}: model F1"] = round(pairwise_quality(dict(zip(
+            links["record_id"], links["customer_id"], strict=True)), big_labels).f1, 4)
+    if online_stored:
+        from benchmarks.identity_online import run as run_online
+
+        _log(f"online: one record per call against {online_stored} known records")
+        online = run_online(online_stored, 2000, seed, work_dir, "duckdb", "")
+        for key in ("p50 ms", "p95 ms", "p99 ms"):
+            result[f"online resolve {key} ({online_stored} known records)"] = online[key]
     return result
 
 
@@ -222,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000, help="true persons for quality")
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
-    parser.add_argument("--records", type=int, default=100_000,
-                        help="about this many records for the link timing (0: skip)")
+    parser.add_argument("--records", type=int, nargs="*", default=[100_000],
+                        help="sizes of the batch link timing, e.g. 100000 1000000 (none: skip)")
+    parser.add_argument("--online-stored", type=int, default=0,
+                        help="also time online resolution against this many known records "
+                             "(benchmarks/identity_online.py)")
     parser.add_argument("--no-rules", action="store_true",
                         help="skip the identity service's rules (minutes at 20k customers)")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -232,11 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
-        result = run(args.customers, args.seed, args.records, args.work_dir, not args.no_rules)
+        result = run(args.customers, args.seed, args.records, args.work_dir, not args.no_rules,
+                     args.online_stored)
     else:
         with tempfile.TemporaryDirectory(prefix="identity-link-bench-") as work_dir:
             result = run(args.customers, args.seed, args.records, Path(work_dir),
-                         not args.no_rules)
+                         not args.no_rules, args.online_stored)
     print_result(result, args.json)
     return 0
 
