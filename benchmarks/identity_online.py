@@ -131,12 +131,12 @@ def probes(rng: random.Random, people: list[dict[str, str]], count: int,
 
 
 def run(stored: int, probe_count: int, seed: int, work_dir: Path, backend: str,
-        database_url: str) -> dict:
+        database_url: str, memory_limit: str = "2GB") -> dict:
     rng = random.Random(seed)
     matcher = Matcher(LinkageModel.load_default())
     print(f"generating {stored} known people", file=sys.stderr)
     people = [person(rng, i) for i in range(stored)]
-    with open_store(backend, work_dir, database_url) as store:
+    with open_store(backend, work_dir, database_url, memory_limit) as store:
         preload_seconds = preload(store, matcher, people)
         resolver = Resolver(store, matcher=matcher)
         timed = probes(rng, people, probe_count, stored)
@@ -153,6 +153,7 @@ def run(stored: int, probe_count: int, seed: int, work_dir: Path, backend: str,
     known = sum(1 for _, expected in timed if expected is not None)
     return {
         "backend": backend,
+        "DuckDB memory limit": memory_limit if backend == "duckdb" else "-",
         "records stored before": stored,
         "preload seconds": round(preload_seconds, 1),
         "records resolved (one per call)": len(timed),
@@ -177,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url",
                         default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="PostgreSQL server (a database of the run's own is created)")
+    parser.add_argument("--duckdb-memory", default="2GB",
+                        help="the DuckDB buffer pool (the service's CDP_DUCKDB_MEMORY)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="identity-online-") as work_dir:
         result = run(args.stored, args.probes, args.seed, Path(work_dir), args.backend,
-                     args.database_url)
+                     args.database_url, args.duckdb_memory)
     print_result(result, args.json)
     return 0
 

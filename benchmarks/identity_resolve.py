@@ -106,9 +106,11 @@ def _write_people(session, customers: list, records: list, identifiers: list,  #
 
 
 @contextmanager
-def open_store(backend: str, work_dir: Path, database_url: str) -> Iterator[SqlIdentityStore]:
+def open_store(backend: str, work_dir: Path, database_url: str,
+               memory_limit: str = "512MB") -> Iterator[SqlIdentityStore]:
     if backend == "duckdb":
-        with DuckDBIdentityStore(work_dir / "identity.duckdb") as store:
+        with DuckDBIdentityStore(work_dir / "identity.duckdb",
+                                 memory_limit=memory_limit) as store:
             yield store
         return
     name = f"cdp_bench_{os.getpid()}"

@@ -159,10 +159,11 @@ class DuckDBDatabase:
     # the table) would answer such ``key = ANY(...)`` lookups with full scans. The buffer
     # pool is bounded (DuckDB's default is 80% of the machine's memory): a service's memory
     # must not grow with its data; what does not fit is read from the file.
-    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05",
-                "SET memory_limit = '512MB'")
+    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05")
+    MEMORY_LIMIT = "512MB"
 
-    def __init__(self, path: str | os.PathLike[str], service: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], service: str,
+                 memory_limit: str = MEMORY_LIMIT) -> None:
         import duckdb
 
         self._errors = duckdb.Error
@@ -174,6 +175,11 @@ class DuckDBDatabase:
             os.chmod(database, 0o600)  # personal data: readable by the service's user only
         for setting in self.SETTINGS:
             self.connection.execute(setting)
+        try:
+            self.connection.execute("SET memory_limit = ?", [memory_limit])
+        except duckdb.Error as error:
+            self.connection.close()
+            raise SystemExit(f"{service}: DuckDB memory limit {memory_limit!r}: {error}") from None
         self._service = service
         # Held by a transaction from BEGIN to COMMIT; a caller that keeps memory mirroring
         # the file holds it too while it applies what the transaction wrote.

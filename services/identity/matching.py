@@ -60,7 +60,8 @@ def index_keys(model_features: Mapping[str, Any], identifiers: Mapping[str, str]
 
 
 def family_key(id_type: str, value: str) -> int:
-    return key_hash(f"holder:{id_type}", value)
+    # A phone's is its blocking key's (the same E.164 value): one index row, not two.
+    return key_hash("bk_phone" if id_type == "phone" else f"holder:{id_type}", value)
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,8 @@ def build(settings: Settings) -> ServiceHost:
         def load_model() -> LinkageModel:
             return load_serving(uri)
         matcher = Matcher(load_model(), review_band=(low, high))
-    store = open_store(settings.database_url, settings.data_dir, settings.cache_customers)
+    store = open_store(settings.database_url, settings.data_dir, settings.cache_customers,
+                       settings.duckdb_memory)
     resolver = Resolver(store, default_region=settings.default_region,
                         placeholder_threshold=settings.placeholder_threshold,
                         blocked=blocked, matcher=matcher)

@@ -31,6 +31,10 @@ class Settings:
         50_000, "CDP_CACHE_CUSTOMERS",
         "customers the embedded (DuckDB) store keeps in memory between batches, with their "
         "identifiers and records; 0 turns the cache off")
+    duckdb_memory: str = setting(
+        "512MB", "CDP_DUCKDB_MEMORY",
+        "the embedded store's DuckDB buffer pool (e.g. 512MB, 2GB): its indexes live in it, "
+        "so a store of a million records and more needs about 2GB")
     linking: str = setting(
         "model", "CDP_LINKING",
         "model: exact identifiers first, then the champion linkage model (the packaged "

@@ -93,14 +93,15 @@ class DuckDBIdentityStore(SqlIdentityStore):
     """Records, links, customers and the change log in one DuckDB file (or memory)."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:",
-                 cache_customers: int = 50_000) -> None:
+                 cache_customers: int = 50_000,
+                 memory_limit: str = DuckDBDatabase.MEMORY_LIMIT) -> None:
         self.cache = GraphCache(cache_customers)
         # The unfolded sightings, read from their tables when first needed (at most
         # FOLD_ROWS after a restart); None: read them again.
         self._sightings: _Sightings | None = None
         self._staged: tuple[dict[Row, Seen], dict[str, datetime]] | None = None
         self._seq: int | None = None  # the change log's last number
-        self._db = DuckDBDatabase(path, "identity")
+        self._db = DuckDBDatabase(path, "identity", memory_limit)
         # A rolled-back transaction may have been written through already (a batch inside
         # an enclosing transaction that failed later).
         self._db.on_rollback.append(self._forget)
