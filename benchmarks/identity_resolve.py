@@ -34,6 +34,8 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.output import print_result
+from omnicdp.services.identity.linkage.model import LinkageModel
+from omnicdp.services.identity.matching import Matcher
 from omnicdp.services.identity.resolver import IdentityRecord, Resolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.services.identity.store.graph import key_hash
@@ -53,6 +55,9 @@ def read_records(events_path: Path, limit: int | None = None) -> Iterator[Identi
                 record_id=event["message_id"],
                 identifiers=event.get("identifiers") or {},
                 observed_at=datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")),
+                source=event.get("source", ""),
+                traits={k: v for k, v in (event.get("traits") or {}).items()
+                        if isinstance(v, str)},
             )
 
 
@@ -126,14 +131,16 @@ def open_store(backend: str, work_dir: Path, database_url: str,
 
 
 def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir: Path,
-        backend: str = "duckdb", stored: int = 0, database_url: str = "") -> dict:
+        backend: str = "duckdb", stored: int = 0, database_url: str = "",
+        linking: str = "model") -> dict:
     summary = generate_retailer(customers, seed, work_dir / "retailer")
     records = list(read_records(summary.events_path, limit))
     latencies: list[float] = []
     resolved = rejected = 0
     with open_store(backend, work_dir, database_url) as store:
         preload_seconds = preload(store, stored)
-        resolver = Resolver(store)
+        matcher = Matcher(LinkageModel.load_default()) if linking == "model" else None
+        resolver = Resolver(store, matcher=matcher)
         started = time.perf_counter()
         for batch in batches(records, batch_size):
             batch_started = time.perf_counter()
@@ -149,6 +156,7 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
         live = store.count_customers()
     return {
         "backend": backend,
+        "linking": linking,
         "records stored before": stored,
         "preload seconds": round(preload_seconds, 1),
         "true persons": customers,
@@ -175,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         "--work-dir", type=Path, default=None, help="keep files here instead of a temp dir"
     )
     parser.add_argument("--backend", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--linking", choices=("model", "rules"), default="model",
+                        help="as the service's CDP_LINKING (default: rules, then the model)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--stored", type=int, default=0,
                         help="synthetic records stored before the retailer is resolved")
@@ -183,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="PostgreSQL server (a database of the run's own is created)")
     args = parser.parse_args(argv)
     options = {"backend": args.backend, "stored": args.stored,
-               "database_url": args.database_url}
+               "database_url": args.database_url, "linking": args.linking}
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         (args.work_dir / "identity.duckdb").unlink(missing_ok=True)
