@@ -225,6 +225,9 @@ def test_review_decisions_are_applied_and_kept_as_labels(tmp_path: Path) -> None
         rejected = client.review(b[1], a[1], accept=False, actor="reviewer@shop",
                                  reason="different flats")
         assert rejected.customer_a != rejected.customer_b
+        [apart] = client.explain(rejected.customer_a).kept_apart
+        assert (apart.other_customer_id, apart.created_by, apart.reason) == (
+            rejected.customer_b, "reviewer@shop", "different flats")
         again = _resolve_one(client, _record(
             "b", 1, "crm", {"anonymous_id": "an-b"}, postcode="101000",
             address_line="ул. Ленина, д. 5, кв. 12", **anna))

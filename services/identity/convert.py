@@ -15,6 +15,7 @@ from omnicdp.services.identity.model import (
     LinkedCustomer,
     Resolution,
     ReviewItem,
+    Separation,
     StoredLink,
     StoredRecord,
 )
@@ -110,8 +111,8 @@ def customer_from_proto(message: identity_pb2.Customer) -> LinkedCustomer:
 
 
 def explanation_to_proto(customer_id: str, records: list[StoredRecord],
-                         links: list[StoredLink],
-                         merged: list[str]) -> identity_pb2.ExplainCustomerResponse:
+                         links: list[StoredLink], merged: list[str],
+                         kept_apart: list[Separation] = ()) -> identity_pb2.ExplainCustomerResponse:
     return identity_pb2.ExplainCustomerResponse(
         customer_id=customer_id,
         records=[identity_pb2.IdentityRecordView(
@@ -131,7 +132,11 @@ def explanation_to_proto(customer_id: str, records: list[StoredRecord],
             weights=[identity_pb2.ComparisonWeight(comparison=c, level=level, match_weight=w)
                      for c, level, w in link.weights])
             for link in links],
-        merged_customer_ids=merged)
+        merged_customer_ids=merged,
+        kept_apart=[identity_pb2.Separation(
+            other_customer_id=k.other_customer_id,
+            created_at=protoconv.timestamp_from_datetime(k.created_at),
+            created_by=k.created_by, reason=k.reason) for k in kept_apart])
 
 
 def link_to_proto(link: StoredLink) -> identity_pb2.RecordLink:
@@ -172,7 +177,10 @@ def explanation_from_proto(message: identity_pb2.ExplainCustomerResponse) -> Exp
             revoked_by=link.revoked_by or None, revoke_reason=link.revoke_reason or None,
             weights=tuple((w.comparison, w.level, w.match_weight) for w in link.weights))
             for link in message.links],
-        merged_customer_ids=list(message.merged_customer_ids))
+        merged_customer_ids=list(message.merged_customer_ids),
+        kept_apart=[Separation(k.other_customer_id,
+                               protoconv.timestamp_to_datetime(k.created_at), k.created_by,
+                               k.reason) for k in message.kept_apart])
 
 
 def _traits_from_proto(message: identity_pb2.PersonTraits) -> dict[str, str]:

@@ -148,13 +148,25 @@ class Reviewed:
 
 
 @dataclass(frozen=True)
+class Separation:
+    """A customer this one is never merged with, and who said so, when and why."""
+
+    other_customer_id: str
+    created_at: datetime
+    created_by: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Explanation:
-    """Why a customer is one person: its records and the links between them."""
+    """Why a customer is one person: its records and the links between them; and the
+    customers it is kept apart from."""
 
     customer_id: str
     records: list[StoredRecord]
     links: list[StoredLink]
     merged_customer_ids: list[str]
+    kept_apart: list[Separation] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         records = self._store.records_of(customer_id)
         links = self._store.links_of([r.record_id for r in records])
         return convert.explanation_to_proto(customer_id, records, links,
-                                            self._store.merged_customer_ids(customer_id))
+                                            self._store.merged_customer_ids(customer_id),
+                                            self._store.separations_of(customer_id))
 
     def EraseCustomer(self, request, context):  # noqa: N802
         if not request.actor or not request.reason:

@@ -33,6 +33,7 @@ from omnicdp.services.identity.model import (
     Relinked,
     Reviewed,
     ReviewItem,
+    Separation,
     StoredLink,
     StoredRecord,
     Unmerged,
@@ -117,6 +118,10 @@ class IdentityStore(ABC):
     @abstractmethod
     def links_of(self, record_ids: Sequence[str]) -> list[StoredLink]:
         """Every link (active or revoked) touching one of the records."""
+
+    @abstractmethod
+    def separations_of(self, customer_id: str) -> list[Separation]:
+        """The customers this one is kept apart from, oldest decision first."""
 
     @abstractmethod
     def get_records(self, record_ids: Sequence[str]) -> list[StoredRecord]:

@@ -32,6 +32,7 @@ from omnicdp.services.identity.model import (
     Relinked,
     Reviewed,
     ReviewItem,
+    Separation,
     StoredLink,
     StoredRecord,
     Unmerged,
@@ -706,6 +707,12 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                                              actor, reason)
         self._separate(session, {(a, new_id), (new_id, a)}, actor, reason)
         return seq
+
+    def separations_of(self, customer_id: str) -> list[Separation]:
+        rows = self._run(lambda s: s.fetch(
+            "SELECT other_id, created_at, created_by, reason FROM separations "
+            "WHERE customer_id = %s ORDER BY created_at, other_id", [customer_id]))
+        return [Separation(other, aware_utc(at), by, why) for other, at, by, why in rows]
 
     def get_records(self, record_ids: Sequence[str]) -> list[StoredRecord]:
         if not record_ids:

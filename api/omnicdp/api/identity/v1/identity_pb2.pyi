@@ -277,16 +277,30 @@ class ComparisonWeight(_message.Message):
     def __init__(self, comparison: _Optional[str] = ..., level: _Optional[str] = ..., match_weight: _Optional[float] = ...) -> None: ...
 
 class ExplainCustomerResponse(_message.Message):
-    __slots__ = ("customer_id", "records", "links", "merged_customer_ids")
+    __slots__ = ("customer_id", "records", "links", "merged_customer_ids", "kept_apart")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
     MERGED_CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
+    KEPT_APART_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     records: _containers.RepeatedCompositeFieldContainer[IdentityRecordView]
     links: _containers.RepeatedCompositeFieldContainer[RecordLink]
     merged_customer_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, customer_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[IdentityRecordView, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[RecordLink, _Mapping]]] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    kept_apart: _containers.RepeatedCompositeFieldContainer[Separation]
+    def __init__(self, customer_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[IdentityRecordView, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[RecordLink, _Mapping]]] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., kept_apart: _Optional[_Iterable[_Union[Separation, _Mapping]]] = ...) -> None: ...
+
+class Separation(_message.Message):
+    __slots__ = ("other_customer_id", "created_at", "created_by", "reason")
+    OTHER_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    other_customer_id: str
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    reason: str
+    def __init__(self, other_customer_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class EraseCustomerRequest(_message.Message):
     __slots__ = ("customer_id", "actor", "reason")
