@@ -8,6 +8,7 @@ from omnicdp.core import protoconv
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile import convert
+from omnicdp.services.profile.golden import TraitPolicy
 from omnicdp.services.profile.ingest import IdentityResolver, Ingestor
 from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.model import StoredEvent
@@ -60,7 +61,8 @@ def _measured() -> tuple[dict[int, common_pb2.Event], SizeOf]:
 
 
 def build(settings: Settings) -> ServiceHost:
-    store = open_store(settings.database_url, settings.data_dir)
+    store = open_store(settings.database_url, settings.data_dir,
+                       TraitPolicy.parse(settings.trait_strategies, settings.trusted_sources))
     identity = IdentityClient(settings.identity_addr)
     membership = MembershipFollower(store, identity)
     membership.start()

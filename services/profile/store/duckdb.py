@@ -10,8 +10,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
+from omnicdp.services.profile.golden import TraitPolicy
 from omnicdp.services.profile.model import StoredEvent
-from omnicdp.services.profile.store.sql import CONSUMER, SqlProfileStore
+from omnicdp.services.profile.store.sql import CONSUMER, GOLDEN_MIGRATIONS, SqlProfileStore
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "events keyed by identity record; membership follows the identity change log", (
@@ -58,6 +59,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE events ADD COLUMN sent_by VARCHAR NOT NULL DEFAULT ''",
         "CREATE INDEX events_by_record ON events (record_id)",
     )),
+    *GOLDEN_MIGRATIONS,
 )
 EVENT_INSERT_COLUMNS = ("message_id", "record_id", "customer_id", "type", "event", "channel",
                         "source", "ts", "received_at", "identifiers", "traits", "properties",
@@ -65,11 +67,13 @@ EVENT_INSERT_COLUMNS = ("message_id", "record_id", "customer_id", "type", "event
 
 
 class DuckDBProfileStore(SqlProfileStore):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, policy: TraitPolicy | None = None) -> None:
+        self.policy = policy or TraitPolicy()
         self._db = DuckDBDatabase(path, "profile")
         try:
             with self._db.session() as session:
                 migrate(session, MIGRATIONS, "profile")
+                self._upgrade_golden(session)
         except BaseException:
             self._db.close()
             raise
