@@ -14,8 +14,12 @@ import pytest
 from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy, clean_trait
 from omnicdp.services.profile.model import StoredEvent
 from omnicdp.services.profile.store import open_store
+from tests import test_profile_store as contract
 from tests.pg import temporary_database
-from tests.test_profile_store import Log, log, store, store_url  # noqa: F401 (fixtures)
+from tests.test_profile_store import Log
+
+# The storage contract's fixtures: each backend, a store on it, a change log written by hand.
+store_url, store, log = contract.store_url, contract.store, contract.log
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -241,9 +245,9 @@ def test_a_store_from_before_golden_records_is_upgraded(tmp_path: Path) -> None:
         old.append(_history()[:3], _ids()[:2])
     finally:
         old.close()
-    connection = duckdb.connect(str(path))  # back to version 2
+    connection = duckdb.connect(str(path))  # as before migration 3
     connection.execute("DROP TABLE profiles")
-    connection.execute("DELETE FROM schema_migrations WHERE version >= 3")
+    connection.execute("DELETE FROM schema_migrations WHERE version = 3")
     connection.close()
     upgraded = open_store(f"duckdb:///{path}", tmp_path)
     try:

@@ -34,6 +34,20 @@ class ProfileClient(channels.ServiceClient):
         response = self._unary("LookupProfile", request)
         return convert.profile_from_proto(response.profile)
 
+    def update_consents(self, customer_id: str, decisions: Sequence[Consent]) -> list[Consent]:
+        """Record consent decisions; the customer's current consents."""
+        response = self._unary("UpdateConsents", profile_pb2.UpdateConsentsRequest(
+            customer_id=customer_id, consents=[convert.consent_to_proto(d) for d in decisions]))
+        return [convert.consent_from_proto(c) for c in response.consents]
+
+    def consent_history(self, customer_id: str, page_size: int = 0,
+                        page_token: str = "") -> tuple[list[Consent], str]:
+        """A page of a customer's consent decisions, newest first, and the next token."""
+        response = self._unary("ListConsentHistory", profile_pb2.ListConsentHistoryRequest(
+            customer_id=customer_id, page_size=page_size, page_token=page_token))
+        return ([convert.consent_from_proto(c) for c in response.consents],
+                response.next_page_token)
+
     def journey(self, customer_id: str, page_size: int = 0,
                 page_token: str = "") -> tuple[list[StoredEvent], str]:
         """One page of a customer's events, oldest first, and the next page's token."""

@@ -16,6 +16,7 @@ from omnicdp.core import jsonvalues
 from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.core.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
 from omnicdp.services.identity.client import IdentityRecord, ResolvedBatch
+from omnicdp.services.profile import consents
 from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.model import EventIn, IngestResult, StoredEvent
 from omnicdp.services.profile.store.base import ProfileStore
@@ -69,6 +70,7 @@ def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
             problems.append(FieldViolation(name, problem))
     problems += jsonvalues.value_violations(event.traits, "traits", 1)
     problems += jsonvalues.value_violations(event.properties, "properties", 1)
+    problems += consents.event_problems(event.event, event.properties)
     revenue = event.properties.get("revenue")
     revenue_problem = None if revenue is None else jsonvalues.revenue_problem(revenue)
     if revenue_problem and not any(p.field == "properties.revenue" for p in problems):

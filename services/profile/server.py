@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from omnicdp.api.common.v1 import common_pb2
 from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
 from omnicdp.core import protoconv
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile import convert
+from omnicdp.services.profile.consents import ConsentBook
 from omnicdp.services.profile.golden import TraitPolicy
 from omnicdp.services.profile.ingest import IdentityResolver, Ingestor
 from omnicdp.services.profile.membership import MembershipFollower
@@ -22,6 +25,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
                  membership: MembershipFollower) -> None:
         self._ingestor = Ingestor(store, identity, membership)
         self._reader = ProfileReader(store, identity)
+        self._consents = ConsentBook(store)
 
     def IngestEvents(self, request, context):  # noqa: N802 (generated name)
         results = self._ingestor.ingest([convert.event_in_from_proto(e) for e in request.events])
@@ -48,6 +52,20 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         events, token = self._reader.all_events(request.page_size, request.page_token, size_of)
         return profile_pb2.ListEventsResponse(
             events=[messages[e.seq] for e in events], next_page_token=token)
+
+
+    def UpdateConsents(self, request, context):  # noqa: N802
+        current = self._consents.update(
+            request.customer_id, [convert.consent_from_proto(c) for c in request.consents],
+            datetime.now(UTC))
+        return profile_pb2.UpdateConsentsResponse(
+            consents=[convert.consent_to_proto(c) for c in current])
+
+    def ListConsentHistory(self, request, context):  # noqa: N802
+        decisions, token = self._consents.history(request.customer_id, request.page_size,
+                                                  request.page_token)
+        return profile_pb2.ListConsentHistoryResponse(
+            consents=[convert.consent_to_proto(c) for c in decisions], next_page_token=token)
 
 
 def _measured() -> tuple[dict[int, common_pb2.Event], SizeOf]:

@@ -19,8 +19,11 @@ from omnicdp.core.sql import (
     utc_now,
 )
 from omnicdp.services.identity.client import Change
+from omnicdp.services.profile.consents import current as current_consents
+from omnicdp.services.profile.consents import from_event as consent_of_event
 from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
 from omnicdp.services.profile.model import (
+    Consent,
     Counters,
     IdentifierDetail,
     Profile,
@@ -58,6 +61,24 @@ GOLDEN_MIGRATIONS: tuple[Migration, ...] = (
         )""",
     )),
 )
+GOLDEN_MIGRATIONS += (
+    (4, "consent decisions per purpose and channel, every one kept", (
+        """CREATE TABLE consents (
+            customer_id VARCHAR NOT NULL,
+            purpose VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            decided_at TIMESTAMP NOT NULL,
+            source VARCHAR NOT NULL,
+            legal_basis VARCHAR NOT NULL,
+            proof_reference VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX consents_by_customer ON consents (customer_id)",
+    )),
+)
+CONSENT_COLUMNS = ("customer_id", "purpose", "channel", "status", "decided_at", "source",
+                   "legal_basis", "proof_reference", "recorded_at")
 PROFILE_COLUMNS = ("customer_id", "first_seen", "last_seen", "event_count", "identifiers",
                    "trait_values", "traits", "counters", "updated_at")
 _PROFILE_UPSERT = "ON CONFLICT (customer_id) DO UPDATE SET " + ", ".join(
@@ -149,6 +170,56 @@ class SqlProfileStore(SqlStore, ProfileStore):
                              properties=event.properties,
                              identifiers=sorted(ids_of.get(event.record_id, ())))
         self._save_golden(session, golden.values())
+        decisions = [(customer(e), d) for e in events if (d := consent_of_event(e))]
+        if decisions:
+            self._insert_consents(session, decisions)
+
+    @staticmethod
+    def _insert_consents(session: Session, decisions: Sequence[tuple[str, Consent]]) -> None:
+        session.insert("consents", CONSENT_COLUMNS, [
+            (cid, d.purpose, d.channel, d.status, naive_utc(d.updated_at), d.source,
+             d.legal_basis, d.proof_reference, naive_utc(d.recorded_at or d.updated_at))
+            for cid, d in decisions])
+
+    @staticmethod
+    def _consents(session: Session, customer_id: str) -> list[Consent]:
+        return [Consent(purpose, channel, status, aware_utc(decided), source, basis, proof,
+                        aware_utc(recorded))
+                for purpose, channel, status, decided, source, basis, proof, recorded
+                in session.fetch(
+                    "SELECT purpose, channel, status, decided_at, source, legal_basis, "
+                    "proof_reference, recorded_at FROM consents WHERE customer_id = %s",
+                    [customer_id])]
+
+    def record_consents(self, customer_id: str,
+                        decisions: Sequence[Consent]) -> list[Consent] | None:
+        def write(session: Session) -> list[Consent] | None:
+            self._lock_golden(session)
+            cid = _canonical(session, customer_id)
+            if not session.fetch("SELECT 1 FROM profiles WHERE customer_id = %s", [cid]):
+                return None
+            known = self._consents(session, cid)
+            seen = {_decision_key(d) for d in known}
+            fresh = []
+            for d in decisions:  # a retried request records nothing twice
+                if _decision_key(d) not in seen:
+                    seen.add(_decision_key(d))
+                    fresh.append(d)
+            self._insert_consents(session, [(cid, d) for d in fresh])
+            return current_consents([*known, *fresh])
+        return self._run(write, write=True)
+
+    def consent_history(self, customer_id: str, offset: int,
+                        limit: int) -> list[Consent] | None:
+        def read(session: Session) -> list[Consent] | None:
+            cid = _canonical(session, customer_id)
+            if not session.fetch("SELECT 1 FROM profiles WHERE customer_id = %s", [cid]):
+                return None
+            decisions = self._consents(session, cid)
+            decisions.sort(key=lambda d: (d.updated_at, d.recorded_at, d.purpose, d.channel,
+                                          d.status, d.source), reverse=True)
+            return decisions[offset:offset + limit]
+        return self._run(read)
 
     def _load_golden(self, session: Session, customer_ids: Iterable[str]
                      ) -> dict[str, GoldenRecord]:
@@ -281,6 +352,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         session.execute("DELETE FROM record_customers WHERE customer_id = %s", erased)
         session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
         session.execute("DELETE FROM profiles WHERE customer_id = %s", erased)
+        session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -322,6 +394,8 @@ class SqlProfileStore(SqlStore, ProfileStore):
         details.sort(key=lambda d: (d.id_type, d.first_seen, d.value))
         counts = json_value(counters)
         return Profile(customer_id=customer_id,
+                       consents=current_consents(SqlProfileStore._consents(session,
+                                                                           customer_id)),
                        identifiers=[(d.id_type, d.value) for d in details],
                        traits=json_value(traits),
                        first_seen=aware_utc(first), last_seen=aware_utc(last),
@@ -350,6 +424,11 @@ class SqlProfileStore(SqlStore, ProfileStore):
         return [event_from_row(r) for r in rows]
 
 
+def _decision_key(d: Consent) -> tuple:
+    return (d.purpose, d.channel, d.status, naive_utc(d.updated_at), d.source, d.legal_basis,
+            d.proof_reference)
+
+
 def _canonical(session: Session, customer_id: str) -> str:
     rows = session.fetch("SELECT customer_id FROM customer_aliases WHERE alias_id = %s",
                          [customer_id])
@@ -375,7 +454,7 @@ class _MembershipRun:
     def write(self, session: Session) -> None:
         if self.redirects:
             moved = {loser: self.final(loser) for loser in self.redirects}
-            for table in ("record_customers", "customer_aliases"):
+            for table in ("record_customers", "customer_aliases", "consents"):
                 update_mapped(session, table, "customer_id", "customer_id", moved)
             session.insert("customer_aliases", ("alias_id", "customer_id"), list(moved.items()),
                            "ON CONFLICT (alias_id) DO UPDATE "
