@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omnicdp.core.settings import setting
 
+ERASED_EVENT_POLICIES = ("reject", "accept")
 STRATEGY_NAMES = ("most_recent", "oldest", "most_frequent", "trusted_source")
 
 
@@ -33,7 +34,16 @@ class Settings:
         "sources in order of trust for trusted_source traits, most trusted first, "
         "e.g. 'crm,pos,web'")
 
+    erased_events: str = setting(
+        "reject", "CDP_ERASED_EVENTS",
+        "events carrying an identifier of an erased person: reject (the partner sees "
+        "status rejected) or accept (acknowledged, neither stored nor built into a profile)")
+
     def validate(self) -> None:
+        if self.erased_events not in ERASED_EVENT_POLICIES:
+            raise SystemExit(f"invalid --erased-events / CDP_ERASED_EVENTS "
+                             f"{self.erased_events!r}: one of "
+                             f"{', '.join(ERASED_EVENT_POLICIES)}")
         # Parsed here (not with golden.TraitPolicy: settings stay light for `cdp --help`).
         for item in filter(None, (p.strip() for p in self.trait_strategies.split(","))):
             trait, sep, strategy = item.partition("=")

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from omnicdp.services.identity.client import Change
-from omnicdp.services.profile.model import Consent, Profile, StoredEvent
+from omnicdp.services.profile.model import Consent, Erasure, Profile, StoredEvent
 
 # (record_id, id_type, normalised value, first seen)
 IdentifierRow = tuple[str, str, str, datetime]
@@ -83,6 +83,14 @@ class ProfileStore(ABC):
     def consent_history(self, customer_id: str, offset: int,
                         limit: int) -> list[Consent] | None:
         """A customer's decisions, newest first; None when the customer has no profile."""
+
+    @abstractmethod
+    def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
+        """Add an entry to the erasure audit log (who, which customer, when, counts)."""
+
+    @abstractmethod
+    def erasure_log(self) -> list[tuple[Erasure, str]]:
+        """The erasure audit log, oldest first, with who asked for each."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -25,6 +25,7 @@ from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
 from omnicdp.services.profile.model import (
     Consent,
     Counters,
+    Erasure,
     IdentifierDetail,
     Profile,
     StoredEvent,
@@ -75,6 +76,20 @@ GOLDEN_MIGRATIONS += (
             recorded_at TIMESTAMP NOT NULL
         )""",
         "CREATE INDEX consents_by_customer ON consents (customer_id)",
+    )),
+)
+GOLDEN_MIGRATIONS += (
+    (5, "erasure audit log: who erased which customer, when, and how much (no values)", (
+        """CREATE TABLE erasure_audit (
+            erased_at TIMESTAMP NOT NULL,
+            actor VARCHAR NOT NULL,
+            customer_id VARCHAR NOT NULL,
+            events BIGINT NOT NULL,
+            identifiers BIGINT NOT NULL,
+            consents BIGINT NOT NULL,
+            records BIGINT NOT NULL,
+            change_seq BIGINT NOT NULL
+        )""",
     )),
 )
 CONSENT_COLUMNS = ("customer_id", "purpose", "channel", "status", "decided_at", "source",
@@ -353,6 +368,20 @@ class SqlProfileStore(SqlStore, ProfileStore):
         session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
         session.execute("DELETE FROM profiles WHERE customer_id = %s", erased)
         session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
+
+    def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
+        self._run(lambda s: s.insert("erasure_audit", (
+            "erased_at", "actor", "customer_id", "events", "identifiers", "consents", "records",
+            "change_seq"), [(naive_utc(erasure.erased_at), actor, erasure.customer_id,
+                             erasure.events, erasure.identifiers, erasure.consents,
+                             erasure.records, change_seq)]), write=True)
+
+    def erasure_log(self) -> list[tuple[Erasure, str]]:
+        rows = self._run(lambda s: s.fetch(
+            "SELECT customer_id, events, identifiers, consents, records, erased_at, actor "
+            "FROM erasure_audit ORDER BY erased_at, change_seq"))
+        return [(Erasure(c, e, i, n, r, aware_utc(at)), actor)
+                for c, e, i, n, r, at, actor in rows]
 
     # -- reads ---------------------------------------------------------------------------
 
