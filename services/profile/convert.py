@@ -34,9 +34,10 @@ def consent_to_proto(consent: Consent) -> profile_pb2.Consent:
     message = profile_pb2.Consent(
         purpose=consent.purpose, channel=protoconv.channel_value(consent.channel or None),
         granted=consent.granted, status=_CONSENT_STATUS.get(consent.status, 0),
-        updated_at=protoconv.timestamp_from_datetime(consent.updated_at),
         source=consent.source, legal_basis=consent.legal_basis,
         proof_reference=consent.proof_reference)
+    if consent.updated_at is not None:  # unset in an update: the time it is recorded
+        message.updated_at.CopyFrom(protoconv.timestamp_from_datetime(consent.updated_at))
     if consent.recorded_at is not None:
         message.recorded_at.CopyFrom(protoconv.timestamp_from_datetime(consent.recorded_at))
     return message
