@@ -60,6 +60,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX events_by_record ON events (record_id)",
     )),
     *GOLDEN_MIGRATIONS,
+    # The embedded backend's own, numbered apart from the shared ones.
+    (101, "embedded: record identifiers by record (DuckDB probes no prefix of a composite key)",
+     ("CREATE INDEX record_identifiers_by_record ON record_identifiers (record_id)",)),
 )
 EVENT_INSERT_COLUMNS = ("message_id", "record_id", "customer_id", "type", "event", "channel",
                         "source", "ts", "received_at", "identifiers", "traits", "properties",
