@@ -114,14 +114,17 @@ class Candidate:
     first: datetime
     last: datetime
     count: int = 1
+    key: tuple[str, str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return _value_key(self.value), self.source
+    def __post_init__(self) -> None:
+        # Computed once: candidates are compared and sorted by it on every event.
+        self.key = (_value_key(self.value), self.source)
 
 
 def _value_key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if isinstance(value, str):
+        return value
+    return "\0" + json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
 @dataclass

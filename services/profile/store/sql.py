@@ -246,6 +246,11 @@ class SqlProfileStore(SqlStore, ProfileStore):
             "trait_values, counters FROM profiles WHERE customer_id = ANY(%s)", [ids])
         return {row[0]: GoldenRecord.from_json(*row) for row in rows}
 
+    def _delete_golden(self, session: Session, customer_ids: Sequence[str]) -> None:
+        if customer_ids:
+            session.execute("DELETE FROM profiles WHERE customer_id = ANY(%s)",
+                            [list(customer_ids)])
+
     def _save_golden(self, session: Session, records: Iterable[GoldenRecord]) -> None:
         now = utc_now()
         session.insert("profiles", PROFILE_COLUMNS, [
@@ -280,7 +285,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
                     channel=channel, event=event, source=source, at=naive_utc(ts),
                     traits=json_value(traits), properties=json_value(properties),
                     identifiers=sorted(ids_of.get(record_id, ())))
-        session.execute("DELETE FROM profiles WHERE customer_id = ANY(%s)", [ids])
+        self._delete_golden(session, ids)
         self._save_golden(session, golden.values())
 
     def _combine_golden(self, session: Session, moved: dict[str, str]) -> None:
@@ -298,7 +303,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
             into = golden.setdefault(target, GoldenRecord(target))
             into.combine(lost)
             changed[target] = into
-        session.execute("DELETE FROM profiles WHERE customer_id = ANY(%s)", [sorted(moved)])
+        self._delete_golden(session, sorted(moved))
         self._save_golden(session, changed.values())
 
     def _upgrade_golden(self, session: Session) -> None:
@@ -357,7 +362,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
                                        if target not in recompute})
         stale = sorted(loser for loser, target in moved.items() if target in recompute)
         if stale:
-            session.execute("DELETE FROM profiles WHERE customer_id = ANY(%s)", [stale])
+            self._delete_golden(session, stale)
         self._recompute_golden(session, recompute)
 
     def _erase_customer(self, session: Session, customer_id: str) -> None:
@@ -366,7 +371,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
             session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})", erased)
         session.execute("DELETE FROM record_customers WHERE customer_id = %s", erased)
         session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
-        session.execute("DELETE FROM profiles WHERE customer_id = %s", erased)
+        self._delete_golden(session, erased)
         session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
 
     def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
