@@ -4,8 +4,9 @@ For each person, three customers exist (one event with an e-mail, one with a dev
 with an anonymous id). Then two single-event batches arrive at the same instant from
 different clients: A = {anonymous_id, device_id} and B = {email, device_id}; between them
 they merge all three customers. Every acknowledged event must then be in its customer's
-journey and its golden record (``event_count``, counters, identifiers) exactly once, and every identifier must resolve to that one
-customer, before and after a restart, on both backends.
+journey and its golden record (``event_count``, counters, identifiers) exactly once, and
+every identifier must resolve to that one customer, before and after a restart, on both
+backends.
 """
 
 from __future__ import annotations
