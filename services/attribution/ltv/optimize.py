@@ -1,0 +1,95 @@
+"""Maximum likelihood on positive parameters, shared by BG/NBD and Gamma-Gamma.
+
+Parameters are optimised on their logarithms (so they stay positive without bounds) with
+L-BFGS-B and the models' analytic gradients: on 100k customers a finite-difference gradient
+would cost one likelihood per parameter per step. A few Newton steps then polish the
+optimum (L-BFGS-B stops on a relative change of the objective, with the gradient at about
+1e-10 on CDNOW; Newton's steps take it to float precision, so the figures do not depend on
+where it stopped), and their Hessian gives the standard errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from omnicdp.core.errors import FailedPrecondition
+
+# The negative mean log-likelihood and its gradient in the parameters themselves.
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+NEWTON_STEPS = 8
+
+
+@dataclass(frozen=True)
+class Maximum:
+    params: np.ndarray
+    standard_errors: np.ndarray  # from the observed information; NaN where it is singular
+    iterations: int
+
+
+def maximise(objective: Objective, start: np.ndarray, model: str, count: float) -> Maximum:
+    """The parameters minimising ``objective`` (a mean over ``count`` customers) from
+    ``start``."""
+
+    def on_logs(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(log_params)
+        value, gradient = objective(params)
+        return value, gradient * params  # chain rule: d/dlog(theta) = theta * d/dtheta
+
+    result = minimize(on_logs, np.log(start), jac=True, method="L-BFGS-B",
+                      options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20})
+    if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
+        raise FailedPrecondition(f"the {model} fit did not converge ({result.message}); "
+                                 "the data may be too few or degenerate",
+                                 reason="LTV_FIT_FAILED")
+    log_params = _polish(on_logs, result.x)
+    params = np.exp(log_params)
+    return Maximum(params, _standard_errors(on_logs, log_params, count) * params,
+                   int(result.nit))
+
+
+def _standard_errors(on_logs: Objective, point: np.ndarray, count: float) -> np.ndarray:
+    """Standard errors of the log-parameters: the inverse of the summed negative
+    log-likelihood's Hessian (``count`` times the mean's)."""
+    try:
+        covariance = np.linalg.inv(_hessian(on_logs, point) * count)
+    except np.linalg.LinAlgError:
+        return np.full(point.size, np.nan)
+    variances = np.diag(covariance)
+    return np.sqrt(np.where(variances > 0, variances, np.nan))
+
+
+def _polish(on_logs: Objective, point: np.ndarray) -> np.ndarray:
+    """Newton steps with a Hessian from central differences of the analytic gradient, each
+    kept only if it does not make the objective worse."""
+    value, gradient = on_logs(point)
+    for _ in range(NEWTON_STEPS):
+        hessian = _hessian(on_logs, point)
+        try:
+            step = np.linalg.solve(hessian, gradient)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)):
+            break
+        candidate = point - step
+        candidate_value, candidate_gradient = on_logs(candidate)
+        if not np.isfinite(candidate_value) or candidate_value > value:
+            break
+        point, value, gradient = candidate, candidate_value, candidate_gradient
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    return point
+
+
+def _hessian(on_logs: Objective, point: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    size = point.size
+    hessian = np.empty((size, size))
+    for i in range(size):
+        delta = np.zeros(size)
+        delta[i] = h
+        hessian[i] = (on_logs(point + delta)[1] - on_logs(point - delta)[1]) / (2 * h)
+    return (hessian + hessian.T) / 2
