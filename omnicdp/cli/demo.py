@@ -197,9 +197,10 @@ def train_and_promote(retailer: Path, stack: Stack) -> dict[str, Any]:
     """Train an identity model on the retailer's person table (with its true persons as
     labels), register it in the stack's MLflow store, promote it and have the identity
     service serve it: events then resolve with it."""
+    from omnicdp.core.tracking import tracking_uri
     from omnicdp.services.identity.client import IdentityClient
     from omnicdp.services.identity.linkage.batch import link_table
-    from omnicdp.services.identity.linkage.registry import log_training, promote, tracking_uri
+    from omnicdp.services.identity.linkage.registry import log_training, promote
     from omnicdp.services.identity.linkage.table import read_person_table
     from omnicdp.services.identity.linkage.train import train_table
 

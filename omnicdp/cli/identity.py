@@ -37,7 +37,7 @@ def _fail(command: str, error: DomainError) -> int:
 
 
 def _tracking(args: argparse.Namespace) -> str:
-    from omnicdp.services.identity.linkage.registry import tracking_uri
+    from omnicdp.core.tracking import tracking_uri
 
     if args.tracking_uri:
         return args.tracking_uri
