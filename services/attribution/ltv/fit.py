@@ -126,7 +126,8 @@ def _validate(days: TransactionDays, summary: RFMSummary, fits: ModelFits,
         if summary.holdout_length <= 0:
             return None, (f"no purchases after the calibration end {calibration_end}: "
                           "nothing to validate on")
-        report(f"validating on the holdout {summary.calibration_end} to {summary.holdout_end}")
+        report(f"validating on the holdout after {summary.calibration_end} to "
+               f"{summary.holdout_end}")
         return validate(fits.bgnbd.model, fits.gamma_gamma.model, summary), (
             "the reported models, fitted on the calibration period, predicting the holdout")
     split = days.default_split()
