@@ -112,18 +112,18 @@ def test_analytic_gradients_match_finite_differences() -> None:
     rng = np.random.default_rng(3)
     ages = rng.uniform(5, 40, 300)
     x, t_x = simulate.bgnbd_summary(MODEL, ages, rng)
+    customers = bgnbd.Customers(x, t_x, ages)
     params = np.array([MODEL.r, MODEL.alpha, MODEL.a, MODEL.b]) * 1.1
-    error = check_grad(lambda p: bgnbd._log_likelihood(p, x.astype(float), t_x, ages, None)[0],
-                       lambda p: bgnbd._log_likelihood(p, x.astype(float), t_x, ages, None)[1],
-                       params)
-    assert error < 1e-4 * np.abs(bgnbd._log_likelihood(params, x.astype(float), t_x, ages,
-                                                       None)[1]).max()
+    error = check_grad(lambda p: bgnbd._log_likelihood(p, customers)[0],
+                       lambda p: bgnbd._log_likelihood(p, customers)[1], params)
+    assert error < 1e-4 * np.abs(bgnbd._log_likelihood(params, customers)[1]).max()
     counts = rng.integers(1, 8, 200).astype(float)
     means = rng.gamma(3.0, 10.0, 200)
+    spenders = gamma_gamma.Spenders(counts, means)
     params = np.array([SPEND.p, SPEND.q, SPEND.gamma])
-    gradient = gamma_gamma._log_likelihood(params, counts, means)[1]
-    error = check_grad(lambda p: gamma_gamma._log_likelihood(p, counts, means)[0],
-                       lambda p: gamma_gamma._log_likelihood(p, counts, means)[1], params)
+    gradient = gamma_gamma._log_likelihood(params, spenders)[1]
+    error = check_grad(lambda p: gamma_gamma._log_likelihood(p, spenders)[0],
+                       lambda p: gamma_gamma._log_likelihood(p, spenders)[1], params)
     assert error < 1e-4 * np.abs(gradient).max()
 
 

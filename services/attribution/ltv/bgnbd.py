@@ -35,7 +35,7 @@ class BGNBD:
     def log_likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
                        weights: np.ndarray | None = None) -> float:
         value, _ = _log_likelihood(np.array([self.r, self.alpha, self.a, self.b]),
-                                   *_arrays(x, t_x, T), weights)
+                                   Customers(x, t_x, T, weights))
         return value
 
     def expected_purchases_new(self, t: np.ndarray | float) -> np.ndarray:
@@ -78,28 +78,47 @@ def _arrays(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(column, dtype=float) for column in columns)
 
 
-def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
-                    weights: np.ndarray | None) -> tuple[float, np.ndarray]:
+class Customers:
+    """(x, t_x, T) with weights, and what every likelihood evaluation reuses: the distinct
+    purchase counts (a few dozen even among millions of customers), so that the gamma and
+    digamma functions of ``r + x``, ``b + x`` and ``a + b + x`` are computed once per
+    distinct x and gathered, rather than once per customer."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
+                 weights: np.ndarray | None = None) -> None:
+        self.x, self.t_x, self.T = _arrays(x, t_x, T)
+        self.weights = (np.ones_like(self.x) if weights is None
+                        else np.asarray(weights, dtype=float))
+        self.counts, self.count_index = np.unique(self.x, return_inverse=True)
+        self.repeat = self.x > 0
+        # log(b + x - 1) is used only where x > 0; x = 1 stands in elsewhere.
+        self.safe_counts = np.where(self.counts > 0, self.counts, 1.0)
+
+
+def _log_likelihood(params: np.ndarray, data: Customers) -> tuple[float, np.ndarray]:
     """The summed log-likelihood (eq. 6) and its gradient in (r, alpha, a, b)."""
     r, alpha, a, b = params
-    repeat = x > 0
-    safe_x = np.where(repeat, x, 1.0)  # keeps log(b + x - 1) finite where it is not used
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
-    a4 = np.where(repeat, np.log(a) - np.log(b + safe_x - 1) - (r + x) * np.log(alpha + t_x),
-                  -np.inf)
+    x, t_x, T, at = data.x, data.t_x, data.T, data.count_index  # noqa: N806
+    n = data.counts
+    # Per distinct x, gathered per customer below.
+    lg = gammaln(r + n) - gammaln(r) + gammaln(b + n) - gammaln(a + b + n)
+    dg_r = digamma(r + n) - digamma(r)
+    dg_a = digamma(a + b) - digamma(a + b + n)
+    dg_b = digamma(b + n) - digamma(b)
+    log_b = np.log(b + data.safe_counts - 1)
+    log_alpha_t = np.log(alpha + T)
+    log_alpha_tx = np.log(alpha + t_x)
+    a3 = -(r + x) * log_alpha_t
+    a4 = np.where(data.repeat, np.log(a) - log_b[at] - (r + x) * log_alpha_tx, -np.inf)
     total = np.logaddexp(a3, a4)
     share3 = np.exp(a3 - total)  # the two terms' shares of the likelihood: 1 and 0 when x = 0
     share4 = np.exp(a4 - total)
-    per_customer = a1 + a2 + total
-    d_r = (digamma(r + x) - digamma(r) + np.log(alpha) - share3 * np.log(alpha + T)
-           - share4 * np.log(alpha + t_x))
+    per_customer = (lg[at] + r * np.log(alpha) + gammaln(a + b) - gammaln(b) + total)
+    w = data.weights
+    d_r = dg_r[at] + np.log(alpha) - share3 * log_alpha_t - share4 * log_alpha_tx
     d_alpha = r / alpha - (r + x) * (share3 / (alpha + T) + share4 / (alpha + t_x))
-    d_a = digamma(a + b) - digamma(a + b + x) + share4 / a
-    d_b = (digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
-           - share4 / (b + safe_x - 1))
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    d_a = dg_a[at] + share4 / a
+    d_b = dg_a[at] + dg_b[at] - share4 / (b + data.safe_counts - 1)[at]
     gradient = np.array([w @ d_r, w @ d_alpha, w @ d_a, w @ d_b])
     return float(w @ per_customer), gradient
 
@@ -122,10 +141,10 @@ def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     total = float(w.sum())
     scale = float(T.max()) / 10.0 if T.size and T.max() > 0 else 1.0
-    scaled_t_x, scaled_T = t_x / scale, T / scale  # noqa: N806
+    scaled = Customers(x, t_x / scale, T / scale, w)
 
     def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
-        value, gradient = _log_likelihood(params, x, scaled_t_x, scaled_T, w)
+        value, gradient = _log_likelihood(params, scaled)
         return -value / total, -gradient / total
 
     found = maximise(objective, np.array([1.0, 1.0, 1.0, 1.0]), "BG/NBD", total)

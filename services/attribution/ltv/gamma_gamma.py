@@ -43,22 +43,35 @@ class GammaGamma:
         return self.p * (self.gamma + x * m) / (self.p * x + self.q - 1)
 
     def log_likelihood(self, x: np.ndarray, m: np.ndarray) -> float:
-        value, _ = _log_likelihood(np.array([self.p, self.q, self.gamma]),
-                                   np.asarray(x, dtype=float), np.asarray(m, dtype=float))
+        value, _ = _log_likelihood(np.array([self.p, self.q, self.gamma]), Spenders(x, m))
         return value
 
 
-def _log_likelihood(params: np.ndarray, x: np.ndarray,
-                    m: np.ndarray) -> tuple[float, np.ndarray]:
+class Spenders:
+    """(x, m) of repeat customers, and what every evaluation reuses: logs of x and m, and
+    the distinct x (gamma functions of p x are computed once per distinct x)."""
+
+    def __init__(self, x: np.ndarray, m: np.ndarray) -> None:
+        self.x = np.asarray(x, dtype=float)
+        self.m = np.asarray(m, dtype=float)
+        self.log_x, self.log_m = np.log(self.x), np.log(self.m)
+        self.counts, self.count_index = np.unique(self.x, return_inverse=True)
+
+
+def _log_likelihood(params: np.ndarray, data: Spenders) -> tuple[float, np.ndarray]:
     """The density of the mean ``m`` of ``x`` transactions (the note's eq. 3), summed in
     logs, and its gradient in (p, q, gamma)."""
     p, q, gamma = params
+    x, m, at, n = data.x, data.m, data.count_index, data.counts
     px = p * x
     log_total = np.log(gamma + x * m)
-    per_customer = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
-                    + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * log_total)
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_total)
-    d_q = digamma(px + q) - digamma(q) + np.log(gamma) - log_total
+    lg = (gammaln(p * n + q) - gammaln(p * n))[at]
+    dg_pq = digamma(p * n + q)[at]
+    dg_p = digamma(p * n)[at]
+    per_customer = (lg - gammaln(q) + q * np.log(gamma) + (px - 1) * data.log_m
+                    + px * data.log_x - (px + q) * log_total)
+    d_p = x * (dg_pq - dg_p + data.log_m + data.log_x - log_total)
+    d_q = dg_pq - digamma(q) + np.log(gamma) - log_total
     d_gamma = q / gamma - (px + q) / (gamma + x * m)
     return float(per_customer.sum()), np.array([d_p.sum(), d_q.sum(), d_gamma.sum()])
 
@@ -79,11 +92,11 @@ def fit(x: np.ndarray, m: np.ndarray) -> GammaGammaFit:
     x = np.asarray(x, dtype=float)
     m = np.asarray(m, dtype=float)
     scale = float(m.mean())
-    scaled = m / scale
+    scaled = Spenders(x, m / scale)
     count = float(x.size)
 
     def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
-        value, gradient = _log_likelihood(params, x, scaled)
+        value, gradient = _log_likelihood(params, scaled)
         return -value / count, -gradient / count
 
     found = maximise(objective, np.array([1.0, 1.0, 1.0]), "Gamma-Gamma", count)
