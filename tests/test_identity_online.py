@@ -246,3 +246,24 @@ def test_review_decisions_are_applied_and_kept_as_labels(tmp_path: Path) -> None
     with DuckDBIdentityStore(tmp_path / "identity.duckdb") as store:
         assert sorted(store.review_labels()) == sorted([
             (*sorted((a[1], b[1])), False), (*sorted((a[1], c[1])), True)])
+
+
+def test_every_replica_follows_a_promotion_without_a_reload_call(tmp_path: Path) -> None:
+    host = _serve(tmp_path, model_poll_seconds="0.2")
+    client = IdentityClient(f"127.0.0.1:{host.port}")
+    try:
+        version = _champion(tmp_path, threshold=0.95)
+        explained = None
+        for _ in range(100):  # the poller checks the registry every 0.2 s
+            first = _resolve_one(client, _record("p1", 0, "web", {"anonymous_id": "p1"}, **HOME,
+                                                 first_name="Пётр", last_name="Кузнецов",
+                                                 date_of_birth="1970-01-31"))
+            explained = client.explain_link(first[1], first[1])
+            if explained.model_version == version:
+                break
+            threading.Event().wait(0.1)
+        assert explained is not None and explained.model_version == version
+        assert explained.threshold == 0.95
+    finally:
+        client.close()
+        host.stop(1)

@@ -175,6 +175,8 @@ class Resolver:
         def link_all(graph: GraphTransaction) -> tuple[list[Resolution], dict]:
             graph.prefetch((), ((item.record_id, item.identifiers.items())
                                 for item in prepared if isinstance(item, _Prepared)))
+            if model is not None:
+                self._prefetch_candidates(graph, prepared)
             resolutions = [item if isinstance(item, Resolution)
                            else self._link(graph, item, model) for item in prepared]
             return resolutions, dict(graph.delta.placeholders)
@@ -185,6 +187,21 @@ class Resolver:
             change_seq = max(change_seq,
                              self._store.split_placeholder(id_type, value, reason))
         return ResolvedBatch(resolutions, change_seq)
+
+    def _prefetch_candidates(self, graph: GraphTransaction,
+                             prepared: Sequence[_Prepared | Resolution]) -> None:
+        """The stored records the model may compare the batch's new records with, in one
+        load: under the keys of each new record with all its identifiers as evidence (a
+        superset of the keys it is searched under once some turn out to be no evidence)."""
+        assert self.matcher is not None
+        keys: set[int] = set()
+        for item in prepared:
+            if isinstance(item, _Prepared) and graph.record_customer(
+                    item.record_id, item.identifiers.items()) is None:
+                item.model_record = self.matcher.prepare(item.features, item.identifiers,
+                                                         item.identifiers)
+                keys.update(item.model_record.keys)
+        graph.prefetch_candidates(keys, self.matcher.per_key)
 
     def lookup(self, id_type: str, raw_value: str) -> str | None:
         """The live customer holding an identifier given raw, normalised as on ingestion.
@@ -226,7 +243,9 @@ class Resolver:
             evidence = {t: v for t, v in identifiers.items()
                         if not graph.is_placeholder((t, v))
                         and graph.names_seen((t, v)) < model.placeholder_names}
-            found.record = self.matcher.prepare(item.features, identifiers, evidence)
+            found.record = (item.model_record if evidence == identifiers
+                            and item.model_record is not None
+                            else self.matcher.prepare(item.features, identifiers, evidence))
             found.not_evidence = set(identifiers) - set(evidence)
             if found.record.keys:
                 found.candidates = graph.candidates(found.record.keys, self.matcher.per_key)
@@ -421,13 +440,16 @@ class _Found:
     not_evidence: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Prepared:
     record: IdentityRecord
     identifiers: dict[str, str]
     features: dict[str, str]
     warnings: tuple[FieldViolation, ...]
     record_id: str
+    # The model's view of a new record with all its identifiers as evidence (the batch's
+    # candidate prefetch computes it; most records use it as it is).
+    model_record: Prepared | None = None
 
 
 def _can_join(candidate: _Candidate, group: IdentifierSets) -> bool:

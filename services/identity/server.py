@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,7 +16,7 @@ from omnicdp.core.tracking import tracking_uri
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
 from omnicdp.services.identity import convert
 from omnicdp.services.identity.linkage.model import LinkageModel, Score
-from omnicdp.services.identity.linkage.registry import load_serving
+from omnicdp.services.identity.linkage.registry import load_serving, serving_version
 from omnicdp.services.identity.matching import REVIEW_BAND, Matcher
 from omnicdp.services.identity.model import LinkedCustomer, StoredRecord
 from omnicdp.services.identity.normalize import NO_BLOCKED_VALUES, BlockedValues
@@ -23,6 +24,8 @@ from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.settings import Settings
 from omnicdp.services.identity.store import IdentityStore, open_store
 from omnicdp.services.identity.store.graph import StoredCandidate
+
+log = logging.getLogger(__name__)
 
 MAX_CHANGES_PAGE = 10_000
 DEFAULT_CHANGES_PAGE = 1000
@@ -255,12 +258,16 @@ def build(settings: Settings) -> ServiceHost:
                          "0 <= LOW < HIGH <= 1") from None
     load_model = None
     matcher = None
+    poller = None
     if settings.linking == "model":
         uri = settings.tracking_uri or tracking_uri(settings.data_dir)
 
         def load_model() -> LinkageModel:
             return load_serving(uri)
         matcher = Matcher(load_model(), review_band=(low, high))
+        if settings.model_poll_seconds > 0:
+            poller = ChampionPoller(matcher, uri, settings.model_poll_seconds)
+            poller.start()
     store = open_store(settings.database_url, settings.data_dir, settings.cache_customers,
                        settings.duckdb_memory)
     resolver = Resolver(store, default_region=settings.default_region,
@@ -271,4 +278,32 @@ def build(settings: Settings) -> ServiceHost:
         [Registration(identity_pb2_grpc.add_IdentityServiceServicer_to_server,
                       IdentityServicer(store, resolver, load_model),
                       identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name)],
-        settings.address, grace_seconds=settings.grace_seconds, on_stop=store.close)
+        settings.address, grace_seconds=settings.grace_seconds,
+        on_stop=lambda: (poller.stop() if poller else None, store.close()))
+
+
+class ChampionPoller:
+    """Loads the champion when another version becomes it, so that every replica follows a
+    promotion without a ``ReloadModel`` call reaching each of them."""
+
+    def __init__(self, matcher: Matcher, uri: str, seconds: float) -> None:
+        self._matcher, self._uri, self._seconds = matcher, uri, seconds
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="champion-poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._seconds):
+            try:
+                if serving_version(self._uri) != self._matcher.version:
+                    model = load_serving(self._uri)
+                    previous = self._matcher.use(model)
+                    log.info("identity: serving model %s (was %s)", model.version,
+                             previous.version)
+            except Exception:  # noqa: BLE001 (a registry that does not answer: try again)
+                log.warning("identity: could not check the model registry", exc_info=True)

@@ -43,6 +43,10 @@ class Settings:
         "", "CDP_MLFLOW_TRACKING_URI",
         "MLflow tracking URI of the model registry (default: SQLite in DATA_DIR, as `cdp "
         "identity` uses)", secret=True)
+    model_poll_seconds: float = setting(
+        60.0, "CDP_MODEL_POLL_SECONDS",
+        "how often each replica asks the registry whether another version became champion, "
+        "and loads it (as ReloadModel does); 0: only on ReloadModel")
     review_band: str = setting(
         "0.5,0.99", "CDP_REVIEW_BAND",
         "LOW,HIGH: model links and near misses with a probability in [LOW, HIGH) are listed "

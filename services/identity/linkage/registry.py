@@ -96,6 +96,13 @@ def load_champion(uri: str, fallback_to_default: bool = True) -> LinkageModel:
     raise NotFound(f"model {MODEL_NAME} has no {CHAMPION} version")
 
 
+def serving_version(uri: str) -> str:
+    """The version :func:`load_serving` would load now (``default`` for the packaged one)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return "default"
+    return champion_version(uri) or "default"
+
+
 def load_serving(uri: str) -> LinkageModel:
     """What the identity service serves: the champion, or the packaged default model while
     none is promoted. An embedded store that was never created holds no champion, and is

@@ -217,7 +217,7 @@ class _CachedSource:
             found.update(loaded)
         return found
 
-    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
+    def candidates(self, keys: Sequence[int], per_key: int) -> dict[int, list[StoredCandidate]]:
         return self._inner.candidates(keys, per_key)  # features are not cached
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:

@@ -154,9 +154,9 @@ class GraphSource(Protocol):
         """The names seen with these identifiers, (type, value, kind, name), and which of
         them are known placeholders."""
 
-    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
-        """Stored records under any of the hashed blocking keys (at most ``per_key`` for
-        one key), with their live customers."""
+    def candidates(self, keys: Sequence[int], per_key: int) -> dict[int, list[StoredCandidate]]:
+        """Stored records under each of the hashed blocking keys (the first ``per_key`` by
+        record id), with their customers as stored."""
 
 
 class GraphTransaction:
@@ -172,6 +172,7 @@ class GraphTransaction:
         self._unannounced: set[str] = set()  # created here, no record stored in them yet
         self._names: dict[Key, dict[str, set[str]]] = {}
         self._placeholders: set[Key] = set()
+        self._blocked: dict[int, list[StoredCandidate]] = {}  # blocking key -> stored records
         self.delta = Delta()
         self.change_seq = 0  # set by the backend when the delta is committed
 
@@ -210,11 +211,21 @@ class GraphTransaction:
             for record_id in wanted:
                 self._records[record_id] = found.get(record_id)
 
+    def prefetch_candidates(self, keys: Iterable[int], per_key: int) -> None:
+        """Load the stored records under these blocking keys in one query (a batch's new
+        records together, rather than two queries a record)."""
+        missing = sorted(set(keys) - self._blocked.keys())
+        if missing:
+            found = self._source.candidates(missing, per_key)
+            for key in missing:
+                self._blocked[key] = found.get(key, [])
+
     def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
-        """Records under any of the hashed blocking keys, stored or added in this
-        transaction, each with the customer it is in now."""
+        """Records under any of the hashed blocking keys, stored (the first ``per_key`` of a
+        key) or added in this transaction, each with the customer it is in now."""
         wanted = set(keys)
-        found = {c.record_id: c for c in self._source.candidates(sorted(wanted), per_key)}
+        self.prefetch_candidates(wanted, per_key)
+        found = {c.record_id: c for key in wanted for c in self._blocked[key]}
         for record in self.delta.new_records.values():
             if not wanted.isdisjoint(record.blocking):
                 found[record.record_id] = StoredCandidate(

@@ -909,21 +909,22 @@ class SqlGraphSource:
             [list(record_ids)])
         return dict(rows)
 
-    def candidates(self, keys: Sequence[int], per_key: int) -> list[StoredCandidate]:
+    def candidates(self, keys: Sequence[int], per_key: int) -> dict[int, list[StoredCandidate]]:
         blocked: dict[int, list[str]] = {}
         for key, record_id in self._session.fetch(
                 "SELECT key, record_id FROM record_blocking WHERE key = ANY(%s)", [list(keys)]):
             blocked.setdefault(key, []).append(record_id)
         # A key shared by very many records (a namesake in a big city) is capped: the
         # others still find the records that matter.
-        ids = sorted({r for found in blocked.values() for r in sorted(found)[:per_key]})
+        capped = {key: sorted(found)[:per_key] for key, found in blocked.items()}
+        ids = sorted({r for found in capped.values() for r in found})
         if not ids:
-            return []
-        rows = self._session.fetch(
-            "SELECT record_id, customer_id, features, identifiers FROM records "
-            "WHERE record_id = ANY(%s)", [ids])
-        return [StoredCandidate(r, c, json.loads(f), json.loads(i) if i else {})
-                for r, c, f, i in rows]
+            return {}
+        rows = {r: StoredCandidate(r, c, json.loads(f), json.loads(i) if i else {})
+                for r, c, f, i in self._session.fetch(
+                    "SELECT record_id, customer_id, features, identifiers FROM records "
+                    "WHERE record_id = ANY(%s)", [ids])}
+        return {key: [rows[r] for r in found if r in rows] for key, found in capped.items()}
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
         wanted = set(keys)
