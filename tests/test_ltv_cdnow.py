@@ -97,6 +97,7 @@ def test_fit_json_has_the_contract_shape(fitted) -> None:
                                      "customers": 2357, "repeat_customers": 946,
                                      "transactions": 6919}
     assert result["model"]["name"] == "cdp-ltv"
+    assert result["warnings"] == []
 
 
 def test_fit_is_an_mlflow_run_registered_as_cdp_ltv(fitted) -> None:

@@ -180,3 +180,26 @@ def test_customer_value_sums_monthly_purchases_times_spend_discounted() -> None:
                                       monthly_discount=0.0)[0]
     assert undiscounted == pytest.approx(50.0 * two, rel=1e-12)
     assert value < undiscounted
+
+
+def test_customers_who_never_drop_out_give_the_nbd_limit_not_overflow() -> None:
+    """Without drop-out the likelihood rises as b grows without end; the fit stops on its
+    bound, says so, and its predictions are the NBD's (Poisson rates, Gamma mixed), whose
+    conditional expectation is (r + x) / (alpha + T) * t."""
+    rng = np.random.default_rng(21)
+    ages = rng.uniform(10, 52, 5_000)
+    rates = rng.gamma(1.5, 1 / 15.0, ages.size)
+    # A Poisson process observed from the first purchase: x ~ Poisson(rate T), and the last
+    # of x uniform times in (0, T).
+    x = rng.poisson(rates * ages)
+    t_x = np.array([ages[i] * rng.random(n).max() if n else 0.0 for i, n in enumerate(x)])
+    fitted = bgnbd.fit(x, t_x, ages)
+    assert "b" in fitted.at_bound
+    assert fitted.model.r == pytest.approx(1.5, rel=0.1)
+    assert fitted.model.alpha == pytest.approx(15.0, rel=0.1)
+    model = fitted.model
+    expected = (model.r + x) / (model.alpha + ages) * 8.0
+    assert model.expected_purchases(8.0, x, t_x, ages) == pytest.approx(expected, rel=1e-6)
+    assert model.p_alive(x, t_x, ages).min() > 0.999
+    assert math.isnan(fitted.standard_errors["b"])
+    assert math.isfinite(fitted.standard_errors["r"])

@@ -44,6 +44,8 @@ def _print_fit(report: dict) -> None:
         f"mean spend {_round(spend['mean_spend'])}",
         [(name, _round(spend[name]), _round(spend["standard_errors"][name]))
          for name in ("p", "q", "gamma")], headers=("parameter", "estimate", "std. error"))
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
     validation = report["validation"]
     if validation is None:
         print(f"no holdout validation: {report['validation_note']}")

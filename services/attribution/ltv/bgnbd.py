@@ -130,6 +130,7 @@ class BGNBDFit:
     customers: int
     iterations: int
     standard_errors: dict[str, float]
+    at_bound: tuple[str, ...] = ()  # parameters the optimum put on the fit's bounds
 
 
 def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
@@ -152,4 +153,5 @@ def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
     params, errors = found.params * to_time, found.standard_errors * to_time
     model = BGNBD(*(float(value) for value in params))
     return BGNBDFit(model, model.log_likelihood(x, t_x, T, w), round(total), found.iterations,
-                    dict(zip(PARAMS, (float(e) for e in errors), strict=True)))
+                    dict(zip(PARAMS, (float(e) for e in errors), strict=True)),
+                    tuple(n for n, edge in zip(PARAMS, found.at_bound, strict=True) if edge))

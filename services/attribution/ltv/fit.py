@@ -53,7 +53,35 @@ class LtvFit:
     def gamma_gamma(self) -> gamma_gamma.GammaGamma:
         return self.fits.gamma_gamma.model
 
+    def warnings(self) -> list[str]:
+        """What a user should know before trusting the fit."""
+        notes = []
+        purchases, spend = self.fits.bgnbd, self.fits.gamma_gamma
+        if {"a", "b"} & set(purchases.at_bound):
+            model = purchases.model
+            notes.append(
+                f"BG/NBD's drop-out parameters reached the fit's bound (a={model.a:.3g}, "
+                f"b={model.b:.3g}): these customers show almost no drop-out (mean drop-out "
+                f"probability after a purchase {model.a / (model.a + model.b):.2g}), so "
+                "P(alive) is near 1 for everyone; a longer history would tell more")
+        if {"r", "alpha"} & set(purchases.at_bound):
+            notes.append("BG/NBD's purchase-rate parameters reached the fit's bound "
+                         f"({', '.join(purchases.at_bound)}): the rates are degenerate")
+        if spend.at_bound:
+            notes.append("Gamma-Gamma's parameters reached the fit's bound "
+                         f"({', '.join(spend.at_bound)}): spend is degenerate (e.g. every "
+                         "customer's purchases have the same value)")
+        if not np.isfinite(spend.model.mean_spend()):
+            notes.append(f"Gamma-Gamma's q = {spend.model.q:.3g} <= 1: the population has no "
+                         "finite mean spend; customers' expected spend leans on their own")
+        return notes
+
     def to_dict(self) -> dict[str, object]:
+        """The report, JSON-ready: a figure that is not finite (a standard error on a
+        bound, an error ratio without purchases) is None."""
+        return _json_ready(self._report())
+
+    def _report(self) -> dict[str, object]:
         summary = self.summary
         return {
             "bgnbd": {**self.bgnbd.to_dict(),
@@ -64,13 +92,14 @@ class LtvFit:
                             "log_likelihood": self.fits.gamma_gamma.log_likelihood,
                             "customers": self.fits.gamma_gamma.customers,
                             "standard_errors": self.fits.gamma_gamma.standard_errors,
-                            "mean_spend": _finite_or_none(self.gamma_gamma.mean_spend())},
+                            "mean_spend": self.gamma_gamma.mean_spend()},
             "time_unit": summary.unit,
             "calibration": {"start": summary.first_date.isoformat(),
                             "end": summary.calibration_end.isoformat(),
                             "customers": summary.customers,
                             "repeat_customers": int((summary.frequency > 0).sum()),
                             "transactions": self.transactions},
+            "warnings": self.warnings(),
             "validation": self.validation.to_dict() if self.validation else None,
             "validation_note": self.validation_note,
             "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
@@ -142,5 +171,11 @@ def _validate(days: TransactionDays, summary: RFMSummary, fits: ModelFits,
         "the reported models are fitted on the whole table")
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if np.isfinite(value) else None
+def _json_ready(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

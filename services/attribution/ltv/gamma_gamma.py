@@ -83,6 +83,7 @@ class GammaGammaFit:
     customers: int
     iterations: int
     standard_errors: dict[str, float]
+    at_bound: tuple[str, ...] = ()  # parameters the optimum put on the fit's bounds
 
 
 def fit(x: np.ndarray, m: np.ndarray) -> GammaGammaFit:
@@ -104,4 +105,5 @@ def fit(x: np.ndarray, m: np.ndarray) -> GammaGammaFit:
     params, errors = found.params * to_money, found.standard_errors * to_money
     model = GammaGamma(*(float(value) for value in params))
     return GammaGammaFit(model, model.log_likelihood(x, m), int(x.size), found.iterations,
-                         dict(zip(PARAMS, (float(e) for e in errors), strict=True)))
+                         dict(zip(PARAMS, (float(e) for e in errors), strict=True)),
+                    tuple(n for n, edge in zip(PARAMS, found.at_bound, strict=True) if edge))

@@ -24,6 +24,12 @@ Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 NEWTON_STEPS = 3
 # A gradient (of the mean log-likelihood in log-parameters) this small needs no polish.
 POLISHED = 1e-9
+# Every parameter is kept within [1e-8, 1e4] (on the fit's internal scales: time and money
+# are rescaled so that published values lie near 1). Data can have their maximum on the
+# edge: customers who never drop out drive BG/NBD's b to infinity (the NBD limit), and
+# there its expected purchases (a ratio of two huge terms) lose all precision past 1e6; at
+# 1e4 they are still within 1e-8 of the limit.
+LOWER, UPPER = 1e-8, 1e4
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Maximum:
     params: np.ndarray
     standard_errors: np.ndarray  # from the observed information; NaN where it is singular
     iterations: int
+    at_bound: np.ndarray  # True for a parameter the optimum put on LOWER or UPPER
 
 
 def maximise(objective: Objective, start: np.ndarray, model: str, count: float) -> Maximum:
@@ -42,27 +49,36 @@ def maximise(objective: Objective, start: np.ndarray, model: str, count: float) 
         value, gradient = objective(params)
         return value, gradient * params  # chain rule: d/dlog(theta) = theta * d/dtheta
 
-    result = minimize(on_logs, np.log(start), jac=True, method="L-BFGS-B",
+    bounds = [(np.log(LOWER), np.log(UPPER))] * len(start)
+    result = minimize(on_logs, np.log(start), jac=True, method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20})
     if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
         raise FailedPrecondition(f"the {model} fit did not converge ({result.message}); "
                                  "the data may be too few or degenerate",
                                  reason="LTV_FIT_FAILED")
-    log_params = _polish(on_logs, result.x)
+    at_bound = (result.x <= np.log(LOWER) + 1e-6) | (result.x >= np.log(UPPER) - 1e-6)
+    # An edge is no stationary point: no Newton step there, and the standard errors are
+    # those of the free parameters with the others held on their bounds.
+    log_params = result.x if at_bound.any() else _polish(on_logs, result.x)
     params = np.exp(log_params)
-    return Maximum(params, _standard_errors(on_logs, log_params, count) * params,
-                   int(result.nit))
+    return Maximum(params, _standard_errors(on_logs, log_params, count, ~at_bound) * params,
+                   int(result.nit), at_bound)
 
 
-def _standard_errors(on_logs: Objective, point: np.ndarray, count: float) -> np.ndarray:
-    """Standard errors of the log-parameters: the inverse of the summed negative
-    log-likelihood's Hessian (``count`` times the mean's)."""
+def _standard_errors(on_logs: Objective, point: np.ndarray, count: float,
+                     free: np.ndarray) -> np.ndarray:
+    """Standard errors of the ``free`` log-parameters (NaN for the others): the inverse of
+    the summed negative log-likelihood's Hessian (``count`` times the mean's)."""
+    errors = np.full(point.size, np.nan)
+    if not free.any():
+        return errors
+    hessian = _hessian(on_logs, point)[np.ix_(free, free)] * count
     try:
-        covariance = np.linalg.inv(_hessian(on_logs, point) * count)
+        variances = np.diag(np.linalg.inv(hessian))
     except np.linalg.LinAlgError:
-        return np.full(point.size, np.nan)
-    variances = np.diag(covariance)
-    return np.sqrt(np.where(variances > 0, variances, np.nan))
+        return errors
+    errors[free] = np.sqrt(np.where(variances > 0, variances, np.nan))
+    return errors
 
 
 def _polish(on_logs: Objective, point: np.ndarray) -> np.ndarray:
