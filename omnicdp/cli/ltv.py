@@ -93,23 +93,20 @@ def fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_and_write(args: argparse.Namespace, model, days, report) -> dict:  # noqa: ANN001
-    from omnicdp.services.attribution.ltv.scoring import Horizon, score, write_scores
+def _scores_result(args: argparse.Namespace, scores, version: str, as_of: date,  # noqa: ANN001
+                   report) -> dict:  # noqa: ANN001
+    """Write the scores if asked, and what to print about them."""
+    from omnicdp.services.attribution.ltv.scoring import write_scores
 
-    horizon = Horizon(args.months, args.discount)
-    summary = days.summary(args.as_of, unit=model.time_unit)
-    report(f"scoring {summary.customers:,} customers as of {summary.calibration_end} with "
-           f"cdp-ltv {model.version or '(this fit)'}")
-    scores = score(model, summary, horizon)
     if args.out is not None:
         write_scores(scores, args.out)
         report(f"wrote {scores.num_rows:,} rows to {args.out}")
     columns = {name: scores.column(name).to_numpy() for name in
                ("p_alive", "expected_purchases", "clv")}
     order = columns["clv"].argsort()[::-1][:TOP_CUSTOMERS]
-    return {"model_version": model.version, "as_of": summary.calibration_end.isoformat(),
-            "customers": scores.num_rows, "months": horizon.months,
-            "monthly_discount": horizon.monthly_discount,
+    return {"model_version": version, "as_of": as_of.isoformat(),
+            "customers": scores.num_rows, "months": args.months,
+            "monthly_discount": args.discount,
             "total_clv": float(columns["clv"].sum()),
             "expected_purchases": float(columns["expected_purchases"].sum()),
             "mean_p_alive": float(columns["p_alive"].mean()) if scores.num_rows else None,
@@ -132,14 +129,21 @@ def _print_scores(result: dict) -> None:
 
 def score(args: argparse.Namespace) -> int:
     from omnicdp.services.attribution.ltv.registry import load
+    from omnicdp.services.attribution.ltv.scoring import Horizon
+    from omnicdp.services.attribution.ltv.scoring import score as score_customers
     from omnicdp.services.attribution.ltv.summary import TransactionDays
 
     report = common.progress("cdp ltv score")
     try:
         _check_out(args.out)
+        horizon = Horizon(args.months, args.discount)
         model = load(common.tracking(args), args.model)
         with TransactionDays(args.transactions, report) as days:
-            result = _score_and_write(args, model, days, report)
+            summary = days.summary(args.as_of, unit=model.time_unit)
+        report(f"scoring {summary.customers:,} customers as of {summary.calibration_end} "
+               f"with cdp-ltv {model.version}")
+        scores = score_customers(model, summary, horizon)
+        result = _scores_result(args, scores, model.version, summary.calibration_end, report)
     except DomainError as error:
         return common.fail("cdp ltv score", error)
     if args.json:
@@ -152,14 +156,16 @@ def score(args: argparse.Namespace) -> int:
 def refit(args: argparse.Namespace) -> int:
     """Read the purchases from the profile service, fit, register, score: one command for a
     scheduler."""
-    from omnicdp.services.attribution.ltv.registry import model_of
-    from omnicdp.services.attribution.ltv.summary import TransactionDays
+    from omnicdp.services.attribution.ltv.refit import refit as run_refit
+    from omnicdp.services.attribution.ltv.registry import MODEL_NAME
+    from omnicdp.services.attribution.ltv.scoring import Horizon
     from omnicdp.services.attribution.ltv.transactions import from_stored_events, time_zone
     from omnicdp.services.profile.client import ProfileClient
 
     report = common.progress("cdp ltv refit")
     try:
         _check_out(args.out)
+        horizon = Horizon(args.months, args.discount)
         zone = time_zone(args.time_zone)
         report(f"reading purchases from the profile service at {args.profile_addr}")
         profiles = ProfileClient(args.profile_addr)
@@ -168,14 +174,14 @@ def refit(args: argparse.Namespace) -> int:
         finally:
             profiles.close()
         report(f"{transactions.num_rows:,} purchases")
-        fit, result = _fit_and_log(args, transactions, report,
-                                   f"profile service {args.profile_addr}")
-        model = model_of(fit)
-        if result["model"]:
-            model = type(model)(model.bgnbd, model.gamma_gamma, model.time_unit,
-                                result["model"]["version"])
-        with TransactionDays(transactions) as days:
-            result["scores"] = _score_and_write(args, model, days, report)
+        done = run_refit(transactions, "" if args.no_register else common.tracking(args),
+                         args.calibration_end, args.time_unit, horizon, args.as_of,
+                         source=f"profile service {args.profile_addr}", progress=report)
+        result = done.fit.to_dict()
+        result["model"] = ({"name": MODEL_NAME, "version": done.model.version,
+                            "run_id": done.run_id} if done.model.version else None)
+        result["scores"] = _scores_result(args, done.scores, done.model.version, done.as_of,
+                                          report)
     except DomainError as error:
         return common.fail("cdp ltv refit", error)
     if args.json:
