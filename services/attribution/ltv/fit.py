@@ -68,9 +68,11 @@ class LtvFit:
             notes.append("BG/NBD's purchase-rate parameters reached the fit's bound "
                          f"({', '.join(purchases.at_bound)}): the rates are degenerate")
         if spend.at_bound:
-            notes.append("Gamma-Gamma's parameters reached the fit's bound "
-                         f"({', '.join(spend.at_bound)}): spend is degenerate (e.g. every "
-                         "customer's purchases have the same value)")
+            notes.append(
+                f"Gamma-Gamma's {', '.join(spend.at_bound)} reached the fit's bound: q and "
+                "gamma growing together mean the customers' mean spends differ no more than "
+                "their purchases' spread explains, so every customer's expected spend is "
+                "close to the population's; more repeat customers would tell more")
         if not np.isfinite(spend.model.mean_spend()):
             notes.append(f"Gamma-Gamma's q = {spend.model.q:.3g} <= 1: the population has no "
                          "finite mean spend; customers' expected spend leans on their own")
