@@ -12,7 +12,10 @@ omnicdp's own environment) the same run also times lifetimes on the same data an
 compares its parameters with ours (``ltv_lifetimes_peer.py``).
 
 Run it on a quiet machine: on a shared one the wall-clock time includes waiting for a core
-(the CPU time does not).
+(the CPU time does not). The fitted parameters differ from those drawn by a few percent:
+the table counts purchases by day, so the heaviest buyers' purchases drawn on one day
+merge (about 2% of transactions at 100k customers); on the same summary lifetimes finds
+the same optimum.
 """
 
 from __future__ import annotations
