@@ -20,7 +20,7 @@ from omnicdp.services.profile.settings import Settings as ProfileSettings
     ["serve", "identity", "--help"], ["serve", "profile", "--help"],
     ["serve", "attribution", "--help"], ["serve", "gateway", "--help"],
     ["attribution", "run", "--help"], ["ltv", "fit", "--help"], ["ltv", "score", "--help"],
-    ["ltv", "refit", "--help"],
+    ["ltv", "refit", "--help"], ["ltv", "promote", "--help"],
 ])
 def test_every_subcommand_has_help(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as caught:

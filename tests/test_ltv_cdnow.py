@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,34 @@ def test_score_with_the_registered_model_writes_each_customers_value(fitted, cdn
     assert row["recency"] == pytest.approx(345 / 7)
     assert row["age"] == pytest.approx(545 / 7)
     assert row["monetary_value"] == pytest.approx((29.73 + 14.96 + 26.48) / 3)
+
+
+def test_promote_refuses_a_version_that_predicts_the_holdout_worse(cdnow_csv, tmp_path,
+                                                                    capsys) -> None:
+    """Two versions judged on the same CDNOW holdout: the fitted one becomes champion
+    (scoring then uses it); one with wrong purchase rates is refused unless forced."""
+    from omnicdp.services.attribution.ltv import registry
+    from omnicdp.services.attribution.ltv.bgnbd import BGNBD
+    from omnicdp.services.attribution.ltv.fit import fit_transactions
+
+    uri = tracking.tracking_uri(tmp_path)
+    fit = fit_transactions(cdnow_csv, date(1997, 9, 30), "week")
+    good, _ = registry.log_fit(fit, uri)
+    # The same fit with purchase rates ten times too high (alpha a tenth).
+    wrong = dataclasses.replace(fit.fits.bgnbd, model=BGNBD(
+        fit.bgnbd.r, fit.bgnbd.alpha / 10, fit.bgnbd.a, fit.bgnbd.b))
+    bad, _ = registry.log_fit(dataclasses.replace(
+        fit, fits=dataclasses.replace(fit.fits, bgnbd=wrong)), uri)
+    common = ["--transactions", str(cdnow_csv), "--calibration-end", "1997-09-30",
+              "--data-dir", str(tmp_path), "--json"]
+    assert main(["ltv", "promote", good, *common]) == 0
+    promoted = json.loads(capsys.readouterr().out)
+    assert (promoted["version"], promoted["reason"]) == (good, "no champion before")
+    assert promoted["candidate"]["mae"] == pytest.approx(fit.validation.mae)
+    assert main(["ltv", "promote", bad, *common]) == 2
+    assert "regresses: holdout MAE" in capsys.readouterr().err
+    assert registry.champion_version(uri) == good
+    assert registry.load(uri).version == good  # what `cdp ltv score` uses
+    assert main(["ltv", "promote", bad, *common, "--force"]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "forced"
+    assert registry.champion_version(uri) == bad

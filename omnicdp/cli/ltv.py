@@ -1,5 +1,5 @@
-"""`cdp ltv fit | score | refit`: lifetime value (PRODUCT.md). Imported to build the parser
-(light); what a command runs is imported when it runs."""
+"""`cdp ltv fit | score | promote | refit`: lifetime value (PRODUCT.md). Imported to build
+the parser (light); what a command runs is imported when it runs."""
 
 from __future__ import annotations
 
@@ -192,6 +192,45 @@ def refit(args: argparse.Namespace) -> int:
     return 0
 
 
+def promote(args: argparse.Namespace) -> int:
+    from omnicdp.services.attribution.ltv.registry import promote as move_champion
+    from omnicdp.services.attribution.ltv.summary import TransactionDays
+    from omnicdp.services.attribution.ltv.validation import validate
+
+    report = common.progress("cdp ltv promote")
+    try:
+        with TransactionDays(args.transactions, report) as days:
+            split = args.calibration_end or days.default_split()
+            summaries = {}
+
+            def evaluate(model):  # noqa: ANN001, ANN202
+                report(f"validating version {model.version} on the holdout after {split}")
+                if model.time_unit not in summaries:
+                    summaries[model.time_unit] = days.summary(split, unit=model.time_unit)
+                return validate(model.bgnbd, model.gamma_gamma, summaries[model.time_unit])
+
+            promotion = move_champion(common.tracking(args), args.version, evaluate,
+                                      force=args.force)
+    except DomainError as error:
+        return common.fail("cdp ltv promote", error)
+    result = {"version": promotion.version, "previous": promotion.previous,
+              "promoted": True, "reason": promotion.reason,
+              "candidate": promotion.candidate.to_dict(),
+              "champion": promotion.champion.to_dict() if promotion.champion else None}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        from omnicdp.cli.tables import print_table
+
+        rows = [(k, _round(getattr(promotion.candidate, k)),
+                 _round(getattr(promotion.champion, k)) if promotion.champion else "-")
+                for k in ("mae", "rmse", "purchases_error")]
+        print_table(f"version {promotion.version} is champion ({promotion.reason})", rows,
+                    headers=("holdout", f"version {promotion.version}",
+                             f"previous {promotion.previous or '-'}"))
+    return 0
+
+
 def _check_out(out: Path | None) -> None:
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
         raise InvalidArgument(f"--out {out} must end in .csv or .parquet",
@@ -248,6 +287,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     scoring(score_parser)
     shared(score_parser)
     score_parser.set_defaults(func=score)
+
+    promote_parser = actions.add_parser(
+        "promote", help="make a version the champion (what `score` uses) unless it predicts "
+        "a holdout of TRANSACTIONS worse than the champion does")
+    promote_parser.add_argument("version", metavar="VERSION")
+    promote_parser.add_argument("--transactions", type=Path, required=True,
+                                help="the table whose holdout judges both models")
+    promote_parser.add_argument("--calibration-end", type=_date, default=None, metavar="DATE",
+                                help="where the holdout starts (default: the last third of "
+                                     "the table's days)")
+    promote_parser.add_argument("--force", action="store_true",
+                                help="promote even if it regresses")
+    shared(promote_parser)
+    promote_parser.set_defaults(func=promote)
 
     refit_parser = actions.add_parser(
         "refit", help="read the purchases from the running profile service, fit, register "

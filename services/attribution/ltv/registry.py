@@ -1,19 +1,23 @@
 """LTV fits in MLflow: each fit is a run of experiment ``cdp-ltv`` (parameters, metrics
 with the log-likelihoods and holdout errors, the model JSON, the validation table and its
 chart), registered as a version of model ``cdp-ltv``. Scoring loads a version, the
-``champion`` alias's when one is set, else the latest."""
+``champion`` alias's when one is set, else the latest; ``promote`` moves the alias unless
+the candidate predicts a holdout worse than the champion does."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from omnicdp.core import tracking
-from omnicdp.core.errors import NotFound
+from omnicdp.core.errors import FailedPrecondition, NotFound
 from omnicdp.services.attribution.ltv import charts
 from omnicdp.services.attribution.ltv.fit import LtvFit
 from omnicdp.services.attribution.ltv.scoring import LtvModel
+from omnicdp.services.attribution.ltv.validation import Validation
 
 MODEL_NAME = "cdp-ltv"
 EXPERIMENT = "cdp-ltv"
@@ -101,3 +105,49 @@ def _latest(client) -> object:  # noqa: ANN001 (MlflowClient; returns a ModelVer
     if not versions:
         raise NotFound(f"no {MODEL_NAME} model is registered yet: run `cdp ltv fit` first")
     return max(versions, key=lambda v: int(v.version))
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: str
+    previous: str | None
+    reason: str
+    candidate: Validation
+    champion: Validation | None
+
+
+def champion_version(uri: str) -> str | None:
+    try:
+        return str(tracking.client(uri).get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
+    except Exception:  # noqa: BLE001 (MlflowException: no model or no alias)
+        return None
+
+
+def promote(uri: str, version: str, evaluate: Callable[[LtvModel], Validation],
+            force: bool = False) -> Promotion:
+    """Move ``champion`` to ``version`` unless it predicts the same holdout worse (a higher
+    mean absolute error per customer) than the current champion; ``evaluate`` validates a
+    model on one calibration/holdout split, the same for both. ``force`` moves it anyway.
+    Raises :class:`FailedPrecondition` when refused."""
+    client = tracking.client(uri)
+    candidate_model = load(uri, version)
+    previous = champion_version(uri)
+    candidate = evaluate(candidate_model)
+    champion = None
+    if previous is not None and previous != candidate_model.version:
+        champion = evaluate(load(uri, previous))
+    for key, value in (("mae", candidate.mae), ("rmse", candidate.rmse),
+                       ("purchases_error", candidate.purchases_error),
+                       ("holdout", f"{candidate.calibration_end}..{candidate.holdout_end}")):
+        client.set_model_version_tag(MODEL_NAME, candidate_model.version, f"eval_{key}",
+                                     str(value))
+    worse = champion is not None and candidate.mae > champion.mae
+    if worse and not force:
+        reason = (f"version {candidate_model.version} regresses: holdout MAE "
+                  f"{candidate.mae:.4f} > champion {previous}'s {champion.mae:.4f} on the "
+                  f"holdout after {candidate.calibration_end}")
+        raise FailedPrecondition(reason, reason="MODEL_REGRESSES")
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, candidate_model.version)
+    reason = ("forced" if worse else "no champion before" if champion is None
+              else "does not regress")
+    return Promotion(candidate_model.version, previous, reason, candidate, champion)
