@@ -41,8 +41,9 @@ from omnicdp.services.attribution.ltv.gamma_gamma import GammaGamma
 from omnicdp.services.attribution.ltv.scoring import LtvModel, score
 from omnicdp.services.attribution.ltv.summary import TransactionDays
 
-# Time in weeks: alpha 6 weeks, so a customer buys about every 7 weeks while alive.
-PURCHASES = BGNBD(r=0.9, alpha=6.0, a=0.6, b=6.0)
+# Time in weeks: while alive a customer buys about every 6 weeks (alpha / r); about ten
+# purchases a customer over the two years, a million at 100k customers.
+PURCHASES = BGNBD(r=0.9, alpha=5.4, a=0.6, b=6.0)
 SPEND = GammaGamma(p=6.0, q=4.0, gamma=45.0)
 START, END = date(2024, 1, 1), date(2025, 12, 31)
 COHORT_DAYS = 120

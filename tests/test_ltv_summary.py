@@ -57,6 +57,16 @@ def test_summary_counts_purchase_days_and_mean_repeat_spend(tmp_path: Path, suff
     assert summary.holdout_length == 5  # to the last purchase, 2024-01-20
 
 
+def test_csv_whose_lines_end_differently_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"customer_id,timestamp,amount\n"
+                     b"00004,1997-01-01,29.33\r\n00004,1997-01-18,29.73\r\n")
+    with TransactionDays(path) as days:
+        summary = days.summary(unit="day")
+    assert list(summary.customer_id) == ["00004"]  # leading zeros kept: ids are text
+    assert summary.frequency[0] == 1 and summary.monetary[0] == 29.73
+
+
 def test_summary_in_weeks_divides_days_by_seven() -> None:
     with TransactionDays(HAND) as days:
         summary = days.summary(date(2024, 1, 15), unit="week")

@@ -162,8 +162,12 @@ def _register(con: duckdb.DuckDBPyConnection, source: Path | pa.Table) -> str:
     suffix = path.suffix.lower()
     quoted = str(path).replace("'", "''")
     if suffix == ".csv":
-        # All text: the values are checked below, with the bad ones named.
-        reader = f"read_csv('{quoted}', header = true, all_varchar = true)"
+        # All text: the values are checked below, with the bad ones named. The dialect is
+        # the contract's (comma, double quotes), not sniffed; not strict, so that a file
+        # whose header and rows end lines differently (\n and \r\n, as tools mixing
+        # platforms write them) still reads.
+        reader = (f"read_csv('{quoted}', header = true, all_varchar = true, delim = ',', "
+                  "quote = '\"', escape = '\"', strict_mode = false)")
     elif suffix == ".parquet":
         reader = f"read_parquet('{quoted}')"
     else:
