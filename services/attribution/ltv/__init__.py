@@ -10,7 +10,10 @@ by maximum likelihood (our own, on scipy), with calibration/holdout validation.
 | ``validation.py`` | predicted vs actual holdout purchases, by calibration frequency |
 | ``fit.py`` | the whole fit of a transaction table, as ``cdp ltv fit`` reports it |
 | ``scoring.py`` | per-customer scores from a fit |
-| ``charts.py``, ``registry.py`` | the validation chart, and MLflow (``cdp-ltv``) |
+| ``charts.py``, ``registry.py`` | the validation chart, and MLflow (``cdp-ltv``, promotion) |
+| ``refit.py`` | fit, register and score in one call |
+| ``transactions.py`` | purchases from the profile service's stored events |
+| ``optimize.py``, ``simulate.py`` | maximum likelihood on log-parameters; customers drawn from the models |
 
 No module here imports gRPC or the generated API.
 """
