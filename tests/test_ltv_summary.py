@@ -164,3 +164,13 @@ def test_purchases_from_stored_events_are_dated_in_the_business_time_zone() -> N
     ]
     with pytest.raises(InvalidArgument, match="unknown time zone"):
         transactions.time_zone("Mars/Olympus")
+
+
+def test_calibration_end_after_the_last_purchase_fits_without_a_holdout(tmp_path: Path,
+                                                                       capsys) -> None:
+    assert main(["ltv", "fit", str(_simulated(tmp_path)), "--calibration-end", "2025-03-31",
+                 "--time-unit", "day", "--json", "--no-register"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["validation"] is None
+    assert "no purchases after the calibration end 2025-03-31" in result["validation_note"]
+    assert result["calibration"]["end"] == "2025-03-31"
