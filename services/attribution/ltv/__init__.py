@@ -13,7 +13,8 @@ by maximum likelihood (our own, on scipy), with calibration/holdout validation.
 | ``charts.py``, ``registry.py`` | the validation chart, and MLflow (``cdp-ltv``, promotion) |
 | ``refit.py`` | fit, register and score in one call |
 | ``transactions.py`` | purchases from the profile service's stored events |
-| ``optimize.py``, ``simulate.py`` | maximum likelihood on log-parameters; customers drawn from the models |
+| ``optimize.py`` | maximum likelihood on log-parameters |
+| ``simulate.py`` | customers drawn from the models (tests, benchmark) |
 
 No module here imports gRPC or the generated API.
 """
