@@ -19,7 +19,8 @@ from omnicdp.services.profile.settings import Settings as ProfileSettings
     ["--help"], ["up", "--help"], ["demo", "--help"], ["generate", "--help"],
     ["serve", "identity", "--help"], ["serve", "profile", "--help"],
     ["serve", "attribution", "--help"], ["serve", "gateway", "--help"],
-    ["attribution", "run", "--help"],
+    ["attribution", "run", "--help"], ["ltv", "fit", "--help"], ["ltv", "score", "--help"],
+    ["ltv", "refit", "--help"], ["ltv", "promote", "--help"],
 ])
 def test_every_subcommand_has_help(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as caught:

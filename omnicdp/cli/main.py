@@ -1,4 +1,4 @@
-"""The `cdp` command line (PRODUCT.md): serve, up, generate, demo, identity, attribution.
+"""The `cdp` command line (PRODUCT.md): serve, up, generate, demo, identity, ltv, attribution.
 
 Building the parser imports only the services' light settings modules, so `cdp --help` stays
 fast; a command imports what it runs when it runs."""
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from omnicdp.cli import identity
+from omnicdp.cli import identity, ltv
 from omnicdp.core import settings
 
 # The services `cdp serve` runs. Each has the same shape: a light `settings` module (its
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     identity.add_parser(commands)
+    ltv.add_parser(commands)
 
     attribution = commands.add_parser("attribution", help="attribution reports")
     attribution_commands = attribution.add_subparsers(dest="action", required=True)
