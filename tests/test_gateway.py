@@ -130,9 +130,28 @@ def test_attribution_report_credits_the_touch_before_a_store_purchase(client) ->
     report = client.get("/v1/reports/attribution", params={"model": "last_touch"},
                         headers=auth(WRITER)).json()
     assert report["total_conversions"] == 1
-    assert report["channels"] == {"email": {"conversions": 1.0, "revenue": 5000.0}}
+    assert list(report["channels"]) == ["email"]
+    email_credit = report["channels"]["email"]
+    assert (email_credit["conversions"], email_credit["revenue"]) == (1.0, 5000.0)
+    assert email_credit["by_place"]["store"] == {"conversions": 1.0, "revenue": 5000.0}
+    assert email_credit["by_touch"]["view"] == {"conversions": 1.0, "revenue": 5000.0}
+    assert email_credit["by_segment"]["new_contact"] == {"conversions": 1.0,
+                                                         "revenue": 5000.0}
     bad = client.get("/v1/reports/attribution", params={"model": "magic"}, headers=auth(WRITER))
     assert bad.status_code == 422
+    # The e-mail's post-view window is a query parameter: a day is too short for it.
+    shorter = client.get("/v1/reports/attribution",
+                         params={"model": "last_touch", "post_view": "email:20h"},
+                         headers=auth(WRITER)).json()
+    assert list(shorter["channels"]) == ["(direct)"]
+    by_event = client.get("/v1/reports/attribution",
+                          params={"post_view": "email:20h", "event_post_view": "Email Opened:25h"},
+                          headers=auth(WRITER)).json()
+    assert list(by_event["channels"]) == ["email"]
+    malformed = client.get("/v1/reports/attribution", params={"post_view": "email:soon"},
+                           headers=auth(WRITER))
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "post_view"
 
 
 def test_identity_down_is_503_and_nothing_is_stored(client, services) -> None:

@@ -71,7 +71,7 @@ def test_lookup_type_and_attribution_model_are_enums(document) -> None:
         "email", "phone", "user_id", "anonymous_id", "device_id", "loyalty_id", "crm_id"}
     assert set(parameter("/v1/reports/attribution", "model")["enum"]) == {
         "first_touch", "last_touch", "linear", "time_decay", "position_based", "markov",
-        "shapley"}
+        "shapley", "shapley_simplified"}
 
 
 def test_a_rejected_result_always_carries_message_id_which_may_be_null(client,

@@ -158,12 +158,34 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         model: Annotated[str, Query(description="the attribution model",
                                     json_schema_extra={"enum": list(MODELS)})] = "last_touch",
         lookback_days: Annotated[int, Query(ge=1, le=365)] = 30,
+        post_view: Annotated[list[str] | None, Query(
+            description="post-view window of a channel, `CHANNEL:DURATION` (repeatable; "
+                        "`email:2d`, `ads:36h`, `push:90m`; a bare number is days)")] = None,
+        event_post_view: Annotated[list[str] | None, Query(
+            description="post-view window of a view event, before its channel's, "
+                        "`EVENT:DURATION` (repeatable; `Ad Impression:12h`)")] = None,
+        default_post_view: Annotated[str | None, Query(
+            description="post-view window of channels without one (default 1d)")] = None,
+        time_zone: Annotated[str, Query(
+            description="business time zone of `start` and `end` given as dates or "
+                        "without an offset (IANA name)")] = "Europe/Moscow",
+        start: Annotated[str | None, Query(
+            description="only conversions from this ISO date or time on")] = None,
+        end: Annotated[str | None, Query(
+            description="only conversions before this ISO date or time")] = None,
+        markov_order: Annotated[int, Query(ge=1, le=6,
+                                           description="memory of the Markov chain")] = 1,
     ):
-        """Conversions and revenue credited to channels, online and offline."""
+        """Conversions and revenue credited to channels, online and offline, each split by
+        place (online, store), the customer's segment when touched and the touch type."""
         if model not in MODELS:
             raise ProblemError(422, "INVALID_ARGUMENT", "unknown attribution model", [
                 {"field": "model", "description": f"one of {', '.join(MODELS)}"}])
-        return conversions.report_json(backends.attribution.run(model, lookback_days))
+        options = conversions.report_options(post_view or [], event_post_view or [],
+                                             default_post_view,
+                                             time_zone, start, end)
+        return conversions.report_json(backends.attribution.run(
+            model, lookback_days, markov_order=markov_order, **options))
 
     @app.get("/healthz", tags=["health"], response_model=schemas.Health)
     async def healthz():
