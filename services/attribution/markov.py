@@ -46,15 +46,17 @@ def transitions(touch_journey: np.ndarray, touch_channel: np.ndarray, start: np.
     the number of absorptions into conversion per state, and each state's channels as a
     ``(states, order)`` array (-1 pads, row 0 for the start)."""
     touched = length > 0
-    position = np.arange(len(touch_channel)) - start[touch_journey]
+    first = np.zeros(len(touch_channel), dtype=bool)  # a journey's first touch
+    first[start[touched]] = True
     if order == 1:
-        state = touch_channel.astype(np.int64) + 1
+        state = touch_channel + 1
         members = np.concatenate(([[-1]], np.arange(channels)[:, None])).astype(np.int64)
     else:
         base = channels + 1
         if order * math.log2(base) > 62:
             raise ValueError(f"a Markov chain of order {order} over {channels} channels has "
                              "too many possible states; use a lower order")
+        position = np.arange(len(touch_channel)) - start[touch_journey]
         # A state is the last `order` channels, newest first, -1 before the journey.
         key = np.zeros(len(touch_channel), dtype=np.int64)
         for lag in range(order):
@@ -69,16 +71,23 @@ def transitions(touch_journey: np.ndarray, touch_channel: np.ndarray, start: np.
         for lag in reversed(range(order)):
             members[1:, lag] = rest % base - 1
             rest //= base
-    previous = np.empty_like(state)
-    previous[:] = 0
-    inner = position > 0
-    previous[inner] = state[np.flatnonzero(inner) - 1]
     size = len(members)
+    previous = np.empty_like(state)
+    if len(state):
+        previous[0] = 0
+        previous[1:] = state[:-1]
+    previous[first] = 0
     pair = previous * size + state
-    pairs, counts = np.unique(pair, return_counts=True)
+    if size * size <= 4 * len(pair) + 1024:
+        dense = np.bincount(pair, minlength=size * size)
+        pairs = np.flatnonzero(dense)
+        counts = dense[pairs]
+    else:
+        pairs, counts = np.unique(pair, return_counts=True)
     last = state[start[touched] + length[touched] - 1]
-    conversions = np.bincount(last[converted[touched]], minlength=size).astype(np.float64)
-    nulls = np.bincount(last[~converted[touched]], minlength=size).astype(np.float64)
+    ends = converted[touched]
+    conversions = np.bincount(last[ends], minlength=size).astype(np.float64)
+    nulls = np.bincount(last, minlength=size) - conversions
     return pairs // size, pairs % size, counts.astype(np.float64), np.stack(
         [conversions, nulls]), members
 

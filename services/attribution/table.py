@@ -195,16 +195,18 @@ def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
                       "delim = ',', quote = '\"', escape = '\"', null_padding = true)")
         else:
             source = f"read_parquet({literal})"
-        con.execute(f"CREATE TEMP VIEW raw AS SELECT *, row_number() OVER () AS row_no "
+        # Rows are numbered only to name bad ones: numbering every row would make DuckDB
+        # hold the whole table in memory, and a plain scan keeps the file's order anyway.
+        con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM {source}")
+        con.execute(f"CREATE TEMP VIEW numbered AS SELECT *, row_number() OVER () AS row_no "
                     f"FROM {source}")
         columns = [row[0] for row in con.execute("DESCRIBE raw").fetchall()]
         _check_columns(path, columns)
         event = "event" if "event" in columns else "NULL"
         identified = "try_cast(identified AS BOOLEAN)" if "identified" in columns else \
             "NULL::BOOLEAN"
-        con.execute(f"""
-            CREATE TEMP VIEW parsed AS SELECT
-                row_no,
+        parse = f"""SELECT
+                {{row_no}},
                 nullif(trim(CAST(customer_id AS VARCHAR)), '') AS customer_id,
                 nullif(trim(CAST(timestamp AS VARCHAR)), '') AS ts_text,
                 CASE WHEN typeof(timestamp) = 'VARCHAR'
@@ -217,9 +219,12 @@ def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
                 try_cast(nullif(trim(CAST(value AS VARCHAR)), '') AS DOUBLE) AS value,
                 nullif(trim(CAST({event} AS VARCHAR)), '') AS event,
                 {identified} AS identified
-            FROM raw""")
-        con.execute("""
-            CREATE TEMP VIEW problems AS SELECT row_no, list_filter([
+            FROM {{source}}"""
+        con.execute("CREATE TEMP VIEW parsed AS " + parse.format(row_no="0 AS row_no",
+                                                                  source="raw"))
+        con.execute("CREATE TEMP VIEW parsed_numbered AS "
+                    + parse.format(row_no="row_no", source="numbered"))
+        problems = """SELECT row_no, list_filter([
                 CASE WHEN customer_id IS NULL THEN ['customer_id', 'must not be empty'] END,
                 CASE WHEN ts_text IS NULL
                        THEN ['timestamp', 'must not be empty; give an ISO date or datetime']
@@ -242,21 +247,24 @@ def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
                      WHEN value_text IS NULL AND kind = 'conversion'
                        THEN ['value', 'a conversion needs its revenue as a number '
                              || '(0 if unknown)'] END
-            ], lambda x: x IS NOT NULL) AS found FROM parsed""")
-        bad = con.execute("SELECT row_no, found FROM problems WHERE len(found) > 0 "
-                          f"ORDER BY row_no LIMIT {_MAX_REPORTED}").fetchall()
-        if bad:
-            problems, bad_rows = con.execute(
-                "SELECT sum(len(found)), count(*) FROM problems WHERE len(found) > 0"
-            ).fetchone()
-            _raise_problems(path, suffix == ".csv", bad, int(problems), int(bad_rows))
+            ], lambda x: x IS NOT NULL) AS found FROM {parsed}"""
+        con.execute("CREATE TEMP VIEW problems AS " + problems.format(parsed="parsed"))
+        found, bad_rows = con.execute(
+            "SELECT sum(len(found)), count(*) FROM problems WHERE len(found) > 0").fetchall()[0]
+        if bad_rows:
+            con.execute("CREATE TEMP VIEW numbered_problems AS "
+                        + problems.format(parsed="parsed_numbered"))
+            bad = con.execute("SELECT row_no, found FROM numbered_problems "
+                              f"WHERE len(found) > 0 ORDER BY row_no LIMIT {_MAX_REPORTED}"
+                              ).fetchall()
+            _raise_problems(path, suffix == ".csv", bad, int(found), int(bad_rows))
         arrow = con.sql("""
             SELECT customer_id, epoch_us(ts) AS time, kind = 'conversion' AS conversion,
                    channel,
                    CASE WHEN kind = 'conversion' OR isnan(coalesce(value, 0)) = false
                         THEN coalesce(value, 0) ELSE 0 END AS value,
                    event, identified
-            FROM parsed ORDER BY row_no""").to_arrow_table()
+            FROM parsed""").to_arrow_table()
     finally:
         con.close()
     table = EventTable.from_arrow(arrow)
