@@ -54,6 +54,7 @@ from omnicdp.services.attribution.table import (
     EventTable,
     Progress,
     check_time_zone,
+    customer_names,
     read_event_table,
     to_micros,
 )
@@ -289,8 +290,9 @@ class CustomerHistory:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        position = pc.index_in(pa.array(list(customers), pa.string()),
-                               value_set=pa.array(list(self.customer_ids), pa.string()))
+        names = customers if isinstance(customers, pa.Array) else \
+            pa.array(list(customers), pa.string())
+        position = pc.index_in(names, value_set=pa.array(list(self.customer_ids), pa.string()))
         found = position.is_valid().to_numpy(zero_copy_only=False)
         where = position.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         first_seen = np.where(found, self.first_seen[where] if len(self.customer_ids) else
@@ -369,7 +371,8 @@ def build_journey_set(table: EventTable, config: AttributionConfig | None = None
     if progress:
         progress(f"building journeys from {len(table):,} events")
     n = len(table)
-    order = np.lexsort((np.arange(n), table.conversion, table.time, table.customer))
+    # lexsort is stable: rows at the same instant keep their input order.
+    order = np.lexsort((table.conversion, table.time, table.customer))
     customer = table.customer[order]
     time = table.time[order]
     conversion = table.conversion[order]
@@ -381,17 +384,21 @@ def build_journey_set(table: EventTable, config: AttributionConfig | None = None
     after_conversion = np.zeros(n, dtype=bool)
     after_conversion[1:] = conversion[:-1]
     group_start = new_customer | after_conversion
-    group = np.cumsum(group_start) - 1
+    del after_conversion
+    group = np.cumsum(group_start, dtype=np.int32) - 1
     starts = np.flatnonzero(group_start)
+    del group_start
     lasts = np.append(starts[1:], n) - 1
     group_converted = conversion[lasts]
     group_end = time[lasts]
 
     # Conversions strictly before each row, within its customer.
-    before = np.cumsum(conversion) - conversion
+    before = np.cumsum(conversion, dtype=np.int32) - conversion
     customer_rows = np.flatnonzero(new_customer)
-    customer_index = np.cumsum(new_customer) - 1
+    customer_index = np.cumsum(new_customer, dtype=np.int32) - 1
+    del new_customer
     converted_before = before - before[customer_rows][customer_index]
+    del before, customer_index
 
     first_seen = np.full(len(table.customers), _NEVER, dtype=np.int64)
     first_seen[customer[customer_rows]] = time[customer_rows]
@@ -427,7 +434,9 @@ def build_journey_set(table: EventTable, config: AttributionConfig | None = None
                                      channel_window[channel] if len(channel_window)
                                      else 0), lookback)
     qualifies = is_touch & ((group_end[group] - time) <= window)
+    del window
     kept = np.flatnonzero(qualifies)
+    del qualifies
 
     touch_journey = group[kept]
     length = np.bincount(touch_journey, minlength=len(starts)).astype(np.int64)
@@ -436,7 +445,7 @@ def build_journey_set(table: EventTable, config: AttributionConfig | None = None
     places = np.array([PLACES.index(config.place_of(name)) for name in table.channels],
                       dtype=np.int8)
     journey_customer = customer[starts]
-    value = np.where(group_converted, table.value[order][lasts], 0.0)
+    value = np.where(group_converted, table.value[order[lasts]], 0.0)
     journeys = JourneySet(
         channels=table.channels, events=table.events, customers=table.customers,
         customer=journey_customer, converted=group_converted, value=value, end=group_end,
@@ -465,11 +474,12 @@ def build_journeys(events: Iterable[AttributionEvent],
     journeys = build_journey_set(EventTable.from_events(rows, config.time_zone), config,
                                  history)
     out = []
+    customers = customer_names(journeys.customers)
     for j in range(len(journeys)):
         begin, count = int(journeys.start[j]), int(journeys.length[j])
         touches = tuple(rows[r] for r in journeys.touch_row[begin:begin + count])
         row = int(journeys.conversion_row[j])
-        out.append(Journey(journeys.customers[journeys.customer[j]], touches,
+        out.append(Journey(customers[journeys.customer[j]], touches,
                            rows[row] if row >= 0 else None, SEGMENTS[journeys.segment[j]]))
     return out
 

@@ -49,7 +49,7 @@ def transitions(touch_journey: np.ndarray, touch_channel: np.ndarray, start: np.
     first = np.zeros(len(touch_channel), dtype=bool)  # a journey's first touch
     first[start[touched]] = True
     if order == 1:
-        state = touch_channel + 1
+        state = touch_channel.astype(np.int64) + 1
         members = np.concatenate(([[-1]], np.arange(channels)[:, None])).astype(np.int64)
     else:
         base = channels + 1

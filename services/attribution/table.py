@@ -71,14 +71,14 @@ class EventTable:
     the event carried a known identifier (e-mail, phone, user id...), when the source says.
     """
 
-    customer: np.ndarray       # int64 codes
-    customers: Sequence[str]
+    customer: np.ndarray       # int32 codes
+    customers: Sequence[str]   # a list, or an Arrow string array for large tables
     time: np.ndarray           # int64 microseconds, UTC
     conversion: np.ndarray     # bool
-    channel: np.ndarray        # int64 codes
+    channel: np.ndarray        # int32 codes
     channels: Sequence[str]
     value: np.ndarray          # float64, a conversion's revenue
-    event: np.ndarray          # int64 codes, -1 for none
+    event: np.ndarray          # int32 codes, -1 for none
     events: Sequence[str]
     identified: np.ndarray | None = None  # bool
 
@@ -121,7 +121,8 @@ class EventTable:
         """From checked columns: ``customer_id``, ``time`` (int64 microseconds UTC),
         ``conversion`` (bool), ``channel``, ``value`` (float64), ``event`` (nullable) and
         optionally ``identified`` (nullable bool)."""
-        customers, customer = _arrow_codes(table.column("customer_id"))
+        # Customer names stay an Arrow array: a million Python strings cost 70 MB.
+        customers, customer = _arrow_codes(table.column("customer_id"), as_list=False)
         channels, channel = _arrow_codes(table.column("channel"))
         events, event = _arrow_codes(table.column("event"))
         identified = None
@@ -140,27 +141,34 @@ class EventTable:
         """Back to values (small tables only)."""
         from omnicdp.services.attribution.journeys import AttributionEvent
 
+        customers = customer_names(self.customers)
         return [AttributionEvent(
-            self.customers[self.customer[i]], from_micros(int(self.time[i])),
+            customers[self.customer[i]], from_micros(int(self.time[i])),
             "conversion" if self.conversion[i] else "touch", self.channels[self.channel[i]],
             float(self.value[i]), self.events[self.event[i]] if self.event[i] >= 0 else None)
             for i in range(len(self))]
 
 
+def customer_names(customers: Sequence[str]) -> list[str]:
+    """Names as a list of ``str`` (from a list or an Arrow array)."""
+    return customers if isinstance(customers, list) else customers.to_pylist()  # type: ignore
+
+
 def _codes(values: list[str | None]) -> tuple[list[str], np.ndarray]:
     names: dict[str, int] = {}
     codes = np.fromiter((-1 if v is None else names.setdefault(v, len(names)) for v in values),
-                        dtype=np.int64, count=len(values))
+                        dtype=np.int32, count=len(values))
     return list(names), codes
 
 
-def _arrow_codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+def _arrow_codes(column: pa.ChunkedArray, as_list: bool = True
+                 ) -> tuple[Sequence[str], np.ndarray]:
     import pyarrow as pa
 
     encoded = column.combine_chunks().dictionary_encode() if len(column) else \
         pa.array([], pa.string()).dictionary_encode()
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return encoded.dictionary.to_pylist(), codes
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return (encoded.dictionary.to_pylist() if as_list else encoded.dictionary), codes
 
 
 def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
