@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from omnicdp.cli.main import main
+from omnicdp.core.errors import InvalidArgument, NotFound
 from omnicdp.services.attribution.client import AttributionClient
 from omnicdp.services.attribution.journeys import (
     AttributionConfig,
@@ -180,8 +182,6 @@ def test_splits_add_up_to_what_was_attributed_for_every_model(model: str) -> Non
 
 
 def test_config_rejects_an_unknown_time_zone() -> None:
-    from omnicdp.core.errors import InvalidArgument
-
     with pytest.raises(InvalidArgument, match="time zone"):
         AttributionConfig(time_zone="Mars/Olympus")
 
@@ -209,5 +209,35 @@ def test_service_segments_read_the_history_before_the_period(client, services) -
         assert list(short.channels) == ["(direct)"]
         markov = attribution.run("markov")
         assert markov.method.startswith("exact")
+    finally:
+        attribution.close()
+
+
+def test_a_report_as_an_operation_outlives_the_callers_deadline(client, services) -> None:
+    email = {"email": "anna@example.ru"}
+    client.post("/v1/events", headers=auth(WRITER), json={"events": [
+        ev("sms", event="SMS Sent", channel="sms", identifiers=email,
+           timestamp="2026-03-01T09:00:00Z", properties={}),
+        ev("order", channel="store", identifiers=email, timestamp="2026-03-01T20:00:00Z",
+           properties={"revenue": 1500}),
+    ]})
+    attribution = AttributionClient(services.address(services.attribution), 10)
+    try:
+        name = attribution.start("linear", post_view_windows={"sms": timedelta(hours=12)})
+        assert name.startswith("operations/")
+        report = None
+        for _ in range(600):  # made in the background: poll until it is done
+            report = attribution.operation(name)
+            if report is not None:
+                break
+            time.sleep(0.05)
+        assert report is not None and report.model == "linear"
+        assert report.channels["sms"].by("place")["store"] == (1.0, 1500.0)
+        assert report.events_read == 2
+        # Bad arguments fail at the start, not in the background.
+        with pytest.raises(InvalidArgument, match="time zone"):
+            attribution.start("linear", time_zone="Mars/Olympus")
+        with pytest.raises(NotFound):
+            attribution.operation("operations/0000")
     finally:
         attribution.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,34 @@ def test_attribution_report_credits_the_touch_before_a_store_purchase(client) ->
                            headers=auth(WRITER))
     assert malformed.status_code == 422
     assert malformed.json()["errors"][0]["field"] == "post_view"
+
+
+def test_a_report_not_waited_for_is_an_operation_to_poll(client) -> None:
+    email = {"email": "irina@example.ru"}
+    client.post("/v1/events", headers=auth(WRITER), json={"events": [
+        ev("t-1", event="Ad Clicked", channel="ads", identifiers=email,
+           timestamp="2026-03-01T09:00:00Z", properties={}),
+        ev("c-1", channel="web", identifiers=email, timestamp="2026-03-01T10:00:00Z",
+           properties={"revenue": 800}),
+    ]})
+    started = client.get("/v1/reports/attribution", params={"model": "markov", "wait_seconds": 0},
+                         headers=auth(WRITER))
+    assert started.status_code == 202
+    assert started.json()["done"] is False
+    location = started.headers["Location"]
+    assert location == "/v1/reports/attribution/operations/" + \
+        started.json()["name"].removeprefix("operations/")
+    for _ in range(600):  # the report is made in the background; poll as a partner would
+        polled = client.get(location, headers=auth(WRITER))
+        if polled.status_code == 200:
+            break
+        assert polled.status_code == 202
+        time.sleep(0.05)
+    report = polled.json()
+    assert report["model"] == "markov" and report["method"].startswith("exact")
+    assert report["channels"]["ads"]["conversions"] == 1.0
+    unknown = client.get("/v1/reports/attribution/operations/nothing-here", headers=auth(WRITER))
+    assert unknown.status_code == 404
 
 
 def test_identity_down_is_503_and_nothing_is_stored(client, services) -> None:

@@ -61,3 +61,20 @@ def report_from_stream(rows: Iterable[attribution_pb2.RunAttributionResponse],
     return AttributionReport(model=model, total_conversions=totals.total_conversions,
                              total_revenue=totals.total_revenue, channels=channels,
                              events_read=totals.events_read, method=totals.method)
+
+
+def report_rows(report: AttributionReport) -> tuple[list[attribution_pb2.ChannelCredit],
+                                                    attribution_pb2.AttributionTotals]:
+    rows = list(report_to_stream(report))
+    return [row.channel_credit for row in rows[:-1]], rows[-1].totals
+
+
+def report_from_operation(operation: attribution_pb2.AttributionOperation,
+                          model: str = "") -> AttributionReport | None:
+    """The operation's report, or None while it runs."""
+    if not operation.done:
+        return None
+    rows = [attribution_pb2.RunAttributionResponse(channel_credit=credit)
+            for credit in operation.channel_credits]
+    rows.append(attribution_pb2.RunAttributionResponse(totals=operation.totals))
+    return report_from_stream(rows, model or model_name(operation.totals.model))

@@ -115,3 +115,41 @@ class RunAttributionResponse(_message.Message):
     channel_credit: ChannelCredit
     totals: AttributionTotals
     def __init__(self, channel_credit: _Optional[_Union[ChannelCredit, _Mapping]] = ..., totals: _Optional[_Union[AttributionTotals, _Mapping]] = ...) -> None: ...
+
+class StartAttributionRequest(_message.Message):
+    __slots__ = ("report",)
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    report: RunAttributionRequest
+    def __init__(self, report: _Optional[_Union[RunAttributionRequest, _Mapping]] = ...) -> None: ...
+
+class StartAttributionResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: AttributionOperation
+    def __init__(self, operation: _Optional[_Union[AttributionOperation, _Mapping]] = ...) -> None: ...
+
+class GetAttributionOperationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetAttributionOperationResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: AttributionOperation
+    def __init__(self, operation: _Optional[_Union[AttributionOperation, _Mapping]] = ...) -> None: ...
+
+class AttributionOperation(_message.Message):
+    __slots__ = ("name", "done", "create_time", "channel_credits", "totals")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    done: bool
+    create_time: _timestamp_pb2.Timestamp
+    channel_credits: _containers.RepeatedCompositeFieldContainer[ChannelCredit]
+    totals: AttributionTotals
+    def __init__(self, name: _Optional[str] = ..., done: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_credits: _Optional[_Iterable[_Union[ChannelCredit, _Mapping]]] = ..., totals: _Optional[_Union[AttributionTotals, _Mapping]] = ...) -> None: ...
