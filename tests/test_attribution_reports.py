@@ -153,6 +153,25 @@ def test_store_purchase_credits_the_email_opened_the_day_before_split_by_segment
     assert alone.by("segment")["new_contact"] == (3.0, 7000.0)
 
 
+def test_cli_reads_segments_from_a_customer_table(tmp_path, capsys) -> None:
+    events = write_csv(tmp_path / "events.csv", [
+        [c, "2025-03-10T12:00:00Z", "touch", "email", "", "Email Opened"]
+        for c in ("new", "known", "returning")] + [
+        [c, "2025-03-11T12:00:00Z", "conversion", "store", str(v), ""]
+        for c, v in (("new", 1000), ("known", 2000), ("returning", 4000))])
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,first_seen,first_purchase\n"
+                         "new,2025-03-05,\n"
+                         "known,2024-11-10,\n"
+                         "returning,2024-02-03,2024-05-14\n")
+    report = run_json(str(events), "--model", "last_touch", "--history", str(customers),
+                      capsys=capsys)
+    by_segment = report["channels"]["email"]["by_segment"]
+    assert by_segment == {"new_contact": {"conversions": 1.0, "revenue": 1000.0},
+                          "never_bought": {"conversions": 1.0, "revenue": 2000.0},
+                          "active_buyer": {"conversions": 1.0, "revenue": 4000.0}}
+
+
 def test_segment_is_the_customers_at_each_touch() -> None:
     events = [touch("c", 0, "email"), purchase("c", 1, 100.0, "web"),
               touch("c", 2, "sms"), touch("c", 3, "email"), purchase("c", 4, 300.0, "store")]

@@ -51,6 +51,9 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a customer first seen this recently is a new contact (30)")
     parser.add_argument("--offline", default="store", metavar="CHANNELS",
                         help="comma-separated conversion channels reported as store (store)")
+    parser.add_argument("--history", type=Path, default=None, metavar="CUSTOMERS",
+                        help="customer table (CSV/Parquet: customer_id, first_seen, "
+                             "first_purchase) from the profiles, for segments")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
@@ -106,6 +109,14 @@ def _config(args: argparse.Namespace):
         **options)
 
 
+def _history(args: argparse.Namespace, config):
+    if args.history is None:
+        return None
+    from omnicdp.services.attribution.journeys import read_customer_history
+
+    return read_customer_history(args.history, config.time_zone)
+
+
 def _fail(command: str, error: DomainError) -> int:
     print(f"cdp attribution {command}: {error}", file=sys.stderr)
     for violation in error.violations:
@@ -120,8 +131,9 @@ def _run(args: argparse.Namespace) -> int:
     progress = _progress("run")
     try:
         config = _config(args)
+        history = _history(args, config)
         table = read_event_table(args.events, config.time_zone, progress)
-        report = attribute(table, args.model, config, progress=progress)
+        report = attribute(table, args.model, config, history, progress=progress)
     except DomainError as error:
         return _fail("run", error)
     if args.json:
@@ -153,8 +165,9 @@ def _journeys(args: argparse.Namespace) -> int:
     progress = _progress("journeys")
     try:
         config = _config(args)
+        history = _history(args, config)
         table = read_event_table(args.events, config.time_zone, progress)
-        journeys = build_journey_set(table, config, progress=progress)
+        journeys = build_journey_set(table, config, history, progress=progress)
     except DomainError as error:
         return _fail("journeys", error)
     result = journey_analytics(journeys, table, args.top)

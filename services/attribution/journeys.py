@@ -484,6 +484,65 @@ def build_journeys(events: Iterable[AttributionEvent],
     return out
 
 
+def read_customer_history(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE
+                          ) -> CustomerHistory:
+    """A customer table (CSV or Parquet) with ``customer_id`` and either or both of
+    ``first_seen`` (when the profile first saw the customer) and ``first_purchase`` (their
+    first order, also one before the event table's period), ISO dates or times; an empty
+    cell is unknown / never. Dates and naive times are in ``time_zone``."""
+    import duckdb
+
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq") or not path.is_file():
+        raise InvalidArgument(f"{path}: give an existing .csv or .parquet customer table",
+                              [FieldViolation("history", "an existing .csv or .parquet file")])
+    check_time_zone(time_zone)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    source = f"read_csv({literal}, all_varchar = true, header = true)" \
+        if path.suffix.lower() == ".csv" else f"read_parquet({literal})"
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = ?", [time_zone])
+        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        if "customer_id" not in columns or not {"first_seen", "first_purchase"} & set(columns):
+            raise InvalidArgument(
+                f"{path}: a customer table has customer_id and first_seen and/or "
+                "first_purchase", [FieldViolation("history", "columns customer_id, "
+                                                  "first_seen, first_purchase")])
+
+        def text(column: str) -> str:
+            return f"nullif(trim(CAST({column} AS VARCHAR)), '')" if column in columns \
+                else "NULL::VARCHAR"
+
+        def moment(column: str) -> str:
+            if column not in columns:
+                return "NULL::BIGINT"
+            return (f"epoch_us(CASE WHEN typeof({column}) = 'VARCHAR' THEN "
+                    f"try_cast({text(column)} AS TIMESTAMPTZ) "
+                    f"ELSE try_cast({column} AS TIMESTAMPTZ) END)")
+        con.execute(f"""CREATE TEMP VIEW history AS SELECT
+                CAST(customer_id AS VARCHAR) AS customer_id,
+                {moment('first_seen')} AS first_seen, {text('first_seen')} AS seen_text,
+                {moment('first_purchase')} AS first_purchase,
+                {text('first_purchase')} AS purchase_text
+            FROM {source}""")
+        bad = con.execute("""SELECT count(*) FROM history
+            WHERE (first_seen IS NULL AND seen_text IS NOT NULL)
+               OR (first_purchase IS NULL AND purchase_text IS NOT NULL)""").fetchall()[0][0]
+        if bad:
+            raise InvalidArgument(f"{path}: {bad} row(s) with a time that is not an ISO date "
+                                  "or datetime", [FieldViolation("history", "ISO dates")])
+        query = "SELECT customer_id, first_seen, first_purchase FROM history"
+        table = con.sql(query).to_arrow_table()
+    finally:
+        con.close()
+    never = np.iinfo(np.int64).max
+    return CustomerHistory(
+        table.column("customer_id").to_pylist(),
+        table.column("first_seen").fill_null(never).to_numpy().astype(np.int64),
+        table.column("first_purchase").fill_null(never).to_numpy().astype(np.int64))
+
+
 def read_events_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE
                       ) -> list[AttributionEvent]:
     """The event table as values (small tables); ``read_event_table`` gives columns."""
