@@ -107,6 +107,27 @@ def test_date_only_purchase_is_midnight_in_the_business_time_zone(tmp_path, caps
     assert list(shorter["channels"]) == ["(direct)"]
 
 
+def test_a_run_is_logged_to_mlflow_with_its_windows_and_credit(tmp_path, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    table = write_csv(tmp_path / "events.csv", [
+        ["c1", "2025-03-01T10:00:00Z", "touch", "email", "", "Email Opened"],
+        ["c1", "2025-03-02T09:00:00Z", "conversion", "store", "1200", ""],
+    ])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    report = run_json(str(table), "--model", "markov", "--post-view", "email=3d",
+                      "--mlflow", "--tracking-uri", uri, capsys=capsys)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("cdp-attribution")
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.data.params["model"] == "markov"
+    assert json.loads(run.data.params["post_view_hours"])["email"] == 72.0
+    assert run.data.metrics["conversions.email"] == 1.0
+    assert run.data.metrics["revenue.email"] == 1200.0
+    logged = client.download_artifacts(run.info.run_id, "report.json", str(tmp_path))
+    assert json.loads(Path(logged).read_text()) == report
+
+
 def test_windows_per_event_come_before_the_channels(tmp_path, capsys) -> None:
     table = write_csv(tmp_path / "events.csv", [
         ["c1", "2025-03-01T10:00:00Z", "touch", "ads", "", "Ad Impression"],

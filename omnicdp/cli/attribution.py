@@ -70,6 +70,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--shapley-samples", type=int, default=2000,
                      help="permutations sampled when Shapley has over 15 channels (2000)")
     run.add_argument("--seed", type=int, default=0, help="seed of the sampling (0)")
+    run.add_argument("--mlflow", action="store_true",
+                     help="log the run (parameters, credit per channel, report.json) to "
+                          "MLflow, experiment cdp-attribution")
+    run.add_argument("--data-dir", type=Path, default=Path(".cdp"),
+                     help="where the embedded MLflow store is (default ./.cdp)")
+    run.add_argument("--tracking-uri", default="",
+                     help="an MLflow tracking store instead of DATA_DIR/mlflow.db")
     run.set_defaults(func=_run)
 
     journeys = actions.add_parser(
@@ -136,6 +143,14 @@ def _run(args: argparse.Namespace) -> int:
         report = attribute(table, args.model, config, history, progress=progress)
     except DomainError as error:
         return _fail("run", error)
+    if args.mlflow:
+        from omnicdp.services.attribution.tracking import log_run, tracking_uri
+
+        if not args.tracking_uri:
+            args.data_dir.mkdir(parents=True, exist_ok=True)
+        uri = args.tracking_uri or tracking_uri(args.data_dir)
+        run_id = log_run(report, config, str(args.events), uri)
+        progress(f"logged to MLflow: run {run_id} in experiment cdp-attribution ({uri})")
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
         return 0
