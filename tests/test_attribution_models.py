@@ -320,6 +320,14 @@ def test_csv_reading_names_missing_columns(tmp_path: Path) -> None:
         read_events_table(table)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_an_event_table_without_rows_attributes_nothing(tmp_path: Path, model: str) -> None:
+    table = write(tmp_path / "events.csv", "customer_id,timestamp,kind,channel,value\n")
+    report = attribute(read_events_table(table), model)
+    assert (report.total_conversions, report.total_revenue, dict(report.channels)) == (
+        0, 0.0, {})
+
+
 def test_parquet_table_reads_like_csv(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -388,7 +388,7 @@ def build_journey_set(table: EventTable, config: AttributionConfig | None = None
     group = np.cumsum(group_start, dtype=np.int32) - 1
     starts = np.flatnonzero(group_start)
     del group_start
-    lasts = np.append(starts[1:], n) - 1
+    lasts = np.append(starts[1:], n) - 1 if n else starts
     group_converted = conversion[lasts]
     group_end = time[lasts]
 
