@@ -92,6 +92,9 @@ def test_date_only_purchase_is_midnight_in_the_business_time_zone(tmp_path, caps
     moscow = run_json(str(table), "--model", "last_touch", capsys=capsys)
     assert moscow["channels"]["email"]["conversions"] == 1.0
     assert moscow["channels"]["email"]["by_place"]["store"]["revenue"] == 4500.0
+    assert moscow["channels"]["email"]["splits"] == [
+        {"place": "store", "segment": "new_contact", "touch": "view", "conversions": 1.0,
+         "revenue": 4500.0}]
     utc = run_json(str(table), "--model", "last_touch", "--time-zone", "UTC", capsys=capsys)
     assert list(utc["channels"]) == ["(direct)"]
     # A naive time is wall-clock time in the zone too: 10:00 in Vladivostok is 00:00 UTC.

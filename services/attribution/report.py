@@ -38,6 +38,10 @@ class CreditSplit:
     conversions: float
     revenue: float
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"place": self.place, "segment": self.segment, "touch": self.touch,
+                "conversions": round(self.conversions, 4), "revenue": round(self.revenue, 2)}
+
 
 @dataclass(frozen=True)
 class ChannelCredit:
@@ -76,7 +80,8 @@ class AttributionReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``cdp attribution run --json``: conversions rounded to 4
         decimals, revenue to 2. Beyond PRODUCT.md's keys, each channel has ``by_place``,
-        ``by_segment`` and ``by_touch``."""
+        ``by_segment`` and ``by_touch``, and ``splits``: its credit per (place, segment,
+        touch) cell, e.g. view-through credit by segment."""
         channels: dict[str, Any] = {}
         for name, credit in self.channels.items():
             row: dict[str, Any] = {"conversions": round(credit.conversions, 4),
@@ -86,6 +91,7 @@ class AttributionReport:
                     row[f"by_{dimension}"] = {
                         key: {"conversions": round(c, 4), "revenue": round(r, 2)}
                         for key, (c, r) in credit.by(dimension).items()}
+                row["splits"] = [split.to_dict() for split in credit.splits]
             channels[name] = row
         data: dict[str, Any] = {
             "model": self.model,

@@ -91,7 +91,10 @@ def report_json(report: AttributionReport) -> dict[str, Any]:
                                 **{f"by_{dimension}": {
                                     key: {"conversions": conv, "revenue": rev}
                                     for key, (conv, rev) in c.by(dimension).items()}
-                                   for dimension in DIMENSIONS}}
+                                   for dimension in DIMENSIONS},
+                                "splits": [{"place": x.place, "segment": x.segment,
+                                            "touch": x.touch, "conversions": x.conversions,
+                                            "revenue": x.revenue} for x in c.splits]}
                          for name, c in report.channels.items()}}
 
 

@@ -174,6 +174,14 @@ class Credit(BaseModel):
     revenue: float
 
 
+class CreditSplit(BaseModel):
+    place: str
+    segment: str
+    touch: str
+    conversions: float
+    revenue: float
+
+
 class ChannelCredit(BaseModel):
     conversions: float
     revenue: float
@@ -184,6 +192,8 @@ class ChannelCredit(BaseModel):
                     "`never_bought`, `active_buyer` (bought before)")
     by_touch: dict[str, Credit] = Field(
         description="click-through (`click`), view-through (`view`), or `none` (direct)")
+    splits: list[CreditSplit] = Field(
+        description="the credit per (place, segment, touch) cell; adds up to the channel's")
 
 
 class AttributionReport(BaseModel):
