@@ -66,7 +66,25 @@ EventKind = Literal["touch", "conversion"]
 NEW_CONTACT, NEVER_BOUGHT, ACTIVE_BUYER = SEGMENTS
 ONLINE, STORE = PLACES
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS"]
+__all__ = [
+    "DEFAULT_POST_VIEW_WINDOWS",
+    "DEFAULT_VIEW_EVENTS",
+    "OPTIONAL_COLUMNS",
+    "PLACES",
+    "REQUIRED_COLUMNS",
+    "SEGMENTS",
+    "AttributionConfig",
+    "AttributionEvent",
+    "CustomerHistory",
+    "EventTable",
+    "Journey",
+    "JourneySet",
+    "build_journey_set",
+    "build_journeys",
+    "read_customer_history",
+    "read_event_table",
+    "read_events_table",
+]
 
 
 DEFAULT_POST_VIEW_WINDOWS: Mapping[str, timedelta] = {
