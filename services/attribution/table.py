@@ -181,6 +181,7 @@ def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
     (1 = first data row) and column of every bad cell, up to 20 of them.
     """
     import duckdb
+    import pyarrow.compute as pc
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -232,7 +233,7 @@ def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
                                                                   source="raw"))
         con.execute("CREATE TEMP VIEW parsed_numbered AS "
                     + parse.format(row_no="row_no", source="numbered"))
-        problems = """SELECT row_no, list_filter([
+        problems = """SELECT *, list_filter([
                 CASE WHEN customer_id IS NULL THEN ['customer_id', 'must not be empty'] END,
                 CASE WHEN ts_text IS NULL
                        THEN ['timestamp', 'must not be empty; give an ISO date or datetime']
@@ -256,23 +257,26 @@ def read_event_table(path: str | Path, time_zone: str = DEFAULT_TIME_ZONE,
                        THEN ['value', 'a conversion needs its revenue as a number '
                              || '(0 if unknown)'] END
             ], lambda x: x IS NOT NULL) AS found FROM {parsed}"""
+        # One scan of the file in the common case: the rows with a flag for bad ones; only
+        # when one is bad, a second scan numbers the rows to name them.
         con.execute("CREATE TEMP VIEW problems AS " + problems.format(parsed="parsed"))
-        found, bad_rows = con.execute(
-            "SELECT sum(len(found)), count(*) FROM problems WHERE len(found) > 0").fetchall()[0]
-        if bad_rows:
-            con.execute("CREATE TEMP VIEW numbered_problems AS "
-                        + problems.format(parsed="parsed_numbered"))
-            bad = con.execute("SELECT row_no, found FROM numbered_problems "
-                              f"WHERE len(found) > 0 ORDER BY row_no LIMIT {_MAX_REPORTED}"
-                              ).fetchall()
-            _raise_problems(path, suffix == ".csv", bad, int(found), int(bad_rows))
         arrow = con.sql("""
             SELECT customer_id, epoch_us(ts) AS time, kind = 'conversion' AS conversion,
                    channel,
                    CASE WHEN kind = 'conversion' OR isnan(coalesce(value, 0)) = false
                         THEN coalesce(value, 0) ELSE 0 END AS value,
-                   event, identified
-            FROM parsed""").to_arrow_table()
+                   event, identified, len(found) > 0 AS bad
+            FROM problems""").to_arrow_table()
+        if pc.any(arrow.column("bad")).as_py():
+            con.execute("CREATE TEMP VIEW numbered_problems AS "
+                        + problems.format(parsed="parsed_numbered"))
+            found, bad_rows = con.execute(
+                "SELECT sum(len(found)), count(*) FROM numbered_problems WHERE len(found) > 0"
+            ).fetchall()[0]
+            bad = con.execute("SELECT row_no, found FROM numbered_problems "
+                              f"WHERE len(found) > 0 ORDER BY row_no LIMIT {_MAX_REPORTED}"
+                              ).fetchall()
+            _raise_problems(path, suffix == ".csv", bad, int(found), int(bad_rows))
     finally:
         con.close()
     table = EventTable.from_arrow(arrow)
