@@ -50,6 +50,17 @@ class Gateway:
             return error.code, json.loads(error.read() or b"{}")
 
 
+def report(gateway: Gateway, path: str) -> dict:
+    """A report, polling its operation while the gateway answers 202."""
+    status, body = gateway.call(path)
+    while status == 202:
+        time.sleep(1)
+        status, body = gateway.call(f"/v1/reports/attribution/{body['name']}")
+    if status != 200:
+        raise RuntimeError(f"gateway answered {status} for the attribution report: {body}")
+    return body
+
+
 def final_customer_ids(gateway: Gateway, customer_ids: set[str]) -> dict[str, str]:
     """Each id answered at ingestion, mapped to the customer it stands for now."""
     final = {}
@@ -165,7 +176,7 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
         quality = pairwise_quality({m: final[c] for m, c in assigned.items()},
                                    truth).to_dict()
         sample = _sample_profile(gateway, retailer / "events.jsonl")
-        _, attribution = gateway.call("/v1/reports/attribution?model=last_touch")
+        attribution = report(gateway, "/v1/reports/attribution?model=last_touch")
         try:
             ltv = lifetime_value(stack)
         except DomainError as error:  # e.g. too few customers bought twice
