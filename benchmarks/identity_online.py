@@ -18,93 +18,24 @@ and the candidates scored per record.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.identity_resolve import open_store, percentile
 from benchmarks.output import print_result
+from benchmarks.stored_people import open_store, percentile, person, preload, traits_of
 from omnicdp.services.identity.linkage.model import LinkageModel
 from omnicdp.services.identity.matching import Matcher
 from omnicdp.services.identity.model import IdentityRecord
-from omnicdp.services.identity.records import normalize_features, record_id
 from omnicdp.services.identity.resolver import Resolver
-from omnicdp.services.identity.store.graph import key_hash
-from omnicdp.services.identity.store.sql import SqlIdentityStore
 from omnicdp.synth import geo, names
 
 SOURCES = ("crm", "pos", "web", "loyalty")
-DOMAINS = ("mail.ru", "yandex.ru", "gmail.com", "bk.ru", "inbox.ru", "list.ru")
-
-
-def person(rng: random.Random, number: int) -> dict[str, str]:
-    """A synthetic person's CRM row (Cyrillic), unique by ``number`` in e-mail and phone."""
-    male = rng.random() < 0.5
-    first = rng.choice(names.MALE_FIRST if male else names.FEMALE_FIRST)
-    surname = rng.choice(names.SURNAMES)
-    last = surname if male else names.female_surname(surname)
-    city = geo.pick_city(rng)
-    address = geo.random_address(rng, city)
-    born = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 55))
-    return {
-        "first_name": first, "last_name": last, "date_of_birth": born.isoformat(),
-        "city": city.name, "postcode": address.postcode,
-        "address_line": geo.render_address(address, rng, latin=False),
-        "email": f"{names.transliterate(first, 'bgn').lower()}.{number}@{rng.choice(DOMAINS)}",
-        "phone": f"+7{rng.choice(geo.RU_MOBILE_CODES)}{number % 10_000_000:07d}",
-    }
-
-
-def _traits(row: dict[str, str]) -> dict[str, str]:
-    return {k: row[k] for k in ("first_name", "last_name", "date_of_birth", "city", "postcode",
-                                "address_line") if row.get(k)}
-
-
-def preload(store: SqlIdentityStore, matcher: Matcher, people: list[dict[str, str]],
-            chunk: int = 50_000) -> float:
-    """Store one record per person as the resolver would, in bulk; the seconds it took."""
-    started = time.perf_counter()
-    at = datetime(2025, 1, 1)
-    for start in range(0, len(people), chunk):
-        rows = {"customers": [], "records": [], "identifiers": [], "record_identifiers": [],
-                "record_blocking": []}
-        for offset, row in enumerate(people[start:start + chunk]):
-            number = start + offset
-            customer = f"cus_{number:024x}"
-            features = normalize_features(_traits(row))
-            identifiers = {"email": row["email"], "phone": row["phone"]}
-            rid = record_id("crm", identifiers, features)
-            rows["customers"].append((customer, at, None))
-            rows["records"].append((rid, customer, "crm", json.dumps(features, ensure_ascii=False),
-                                    at, at, json.dumps(identifiers)))
-            for id_type, value in identifiers.items():
-                rows["identifiers"].append((key_hash(id_type, value), id_type, value, customer,
-                                            at, at, rid))
-                rows["record_identifiers"].append((rid, id_type, value))
-            rows["record_blocking"].extend(
-                (key, rid) for key in matcher.prepare(features, identifiers, identifiers).keys)
-        store._run(lambda session, rows=rows: _write(session, rows), write=True)
-        print(f"\rstored {min(start + chunk, len(people))}/{len(people)}", end="",
-              file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    return time.perf_counter() - started
-
-
-def _write(session, rows: dict[str, list]) -> None:  # noqa: ANN001
-    session.insert("customers", ("customer_id", "created_at", "merged_into"), rows["customers"])
-    session.insert("records", ("record_id", "customer_id", "source", "features", "first_seen",
-                               "last_seen", "identifiers"), rows["records"])
-    session.insert("identifiers", ("key", "id_type", "value", "customer_id", "first_seen",
-                                   "last_seen", "record_id"), rows["identifiers"])
-    session.insert("record_identifiers", ("record_id", "id_type", "value"),
-                   rows["record_identifiers"])
-    session.insert("record_blocking", ("key", "record_id"), rows["record_blocking"])
 
 
 def probes(rng: random.Random, people: list[dict[str, str]], count: int,
@@ -126,7 +57,7 @@ def probes(rng: random.Random, people: list[dict[str, str]], count: int,
             expected = None
             identifiers = {"email": row["email"], "phone": row["phone"]}
         out.append((IdentityRecord(f"probe-{i}", identifiers, at, rng.choice(SOURCES),
-                                   _traits(row)), expected))
+                                   traits_of(row)), expected))
     return out
 
 

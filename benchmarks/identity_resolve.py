@@ -2,8 +2,10 @@
 already hold many records.
 
 Generates a retailer with :func:`omnicdp.synth.generate_retailer` in a temporary folder,
-optionally stores ``--stored`` synthetic records first (people unrelated to the retailer,
-bulk-loaded as a year of history would be), then resolves every event of the retailer in
+optionally stores ``--stored`` synthetic people first (unrelated to the retailer, each one
+record with names, birth date, address, e-mail and phone, its identifiers and its keys in
+the blocking index, bulk-loaded as a year of history would be:
+``benchmarks/stored_people.py``), then resolves every event of the retailer in
 batches (500 by default, the identity service's largest) and prints records/s, batch
 latencies and the process's peak RSS:
 
@@ -18,29 +20,22 @@ The PostgreSQL run creates a database of its own on that server and drops it aft
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
+import random
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import psycopg
-
 from benchmarks.output import print_result
+from benchmarks.stored_people import open_store, percentile, person, preload
 from omnicdp.services.identity.linkage.model import LinkageModel
 from omnicdp.services.identity.matching import Matcher
 from omnicdp.services.identity.resolver import IdentityRecord, Resolver
-from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
-from omnicdp.services.identity.store.graph import key_hash
-from omnicdp.services.identity.store.postgres import PostgresIdentityStore
-from omnicdp.services.identity.store.sql import SqlIdentityStore
 from omnicdp.synth import generate_retailer
 
 
@@ -66,70 +61,6 @@ def batches(records: list[IdentityRecord], size: int) -> Iterator[list[IdentityR
         yield records[start : start + size]
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, round(fraction * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def preload(store: SqlIdentityStore, count: int, chunk: int = 50_000) -> float:
-    """Store ``count`` synthetic people, one record each (e-mail and phone), in bulk; the
-    seconds it took. Their values never collide with the generated retailer's."""
-    started = time.perf_counter()
-    at = datetime(2025, 1, 1)
-    for start in range(0, count, chunk):
-        people = range(start, min(start + chunk, count))
-        customers = [(f"cus_{i:024x}", at, None) for i in people]
-        records = [(f"rec_{i:024x}", f"cus_{i:024x}", "history", "{}", at, at) for i in people]
-        identifiers = []
-        record_identifiers = []
-        for i in people:
-            for id_type, value in (("email", f"stored{i}@history.example.org"),
-                                   ("phone", f"+7999{i:07d}")):
-                identifiers.append((key_hash(id_type, value), id_type, value, f"cus_{i:024x}",
-                                    at, at, f"rec_{i:024x}"))
-                record_identifiers.append((f"rec_{i:024x}", id_type, value))
-        store._run(functools.partial(_write_people, customers=customers, records=records,
-                                     identifiers=identifiers,
-                                     record_identifiers=record_identifiers), write=True)
-        print(f"\rstored {min(start + chunk, count)}/{count}", end="", file=sys.stderr,
-              flush=True)
-    if count:
-        print(file=sys.stderr)
-    return time.perf_counter() - started
-
-
-def _write_people(session, customers: list, records: list, identifiers: list,  # noqa: ANN001
-                  record_identifiers: list) -> None:
-    session.insert("customers", ("customer_id", "created_at", "merged_into"), customers)
-    session.insert("records", ("record_id", "customer_id", "source", "features", "first_seen",
-                               "last_seen"), records)
-    session.insert("identifiers", ("key", "id_type", "value", "customer_id", "first_seen",
-                                   "last_seen", "record_id"), identifiers)
-    session.insert("record_identifiers", ("record_id", "id_type", "value"), record_identifiers)
-
-
-@contextmanager
-def open_store(backend: str, work_dir: Path, database_url: str,
-               memory_limit: str = "512MB") -> Iterator[SqlIdentityStore]:
-    if backend == "duckdb":
-        with DuckDBIdentityStore(work_dir / "identity.duckdb",
-                                 memory_limit=memory_limit) as store:
-            yield store
-        return
-    name = f"cdp_bench_{os.getpid()}"
-    admin = psycopg.connect(database_url, autocommit=True)
-    try:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        with PostgresIdentityStore(database_url.rsplit("/", 1)[0] + f"/{name}") as store:
-            yield store
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir: Path,
         backend: str = "duckdb", stored: int = 0, database_url: str = "",
         linking: str = "model") -> dict:
@@ -137,11 +68,17 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
     records = list(read_records(summary.events_path, limit))
     latencies: list[float] = []
     resolved = rejected = 0
+    model_matcher = Matcher(LinkageModel.load_default())
+    if stored:
+        print(f"generating {stored} known people", file=sys.stderr)
+    rng = random.Random(seed)
+    people = [person(rng, number, apart=True) for number in range(stored)]
     with open_store(backend, work_dir, database_url) as store:
-        preload_seconds = preload(store, stored)
-        matcher = Matcher(LinkageModel.load_default()) if linking == "model" else None
+        preload_seconds = preload(store, model_matcher, people)
+        del people
+        matcher = model_matcher if linking == "model" else None
         resolver = Resolver(store, matcher=matcher)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for batch in batches(records, batch_size):
             batch_started = time.perf_counter()
             resolutions = resolver.resolve(batch)
@@ -152,6 +89,7 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
                 else:
                     resolved += 1
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         created = store.count_customers(include_merged=True)
         live = store.count_customers()
     return {
@@ -165,6 +103,9 @@ def run(customers: int, seed: int, batch_size: int, limit: int | None, work_dir:
         "batch size": batch_size,
         "seconds": round(seconds, 2),
         "records/s": round(len(records) / seconds) if seconds else 0,
+        # CPU of the process (DuckDB's threads included): what a loaded machine does not
+        # distort as it does seconds.
+        "CPU seconds": round(cpu_seconds, 2),
         "p50 batch ms": round(statistics.median(latencies) * 1000, 1) if latencies else 0,
         "p95 batch ms": round(percentile(latencies, 0.95) * 1000, 1) if latencies else 0,
         "customers created": created,

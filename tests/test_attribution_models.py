@@ -148,7 +148,7 @@ def test_markov_credits_untouched_conversions_to_direct_outside_the_chain() -> N
     assert_credits(attribute(events, "markov"), {"ads": (1.0, 20.0), DIRECT: (1.0, 5.0)})
 
 
-def test_shapley_matches_hand_computed_two_channel_game() -> None:
+def test_shapley_simplified_matches_hand_computed_two_channel_game() -> None:
     events = [
         touch("c1", 0, "ads"), touch("c1", 1, "email"), touch("c1", 2, "ads"),
         conversion("c1", 3, 100.0),
@@ -158,7 +158,8 @@ def test_shapley_matches_hand_computed_two_channel_game() -> None:
     ]
     # v({ads}) = 2, v({email}) = 1, v({ads, email}) = 4.
     # ads: (2 + (4 - 1)) / 2 = 2.5; email: (1 + (4 - 2)) / 2 = 1.5.
-    assert_credits(attribute(events, "shapley"), {"ads": (2.5, 70.0), "email": (1.5, 90.0)})
+    assert_credits(attribute(events, "shapley_simplified"),
+                   {"ads": (2.5, 70.0), "email": (1.5, 90.0)})
 
 
 def random_events(seed: int, customers: int = 60) -> list[AttributionEvent]:
@@ -203,7 +204,7 @@ def test_credits_sum_to_totals_for_every_model(model: str) -> None:
             segment.total_revenue)
 
 
-def test_shapley_closed_form_equals_coalition_enumeration() -> None:
+def test_shapley_simplified_closed_form_equals_coalition_enumeration() -> None:
     events = random_events(seed=5, customers=40)
     journeys = [j for j in build_journeys(events) if j.converted]
     players = sorted({c for j in journeys for c in j.channels} | {DIRECT})
@@ -221,7 +222,7 @@ def test_shapley_closed_form_equals_coalition_enumeration() -> None:
             * (value(frozenset(subset) | {player}) - value(frozenset(subset)))
             for size in range(n) for subset in itertools.combinations(others, size))
 
-    report = attribute(events, "shapley")
+    report = attribute(events, "shapley_simplified")
     for player, share in expected.items():
         credit = report.channels.get(player)
         assert (credit.conversions if credit else 0.0) == pytest.approx(share, abs=1e-9)
@@ -254,16 +255,23 @@ def test_report_to_dict_has_the_contract_shape() -> None:
     events = [touch("c1", 0, "ads"), touch("c1", 1, "email"), conversion("c1", 2, 10.0),
               conversion("c2", 1, 1 / 3)]
     data = attribute(events, "linear").to_dict()
-    assert data == {
+    contract = {name: {"conversions": row["conversions"], "revenue": row["revenue"]}
+                for name, row in data["channels"].items()}
+    assert {k: v for k, v in data.items() if k != "channels"} == {
         "model": "linear",
         "total_conversions": 2,
         "total_revenue": 10.33,
-        "channels": {
-            "ads": {"conversions": 0.5, "revenue": 5.0},
-            "email": {"conversions": 0.5, "revenue": 5.0},
-            DIRECT: {"conversions": 1.0, "revenue": 0.33},
-        },
     }
+    assert contract == {
+        "ads": {"conversions": 0.5, "revenue": 5.0},
+        "email": {"conversions": 0.5, "revenue": 5.0},
+        DIRECT: {"conversions": 1.0, "revenue": 0.33},
+    }
+    assert list(data["channels"]) == ["ads", "email", DIRECT]
+    # Beyond the contract: every split adds up to the channel's credit.
+    assert data["channels"]["ads"]["by_place"]["store"] == {"conversions": 0.5, "revenue": 5.0}
+    assert data["channels"][DIRECT]["by_touch"]["none"] == {"conversions": 1.0,
+                                                            "revenue": 0.33}
 
 
 def write(path: Path, text: str) -> Path:
@@ -283,26 +291,41 @@ def test_csv_reading_rejects_bad_timestamp_naming_row_and_column(tmp_path: Path)
     assert [v.field for v in caught.value.violations] == ["row 2 (line 3), column timestamp"]
 
 
-def test_csv_reading_takes_dates_and_naive_times_as_utc(tmp_path: Path) -> None:
+def test_csv_reading_takes_dates_and_naive_times_in_the_business_time_zone(
+        tmp_path: Path) -> None:
     table = write(tmp_path / "events.csv",
                   "customer_id,timestamp,kind,channel,value,event\n"
                   "c1,2025-03-01,touch,email,,Email Opened\n"
                   "c1,2025-03-02T09:30:00,conversion,store,20.5,\n"
-                  "c1,2025-03-02T12:00:00+03:00,touch,ads,,\n")
-    events = read_events_table(table)
-    assert events == [
-        AttributionEvent("c1", datetime(2025, 3, 1, tzinfo=UTC), "touch", "email", 0.0,
+                  "c1,2025-03-02T12:00:00+03:00,touch,ads,,\n"
+                  "c1,2025-03-02T12:00:00Z,touch,ads,,\n")
+    moscow = [
+        AttributionEvent("c1", datetime(2025, 2, 28, 21, tzinfo=UTC), "touch", "email", 0.0,
                          "Email Opened"),
-        AttributionEvent("c1", datetime(2025, 3, 2, 9, 30, tzinfo=UTC), "conversion",
+        AttributionEvent("c1", datetime(2025, 3, 2, 6, 30, tzinfo=UTC), "conversion",
                          "store", 20.5, None),
         AttributionEvent("c1", datetime(2025, 3, 2, 9, 0, tzinfo=UTC), "touch", "ads"),
+        AttributionEvent("c1", datetime(2025, 3, 2, 12, 0, tzinfo=UTC), "touch", "ads"),
     ]
+    assert read_events_table(table) == moscow  # Europe/Moscow by default, UTC+3
+    utc = read_events_table(table, time_zone="UTC")
+    assert [e.timestamp for e in utc] == [datetime(2025, 3, 1, tzinfo=UTC),
+                                          datetime(2025, 3, 2, 9, 30, tzinfo=UTC),
+                                          moscow[2].timestamp, moscow[3].timestamp]
 
 
 def test_csv_reading_names_missing_columns(tmp_path: Path) -> None:
     table = write(tmp_path / "events.csv", "customer_id,timestamp,channel\nc1,2025-03-01,web\n")
     with pytest.raises(InvalidArgument, match="missing column.*kind, value"):
         read_events_table(table)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_an_event_table_without_rows_attributes_nothing(tmp_path: Path, model: str) -> None:
+    table = write(tmp_path / "events.csv", "customer_id,timestamp,kind,channel,value\n")
+    report = attribute(read_events_table(table), model)
+    assert (report.total_conversions, report.total_revenue, dict(report.channels)) == (
+        0, 0.0, {})
 
 
 def test_parquet_table_reads_like_csv(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from omnicdp.services.profile.settings import Settings as ProfileSettings
     ["--help"], ["up", "--help"], ["demo", "--help"], ["generate", "--help"],
     ["serve", "identity", "--help"], ["serve", "profile", "--help"],
     ["serve", "attribution", "--help"], ["serve", "gateway", "--help"],
-    ["attribution", "run", "--help"],
+    ["attribution", "run", "--help"], ["ltv", "fit", "--help"], ["ltv", "score", "--help"],
+    ["ltv", "refit", "--help"], ["ltv", "promote", "--help"],
 ])
 def test_every_subcommand_has_help(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as caught:
@@ -78,8 +79,10 @@ def test_attribution_run_prints_the_contract_json(tmp_path: Path, capsys) -> Non
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == "last_touch"
     assert report["total_conversions"] == 2
-    assert report["channels"]["email"] == {"conversions": 1.0, "revenue": 1200.0}
-    assert report["channels"]["(direct)"] == {"conversions": 1.0, "revenue": 300.0}
+    contract = {name: {key: row[key] for key in ("conversions", "revenue")}
+                for name, row in report["channels"].items()}
+    assert contract == {"email": {"conversions": 1.0, "revenue": 1200.0},
+                        "(direct)": {"conversions": 1.0, "revenue": 300.0}}
 
 
 def test_attribution_run_reports_a_bad_file_on_stderr(tmp_path: Path) -> None:

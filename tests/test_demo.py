@@ -1,5 +1,6 @@
 """`cdp demo`, the main job, end to end as a user runs it: a generated retailer through the
-whole system, an identity model trained, promoted and served, and the report."""
+whole system, an identity model trained, promoted and served, lifetime value fitted, and
+the report."""
 
 from __future__ import annotations
 
@@ -26,3 +27,7 @@ def test_demo_runs_the_main_job_and_serves_a_promoted_model(tmp_path: Path) -> N
     assert summary["attribution"]["total_conversions"] > 0
     report = Path(summary["report"]).read_text()
     assert "Identity model" in report and "cdp-identity version 1" in report
+    # Lifetime value fitted on the purchases stored by the profile service, registered.
+    assert summary["ltv"]["version"] == "1"
+    assert 0 < summary["ltv"]["customers"] <= summary["ltv"]["purchases"]
+    assert "Lifetime value (cdp-ltv 1)" in report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -130,9 +131,56 @@ def test_attribution_report_credits_the_touch_before_a_store_purchase(client) ->
     report = client.get("/v1/reports/attribution", params={"model": "last_touch"},
                         headers=auth(WRITER)).json()
     assert report["total_conversions"] == 1
-    assert report["channels"] == {"email": {"conversions": 1.0, "revenue": 5000.0}}
+    assert list(report["channels"]) == ["email"]
+    email_credit = report["channels"]["email"]
+    assert (email_credit["conversions"], email_credit["revenue"]) == (1.0, 5000.0)
+    assert email_credit["by_place"]["store"] == {"conversions": 1.0, "revenue": 5000.0}
+    assert email_credit["by_touch"]["view"] == {"conversions": 1.0, "revenue": 5000.0}
+    assert email_credit["by_segment"]["new_contact"] == {"conversions": 1.0,
+                                                         "revenue": 5000.0}
     bad = client.get("/v1/reports/attribution", params={"model": "magic"}, headers=auth(WRITER))
     assert bad.status_code == 422
+    # The e-mail's post-view window is a query parameter: a day is too short for it.
+    shorter = client.get("/v1/reports/attribution",
+                         params={"model": "last_touch", "post_view": "email:20h"},
+                         headers=auth(WRITER)).json()
+    assert list(shorter["channels"]) == ["(direct)"]
+    by_event = client.get("/v1/reports/attribution",
+                          params={"post_view": "email:20h", "event_post_view": "Email Opened:25h"},
+                          headers=auth(WRITER)).json()
+    assert list(by_event["channels"]) == ["email"]
+    malformed = client.get("/v1/reports/attribution", params={"post_view": "email:soon"},
+                           headers=auth(WRITER))
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "post_view"
+
+
+def test_a_report_not_waited_for_is_an_operation_to_poll(client) -> None:
+    email = {"email": "irina@example.ru"}
+    client.post("/v1/events", headers=auth(WRITER), json={"events": [
+        ev("t-1", event="Ad Clicked", channel="ads", identifiers=email,
+           timestamp="2026-03-01T09:00:00Z", properties={}),
+        ev("c-1", channel="web", identifiers=email, timestamp="2026-03-01T10:00:00Z",
+           properties={"revenue": 800}),
+    ]})
+    started = client.get("/v1/reports/attribution", params={"model": "markov", "wait_seconds": 0},
+                         headers=auth(WRITER))
+    assert started.status_code == 202
+    assert started.json()["done"] is False
+    location = started.headers["Location"]
+    assert location == "/v1/reports/attribution/operations/" + \
+        started.json()["name"].removeprefix("operations/")
+    for _ in range(600):  # the report is made in the background; poll as a partner would
+        polled = client.get(location, headers=auth(WRITER))
+        if polled.status_code == 200:
+            break
+        assert polled.status_code == 202
+        time.sleep(0.05)
+    report = polled.json()
+    assert report["model"] == "markov" and report["method"].startswith("exact")
+    assert report["channels"]["ads"]["conversions"] == 1.0
+    unknown = client.get("/v1/reports/attribution/operations/nothing-here", headers=auth(WRITER))
+    assert unknown.status_code == 404
 
 
 def test_identity_down_is_503_and_nothing_is_stored(client, services) -> None:

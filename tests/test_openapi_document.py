@@ -51,8 +51,10 @@ def test_each_route_declares_the_errors_it_can_answer(document) -> None:
                                                "500", "503", "504"}
     assert statuses("/v1/profiles/{customer_id}") == {"200", "400", "401", "403", "404", "429",
                                                       "500", "503", "504"}
-    assert statuses("/v1/reports/attribution") == {"200", "401", "403", "422", "429", "500",
-                                                   "503", "504"}
+    assert statuses("/v1/reports/attribution") == {"200", "202", "401", "403", "422", "429",
+                                                   "500", "503", "504"}
+    assert statuses("/v1/reports/attribution/operations/{operation_id}") == {
+        "200", "202", "400", "401", "403", "404", "422", "429", "500", "503", "504"}
     assert statuses("/readyz") == {"200", "503"}
     for path, _, operation in _operations(document):
         if path.startswith("/v1/"):
@@ -71,7 +73,7 @@ def test_lookup_type_and_attribution_model_are_enums(document) -> None:
         "email", "phone", "user_id", "anonymous_id", "device_id", "loyalty_id", "crm_id"}
     assert set(parameter("/v1/reports/attribution", "model")["enum"]) == {
         "first_touch", "last_touch", "linear", "time_decay", "position_based", "markov",
-        "shapley"}
+        "shapley", "shapley_simplified"}
 
 
 def test_a_rejected_result_always_carries_message_id_which_may_be_null(client,

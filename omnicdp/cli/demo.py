@@ -3,7 +3,8 @@
 Generates a synthetic omnichannel retailer, starts the whole system (`cdp up`), sends every
 event through the partner gateway, then shows what came out: ingestion counts, how well
 the golden records match the true persons, a profile looked up by phone, and the
-attribution report. Writes an HTML report beside the data.
+attribution report, and lifetime value fitted on the stored purchases (registered as
+cdp-ltv). Writes an HTML report beside the data.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from omnicdp.cli.supervisor import Stack, StartupError
 from omnicdp.cli.tables import print_table
+from omnicdp.core.errors import DomainError
 from omnicdp.core.vocabulary import MAX_BATCH_EVENTS
 from omnicdp.services.identity.linkage.metrics import pairwise_quality
 
@@ -46,6 +48,17 @@ class Gateway:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
+
+
+def report(gateway: Gateway, path: str) -> dict:
+    """A report, polling its operation while the gateway answers 202."""
+    status, body = gateway.call(path)
+    while status == 202:
+        time.sleep(1)
+        status, body = gateway.call(f"/v1/reports/attribution/{body['name']}")
+    if status != 200:
+        raise RuntimeError(f"gateway answered {status} for the attribution report: {body}")
+    return body
 
 
 def final_customer_ids(gateway: Gateway, customer_ids: set[str]) -> dict[str, str]:
@@ -94,6 +107,7 @@ def _bars(rows: list[tuple[str, float]], unit: str) -> str:
 def write_html(path: Path, summary: dict[str, Any]) -> None:
     attribution = summary["attribution"]["channels"]
     quality = summary["identity"]
+    ltv = summary["ltv"]
     path.write_text(f"""<!doctype html><meta charset=utf-8><title>omnicdp demo</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}
 .row{{display:flex;align-items:center;gap:.5em;margin:.2em 0}}
@@ -116,7 +130,22 @@ retailer's person table and promoted: pairwise precision
 {_bars([(k, v["revenue"]) for k, v in attribution.items()], "RUB")}
 <h2>Conversions by channel (last touch)</h2>
 {_bars([(k, v["conversions"]) for k, v in attribution.items()], "")}
-""")
+{_ltv_html(ltv)}""")
+
+
+def _ltv_html(ltv: dict[str, Any]) -> str:
+    if "skipped" in ltv:
+        return f"<h2>Lifetime value</h2><p>skipped: {html.escape(ltv['skipped'])}</p>"
+    return f"""<h2>Lifetime value (cdp-ltv {html.escape(str(ltv["version"]))})</h2>
+<p>BG/NBD and Gamma-Gamma on {ltv["customers"]} buyers' {ltv["purchases"]} purchases (all
+channels): expected value over 12 months {ltv["total_clv"]:,.0f} RUB. Holdout:
+{html.escape(ltv["holdout"])}.
+{"".join(f"<br>{html.escape(w)}" for w in ltv["warnings"])}</p>
+<h3>Most valuable customers</h3><table><tr><th>customer</th><th>CLV (RUB)</th>
+<th>P(alive)</th></tr>{"".join(
+    f"<tr><td>{html.escape(c['customer_id'])}</td><td>{c['clv']:,.0f}</td>"
+    f"<td>{c['p_alive']:.3f}</td></tr>" for c in ltv["top"])}</table>
+"""
 
 
 def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool = False) -> int:
@@ -147,7 +176,11 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
         quality = pairwise_quality({m: final[c] for m, c in assigned.items()},
                                    truth).to_dict()
         sample = _sample_profile(gateway, retailer / "events.jsonl")
-        _, attribution = gateway.call("/v1/reports/attribution?model=last_touch")
+        attribution = report(gateway, "/v1/reports/attribution?model=last_touch")
+        try:
+            ltv = lifetime_value(stack)
+        except DomainError as error:  # e.g. too few customers bought twice
+            ltv = {"skipped": str(error)}
     finally:
         stack.stop()
     summary = {
@@ -158,6 +191,7 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
         "identity_model": model,
         "sample_profile": sample,
         "attribution": attribution,
+        "ltv": ltv,
         "seconds": round(time.monotonic() - started, 1),
         "report": str(data_dir / "report.html"),
     }
@@ -188,18 +222,34 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
                     (k, f"{v['conversions']:.0f}", f"{v['revenue']:,.0f}")
                     for k, v in attribution["channels"].items()],
                 headers=("channel", "conversions", "revenue"))
+    if "skipped" in ltv:
+        print(f"lifetime value skipped: {ltv['skipped']}")
+    else:
+        _print_ltv(ltv)
     print(f"report: {summary['report']}  ({summary['seconds']} s)")
     sys.stdout.flush()
     return 0
+
+
+def _print_ltv(ltv: dict[str, Any]) -> None:
+    print_table(f"lifetime value: cdp-ltv {ltv['version']} on {ltv['customers']} buyers' "
+                f"{ltv['purchases']} purchases; 12-month value {ltv['total_clv']:,.0f} RUB", [
+                    *((k, f"{v:.4g}") for k, v in ltv["bgnbd"].items()),
+                    *((k, f"{v:.4g}") for k, v in ltv["gamma_gamma"].items()),
+                    ("holdout", ltv["holdout"])],
+                headers=("", "value"))
+    for warning in ltv["warnings"]:
+        print(f"LTV warning: {warning}")
 
 
 def train_and_promote(retailer: Path, stack: Stack) -> dict[str, Any]:
     """Train an identity model on the retailer's person table (with its true persons as
     labels), register it in the stack's MLflow store, promote it and have the identity
     service serve it: events then resolve with it."""
+    from omnicdp.core.tracking import tracking_uri
     from omnicdp.services.identity.client import IdentityClient
     from omnicdp.services.identity.linkage.batch import link_table
-    from omnicdp.services.identity.linkage.registry import log_training, promote, tracking_uri
+    from omnicdp.services.identity.linkage.registry import log_training, promote
     from omnicdp.services.identity.linkage.table import read_person_table
     from omnicdp.services.identity.linkage.train import train_table
 
@@ -227,6 +277,39 @@ def train_and_promote(retailer: Path, stack: Stack) -> dict[str, Any]:
     quality = promotion.candidate.to_dict()
     return {"version": serving, "train_seconds": round(result.metrics["train_seconds"], 1),
             "quality": {k: quality[k] for k in ("precision", "recall", "f1")}}
+
+
+def lifetime_value(stack: Stack) -> dict[str, Any]:
+    """`cdp ltv refit` on the stack: the purchases from the profile service, fitted,
+    registered as cdp-ltv in the stack's MLflow store and scored."""
+    from omnicdp.core.tracking import tracking_uri
+    from omnicdp.services.attribution.ltv.refit import refit
+    from omnicdp.services.attribution.ltv.transactions import (
+        DEFAULT_TIME_ZONE,
+        from_stored_events,
+        time_zone,
+    )
+    from omnicdp.services.profile.client import ProfileClient
+
+    console.print("fitting lifetime value (BG/NBD, Gamma-Gamma) on the stored purchases")
+    profiles = ProfileClient(stack.addresses["profile"])
+    try:
+        transactions = from_stored_events(profiles.all_events(),
+                                          time_zone(DEFAULT_TIME_ZONE))
+    finally:
+        profiles.close()
+    done = refit(transactions, tracking_uri(stack.data_dir), source="cdp demo")
+    scores = done.scores.sort_by([("clv", "descending")])
+    validation = done.fit.validation
+    return {"version": done.model.version, "customers": done.scores.num_rows,
+            "purchases": transactions.num_rows,
+            "bgnbd": done.model.bgnbd.to_dict(), "gamma_gamma": done.model.gamma_gamma.to_dict(),
+            "total_clv": float(done.scores.column("clv").to_numpy().sum()),
+            "holdout": (f"{validation.actual_purchases} purchases after "
+                        f"{validation.calibration_end}, {validation.predicted_purchases:.0f} "
+                        "predicted" if validation else done.fit.validation_note),
+            "warnings": done.fit.warnings(),
+            "top": scores.select(["customer_id", "clv", "p_alive"]).slice(0, 5).to_pylist()}
 
 
 def _sample_profile(gateway: Gateway, events_path: Path) -> dict[str, Any] | None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from omnicdp.cli import common
 from omnicdp.core.errors import DomainError, FieldViolation, InvalidArgument
 
 # The labelled evaluation set `promote` judges candidates on, unless --eval is given: a
@@ -21,28 +21,15 @@ EVAL_SEED = 101
 
 
 def _progress(command: str) -> Callable[[str], None]:
-    started = time.monotonic()
-
-    def report(message: str) -> None:
-        print(f"cdp identity {command}: [{time.monotonic() - started:6.1f} s] {message}",
-              file=sys.stderr, flush=True)
-    return report
+    return common.progress(f"cdp identity {command}")
 
 
 def _fail(command: str, error: DomainError) -> int:
-    print(f"cdp identity {command}: {error}", file=sys.stderr)
-    for violation in error.violations:
-        print(f"  {violation}", file=sys.stderr)
-    return 2
+    return common.fail(f"cdp identity {command}", error)
 
 
 def _tracking(args: argparse.Namespace) -> str:
-    from omnicdp.services.identity.linkage.registry import tracking_uri
-
-    if args.tracking_uri:
-        return args.tracking_uri
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    return tracking_uri(args.data_dir)
+    return common.tracking(args)
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -261,12 +248,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     identity = commands.add_parser("identity", help="train, link and promote identity models")
     actions = identity.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--data-dir", type=Path, default=Path(".cdp"),
-                            help="where the embedded MLflow store lives (default ./.cdp, as "
-                                 "`cdp up` uses)")
-        parser.add_argument("--tracking-uri", default="",
-                            help="MLflow tracking URI (default: SQLite in DATA_DIR)")
+    def shared(parser: argparse.ArgumentParser) -> None:
+        common.add_tracking_arguments(parser)
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def store_option(parser: argparse.ArgumentParser) -> None:
@@ -286,7 +269,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               help="true labels (record_id, person_id) for precision/recall")
     train_parser.add_argument("--threshold", type=float, default=None,
                               help="match probability that links (default 0.9)")
-    common(train_parser)
+    shared(train_parser)
     train_parser.set_defaults(func=train)
 
     link_parser = actions.add_parser("link", help="link a person table into customers")
@@ -304,7 +287,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                   "or a version number")
     link_parser.add_argument("--labels", type=Path, default=None,
                              help="with --train: true labels for the run's metrics")
-    common(link_parser)
+    shared(link_parser)
     link_parser.set_defaults(func=link)
 
     promote_parser = actions.add_parser("promote", help="make a version the champion unless "
@@ -317,7 +300,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                      f"retailer, {EVAL_CUSTOMERS} customers, seed {EVAL_SEED})")
     promote_parser.add_argument("--labels", type=Path, default=None,
                                 help="labels of --eval (record_id, person_id)")
-    common(promote_parser)
+    shared(promote_parser)
     promote_parser.set_defaults(func=promote)
 
     relink_parser = actions.add_parser(
@@ -328,5 +311,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                help="champion (default; the packaged model if none), "
                                     "default, or a version number")
     store_option(relink_parser)
-    common(relink_parser)
+    shared(relink_parser)
     relink_parser.set_defaults(func=relink)

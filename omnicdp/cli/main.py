@@ -1,4 +1,4 @@
-"""The `cdp` command line (PRODUCT.md): serve, up, generate, demo, identity, attribution.
+"""The `cdp` command line (PRODUCT.md): serve, up, generate, demo, identity, ltv, attribution.
 
 Building the parser imports only the services' light settings modules, so `cdp --help` stays
 fast; a command imports what it runs when it runs."""
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from omnicdp.cli import identity
+from omnicdp.cli import attribution, identity, ltv
 from omnicdp.core import settings
 
 # The services `cdp serve` runs. Each has the same shape: a light `settings` module (its
@@ -78,32 +78,6 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.data_dir, customers=args.customers, seed=args.seed, as_json=args.json)
 
 
-def _attribution_run(args: argparse.Namespace) -> int:
-    from omnicdp.core.errors import DomainError
-    from omnicdp.services.attribution.journeys import AttributionConfig
-    from omnicdp.services.attribution.models import attribute, read_events_table
-
-    try:
-        events = read_events_table(args.events)
-        report = attribute(events, args.model, AttributionConfig(lookback_days=args.lookback_days))
-    except DomainError as error:
-        print(f"cdp attribution run: {error}", file=sys.stderr)
-        for violation in error.violations:
-            print(f"  {violation}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-    else:
-        from omnicdp.cli.tables import print_table
-
-        rows = [(name, f"{c.conversions:.2f}", f"{c.revenue:,.2f}")
-                for name, c in report.channels.items()]
-        print_table(f"{report.model}: {report.total_conversions} conversions, "
-                    f"{report.total_revenue:,.2f} revenue", rows,
-                    headers=("channel", "conversions", "revenue"))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdp", description="omnicdp: a Customer Data Platform "
                                      "for omnichannel retailers.")
@@ -140,15 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     identity.add_parser(commands)
+    ltv.add_parser(commands)
 
-    attribution = commands.add_parser("attribution", help="attribution reports")
-    attribution_commands = attribution.add_subparsers(dest="action", required=True)
-    run = attribution_commands.add_parser("run", help="attribute an event table (CSV/Parquet)")
-    run.add_argument("events", type=Path)
-    run.add_argument("--model", default="last_touch")
-    run.add_argument("--lookback-days", type=int, default=30)
-    run.add_argument("--json", action="store_true")
-    run.set_defaults(func=_attribution_run)
+    attribution.add_parser(commands)
     return parser
 
 

@@ -6,13 +6,17 @@ from collections.abc import Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def print_table(title: str, rows: Iterable[Sequence[object]],
                 headers: Sequence[str] = ("", "")) -> None:
-    table = Table(title=title, title_justify="left")
+    # The title on a line of its own: as the table's title it wraps to the table's width.
+    table = Table()
     for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console().print(table)
+    console = Console()
+    console.print(Text(title, style="bold"))
+    console.print(table)

@@ -8,7 +8,12 @@ from collections.abc import Iterable, Iterator
 
 from omnicdp.api.attribution.v1 import attribution_pb2
 from omnicdp.core.errors import FieldViolation, InvalidArgument
-from omnicdp.services.attribution.report import MODELS, AttributionReport, ChannelCredit
+from omnicdp.services.attribution.report import (
+    MODELS,
+    AttributionReport,
+    ChannelCredit,
+    CreditSplit,
+)
 
 _PREFIX = "ATTRIBUTION_MODEL_"
 
@@ -30,10 +35,14 @@ def model_value(name: str) -> int:
 def report_to_stream(report: AttributionReport) -> Iterator[attribution_pb2.RunAttributionResponse]:
     for channel, credit in report.channels.items():
         yield attribution_pb2.RunAttributionResponse(channel_credit=attribution_pb2.ChannelCredit(
-            channel=channel, conversions=credit.conversions, revenue=credit.revenue))
+            channel=channel, conversions=credit.conversions, revenue=credit.revenue,
+            splits=[attribution_pb2.CreditSplit(
+                place=s.place, segment=s.segment, touch=s.touch, conversions=s.conversions,
+                revenue=s.revenue) for s in credit.splits]))
     yield attribution_pb2.RunAttributionResponse(totals=attribution_pb2.AttributionTotals(
         model=model_value(report.model), total_conversions=report.total_conversions,
-        total_revenue=report.total_revenue, events_read=report.events_read))
+        total_revenue=report.total_revenue, events_read=report.events_read,
+        method=report.method))
 
 
 def report_from_stream(rows: Iterable[attribution_pb2.RunAttributionResponse],
@@ -43,9 +52,29 @@ def report_from_stream(rows: Iterable[attribution_pb2.RunAttributionResponse],
     for row in rows:
         if row.HasField("channel_credit"):
             credit = row.channel_credit
-            channels[credit.channel] = ChannelCredit(credit.conversions, credit.revenue)
+            channels[credit.channel] = ChannelCredit(
+                credit.conversions, credit.revenue,
+                tuple(CreditSplit(s.place, s.segment, s.touch, s.conversions, s.revenue)
+                      for s in credit.splits))
         else:
             totals = row.totals
     return AttributionReport(model=model, total_conversions=totals.total_conversions,
                              total_revenue=totals.total_revenue, channels=channels,
-                             events_read=totals.events_read)
+                             events_read=totals.events_read, method=totals.method)
+
+
+def report_rows(report: AttributionReport) -> tuple[list[attribution_pb2.ChannelCredit],
+                                                    attribution_pb2.AttributionTotals]:
+    rows = list(report_to_stream(report))
+    return [row.channel_credit for row in rows[:-1]], rows[-1].totals
+
+
+def report_from_operation(operation: attribution_pb2.AttributionOperation,
+                          model: str = "") -> AttributionReport | None:
+    """The operation's report, or None while it runs."""
+    if not operation.done:
+        return None
+    rows = [attribution_pb2.RunAttributionResponse(channel_credit=credit)
+            for credit in operation.channel_credits]
+    rows.append(attribution_pb2.RunAttributionResponse(totals=operation.totals))
+    return report_from_stream(rows, model or model_name(operation.totals.model))

@@ -4,39 +4,91 @@ totals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 
 from omnicdp.api.attribution.v1 import attribution_pb2, attribution_pb2_grpc
 from omnicdp.core import protoconv
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.attribution import convert, sources
-from omnicdp.services.attribution.journeys import AttributionConfig
+from omnicdp.services.attribution.journeys import DEFAULT_POST_VIEW_WINDOWS, AttributionConfig
 from omnicdp.services.attribution.models import attribute
+from omnicdp.services.attribution.operations import Operation, Operations
+from omnicdp.services.attribution.report import AttributionReport
 from omnicdp.services.attribution.settings import Settings
 from omnicdp.services.profile.client import ProfileClient
 
 
 class AttributionServicer(attribution_pb2_grpc.AttributionServiceServicer):
-    def __init__(self, profiles: ProfileClient) -> None:
+    def __init__(self, profiles: ProfileClient, operations: Operations) -> None:
         self._profiles = profiles
+        self._operations = operations
 
     def RunAttribution(self, request, context) -> Iterator:  # noqa: N802 (generated name)
+        yield from convert.report_to_stream(self._job(request)())
+
+    def StartAttribution(self, request, context):  # noqa: N802 (generated name)
+        operation = self._operations.start(self._job(request.report))
+        return attribution_pb2.StartAttributionResponse(operation=_operation(operation))
+
+    def GetAttributionOperation(self, request, context):  # noqa: N802 (generated name)
+        operation = self._operations.get(request.name)
+        return attribution_pb2.GetAttributionOperationResponse(operation=_operation(operation))
+
+    def _job(self, request) -> Callable[[], AttributionReport]:
+        """The report ``request`` asks for, to make now or in the background; its arguments
+        are checked here, before anything runs."""
         model = convert.model_name(request.model)
-        config = AttributionConfig(lookback_days=request.lookback_days or 30)
-        events, read = sources.from_stored_events(
-            self._profiles.all_events(),
-            protoconv.timestamp_to_datetime(request.start_time),
-            protoconv.timestamp_to_datetime(request.end_time))
-        report = replace(attribute(events, model, config), events_read=read)
-        yield from convert.report_to_stream(report)
+        config = config_from_request(request)
+        start = protoconv.timestamp_to_datetime(request.start_time)
+        end = protoconv.timestamp_to_datetime(request.end_time)
+
+        def make() -> AttributionReport:
+            table, history, read = sources.from_stored_events(self._profiles.all_events(),
+                                                              start, end)
+            return replace(attribute(table, model, config, history), events_read=read)
+        return make
+
+
+def _operation(operation: Operation) -> attribution_pb2.AttributionOperation:
+    message = attribution_pb2.AttributionOperation(
+        name=operation.name, done=operation.done,
+        create_time=protoconv.timestamp_from_datetime(operation.create_time))
+    if operation.done:
+        credits, totals = convert.report_rows(operation.report())  # raises the job's error
+        message.channel_credits.extend(credits)
+        message.totals.CopyFrom(totals)
+    return message
+
+
+def config_from_request(request) -> AttributionConfig:
+    """Windows, time zone and model options of a RunAttributionRequest; unset ones keep the
+    defaults (PRODUCT.md)."""
+    windows = dict(DEFAULT_POST_VIEW_WINDOWS)
+    windows.update({channel: duration.ToTimedelta()
+                    for channel, duration in request.channel_post_view_windows.items()})
+    default_window = request.default_post_view_window.ToTimedelta() \
+        if request.HasField("default_post_view_window") else timedelta(days=1)
+    return AttributionConfig(
+        lookback_days=request.lookback_days or 30, post_view_windows=windows,
+        event_post_view_windows={event: duration.ToTimedelta() for event, duration
+                                 in request.event_post_view_windows.items()},
+        default_post_view_window=default_window,
+        time_zone=request.time_zone or AttributionConfig.time_zone,
+        markov_order=request.markov_order or 1)
 
 
 def build(settings: Settings) -> ServiceHost:
     profiles = ProfileClient(settings.profile_addr)
+    operations = Operations()
+
+    def stop() -> None:
+        operations.close()
+        profiles.close()
     return ServiceHost(
         "attribution",
         [Registration(attribution_pb2_grpc.add_AttributionServiceServicer_to_server,
-                      AttributionServicer(profiles),
+                      AttributionServicer(profiles, operations),
                       attribution_pb2.DESCRIPTOR.services_by_name["AttributionService"].full_name)],
-        settings.address, grace_seconds=settings.grace_seconds, on_stop=profiles.close)
+        settings.address, grace_seconds=settings.grace_seconds, on_stop=stop)

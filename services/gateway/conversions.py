@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from omnicdp.core.durations import parse_duration, parse_window
 from omnicdp.core.jsonvalues import text_problem
-from omnicdp.services.attribution.client import AttributionReport
+from omnicdp.services.attribution.client import DIMENSIONS, AttributionReport
 from omnicdp.services.gateway import schemas
-from omnicdp.services.gateway.problems import violations_to_json
+from omnicdp.services.gateway.problems import ProblemError, violations_to_json
 from omnicdp.services.profile.client import (
     Consent,
     Erasure,
@@ -119,5 +121,60 @@ def result_json(result: IngestResult) -> dict[str, Any]:
 def report_json(report: AttributionReport) -> dict[str, Any]:
     return {"model": report.model, "total_conversions": report.total_conversions,
             "total_revenue": report.total_revenue, "events_read": report.events_read,
-            "channels": {name: {"conversions": c.conversions, "revenue": c.revenue}
+            "method": report.method,
+            "channels": {name: {"conversions": c.conversions, "revenue": c.revenue,
+                                **{f"by_{dimension}": {
+                                    key: {"conversions": conv, "revenue": rev}
+                                    for key, (conv, rev) in c.by(dimension).items()}
+                                   for dimension in DIMENSIONS},
+                                "splits": [{"place": x.place, "segment": x.segment,
+                                            "touch": x.touch, "conversions": x.conversions,
+                                            "revenue": x.revenue} for x in c.splits]}
                          for name, c in report.channels.items()}}
+
+
+def report_options(post_view: list[str], event_post_view: list[str],
+                   default_post_view: str | None, time_zone: str, start: str | None,
+                   end: str | None) -> dict[str, Any]:
+    """The attribution route's query parameters as the client's keyword arguments; a bad one
+    is a 422 naming it."""
+    problems: list[dict[str, str]] = []
+
+    def windows(field: str, values: list[str]) -> dict[str, timedelta]:
+        parsed = {}
+        for value in values:
+            try:
+                name, window = parse_window(value)
+            except ValueError as error:
+                problems.append({"field": field, "description": str(error)})
+                continue
+            parsed[name] = window
+        return parsed
+
+    options: dict[str, Any] = {
+        "post_view_windows": windows("post_view", post_view),
+        "event_post_view_windows": windows("event_post_view", event_post_view),
+        "time_zone": time_zone}
+    if default_post_view is not None:
+        try:
+            options["default_post_view_window"] = parse_duration(default_post_view)
+        except ValueError as error:
+            problems.append({"field": "default_post_view", "description": str(error)})
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append({"field": "time_zone", "description": "an IANA time zone name, "
+                                                          "e.g. Europe/Moscow"})
+        zone = UTC
+    for field, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            problems.append({"field": field, "description": "an ISO date or date and time"})
+            continue
+        options[field] = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    if problems:
+        raise ProblemError(422, "INVALID_ARGUMENT", "invalid report parameters", problems)
+    return options

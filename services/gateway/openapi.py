@@ -77,6 +77,20 @@ def problems(*statuses: int, schema_ref: str = PROBLEM_REF) -> dict[int | str, d
             for status in statuses}
 
 
+def operation_running() -> dict[int | str, dict[str, Any]]:
+    """202 of a report not done yet: the operation to poll."""
+    return {202: {
+        "description": "The report is still being made: poll the operation `Location` "
+                       "names, after `Retry-After` seconds.",
+        "headers": {"Location": {"schema": {"type": "string"},
+                                 "description": "where to poll the operation"},
+                    "Retry-After": {"schema": {"type": "integer"},
+                                    "description": "seconds to wait before polling"}},
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name", "done"],
+            "properties": {"name": {"type": "string"}, "done": {"type": "boolean"}}}}}}}
+
+
 def not_ready() -> dict[int | str, dict[str, Any]]:
     return {503: {"description": "A service behind the gateway is not serving (`NOT_READY`).",
                   "content": {PROBLEM: {"schema": {"$ref": NOT_READY_REF}}}}}

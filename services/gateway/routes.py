@@ -6,6 +6,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the handlers' anno
 run time, and they name ``require(...)``, a closure of ``create_app``."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated
@@ -58,6 +59,10 @@ class Backends:
         for client in (self.profile, self.attribution, self.identity):
             client.close()
 
+
+# How long a report request waits for the report before answering 202 with its operation:
+# well within a partner's usual 10 s timeout.
+REPORT_WAIT_SECONDS = 5.0
 
 UNAUTHENTICATED = ProblemError(401, "UNAUTHENTICATED",
                                "send a valid API key as 'Authorization: Bearer <key>'",
@@ -219,18 +224,76 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
                              "next_page_token": token})
 
     @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
-             tags=["reports"], responses=openapi.problems(401, 403, 422, 429, 500, 503, 504))
+             tags=["reports"],
+             responses={**openapi.problems(401, 403, 422, 429, 500, 503, 504),
+                        **openapi.operation_running()})
     def attribution_report(
         _key: Annotated[ApiKey, require("reports:read")],
         model: Annotated[str, Query(description="the attribution model",
                                     json_schema_extra={"enum": list(MODELS)})] = "last_touch",
         lookback_days: Annotated[int, Query(ge=1, le=365)] = 30,
+        post_view: Annotated[list[str] | None, Query(
+            description="post-view window of a channel, `CHANNEL:DURATION` (repeatable; "
+                        "`email:2d`, `ads:36h`, `push:90m`; a bare number is days)")] = None,
+        event_post_view: Annotated[list[str] | None, Query(
+            description="post-view window of a view event, before its channel's, "
+                        "`EVENT:DURATION` (repeatable; `Ad Impression:12h`)")] = None,
+        default_post_view: Annotated[str | None, Query(
+            description="post-view window of channels without one (default 1d)")] = None,
+        time_zone: Annotated[str, Query(
+            description="business time zone of `start` and `end` given as dates or "
+                        "without an offset (IANA name)")] = "Europe/Moscow",
+        start: Annotated[str | None, Query(
+            description="only conversions from this ISO date or time on")] = None,
+        end: Annotated[str | None, Query(
+            description="only conversions before this ISO date or time")] = None,
+        markov_order: Annotated[int, Query(ge=1, le=6,
+                                           description="memory of the Markov chain")] = 1,
+        wait_seconds: Annotated[float, Query(
+            ge=0, le=30, description="how long to wait for the report before answering "
+                                     "202 with the operation to poll")] = REPORT_WAIT_SECONDS,
     ):
-        """Conversions and revenue credited to channels, online and offline."""
+        """Conversions and revenue credited to channels, online and offline, each split by
+        place (online, store), the customer's segment when touched and the touch type.
+
+        The report is made as an operation that no deadline cuts: when it is not done within
+        `wait_seconds`, the answer is 202 with the operation (`Location` names where to
+        poll it) and the report comes from `GET /v1/reports/attribution/operations/{id}`."""
         if model not in MODELS:
             raise ProblemError(422, "INVALID_ARGUMENT", "unknown attribution model", [
                 {"field": "model", "description": f"one of {', '.join(MODELS)}"}])
-        return conversions.report_json(backends.attribution.run(model, lookback_days))
+        options = conversions.report_options(post_view or [], event_post_view or [],
+                                             default_post_view, time_zone, start, end)
+        name = backends.attribution.start(model, lookback_days, markov_order=markov_order,
+                                          **options)
+        return _report_or_operation(name, wait_seconds)
+
+    @app.get("/v1/reports/attribution/operations/{operation_id}",
+             response_model=schemas.AttributionReport, tags=["reports"],
+             responses={**openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504),
+                        **openapi.operation_running()})
+    def attribution_operation(operation_id: str,
+                              _key: Annotated[ApiKey, require("reports:read")]):
+        """An attribution report started by `GET /v1/reports/attribution`: 200 with the
+        report once done, 202 while it is being made."""
+        return _report_or_operation(f"operations/{operation_id}", 0.0)
+
+    def _report_or_operation(name: str, wait_seconds: float):
+        until = time.monotonic() + wait_seconds
+        pause = 0.05
+        while True:
+            report = backends.attribution.operation(name)
+            if report is not None:
+                return conversions.report_json(report)
+            left = until - time.monotonic()
+            if left <= 0:
+                operation_id = name.removeprefix("operations/")
+                return JSONResponse(
+                    {"name": name, "done": False}, status_code=202,
+                    headers={"Location": f"/v1/reports/attribution/operations/{operation_id}",
+                             "Retry-After": "2"})
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
 
     @app.get("/healthz", tags=["health"], response_model=schemas.Health)
     async def healthz():

@@ -247,9 +247,31 @@ class EventPage(BaseModel):
     next_page_token: str
 
 
+class Credit(BaseModel):
+    conversions: float
+    revenue: float
+
+
+class CreditSplit(BaseModel):
+    place: str
+    segment: str
+    touch: str
+    conversions: float
+    revenue: float
+
+
 class ChannelCredit(BaseModel):
     conversions: float
     revenue: float
+    by_place: dict[str, Credit] = Field(
+        description="by where the conversion happened: `online`, `store`")
+    by_segment: dict[str, Credit] = Field(
+        description="by the customer's segment when touched: `new_contact`, "
+                    "`never_bought`, `active_buyer` (bought before)")
+    by_touch: dict[str, Credit] = Field(
+        description="click-through (`click`), view-through (`view`), or `none` (direct)")
+    splits: list[CreditSplit] = Field(
+        description="the credit per (place, segment, touch) cell; adds up to the channel's")
 
 
 class AttributionReport(BaseModel):
@@ -257,6 +279,7 @@ class AttributionReport(BaseModel):
     total_conversions: int
     total_revenue: float
     events_read: int
+    method: str = Field(description="how the credit was computed, e.g. exact or sampled")
     channels: dict[str, ChannelCredit]
 
 

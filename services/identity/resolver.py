@@ -93,7 +93,7 @@ from omnicdp.services.identity.normalize import (
     normalize_usable_identifiers,
 )
 from omnicdp.services.identity.records import normalize_features, record_id
-from omnicdp.services.identity.store.base import IdentityStore
+from omnicdp.services.identity.store.base import IdentifierMatch, IdentityStore
 from omnicdp.services.identity.store.graph import (
     GraphTransaction,
     LinkTo,
@@ -375,10 +375,17 @@ class Resolver:
                       existing: str | None, found: _Found) -> list[_Candidate]:
         """The customers the record belongs to: the anchor first, then those merged in. A
         record seen before anchors on its own customer."""
+        matches = graph.find_matches(identifiers)
+        if existing is not None and matches and all(m.customer_id == existing
+                                                    for m in matches):
+            # A record seen before whose identifiers nobody else holds (most of a stream):
+            # its own customer is the whole group, as the full rules would find.
+            return [_Candidate(existing, {m.id_type for m in matches}, {},
+                               matches[0].customer_created_at)]
         record_sets: IdentifierSets = {t: {v} for t, v in identifiers.items()}
         candidates = [
             candidate
-            for candidate in self._candidates(graph, identifiers)
+            for candidate in self._candidates(graph, matches)
             if candidate.customer_id == existing or (
                 not _hard_conflict(candidate.identifiers, record_sets)
                 and (
@@ -428,10 +435,12 @@ class Resolver:
             for id_type in shared)
 
     @staticmethod
-    def _candidates(graph: GraphTransaction, identifiers: dict[str, str]) -> list[_Candidate]:
-        """Live customers holding any of the identifiers, in anchor order (rule 4)."""
+    def _candidates(graph: GraphTransaction,
+                    matches: Sequence[IdentifierMatch]) -> list[_Candidate]:
+        """Live customers holding any of the identifiers (``graph.find_matches``), in anchor
+        order (rule 4)."""
         by_id: dict[str, _Candidate] = {}
-        for match in graph.find_matches(identifiers):
+        for match in matches:
             candidate = by_id.get(match.customer_id)
             if candidate is None:
                 candidate = _Candidate(match.customer_id, set(), {}, match.customer_created_at)

@@ -12,14 +12,11 @@ from omnicdp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from omnicdp.core import protoconv
 from omnicdp.core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from omnicdp.core.server import Registration, ServiceHost
+from omnicdp.core.tracking import tracking_uri
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
 from omnicdp.services.identity import convert
 from omnicdp.services.identity.linkage.model import LinkageModel, Score
-from omnicdp.services.identity.linkage.registry import (
-    load_serving,
-    serving_version,
-    tracking_uri,
-)
+from omnicdp.services.identity.linkage.registry import load_serving, serving_version
 from omnicdp.services.identity.matching import REVIEW_BAND, Matcher
 from omnicdp.services.identity.model import LinkedCustomer, StoredRecord
 from omnicdp.services.identity.normalize import NO_BLOCKED_VALUES, BlockedValues

@@ -3,8 +3,8 @@ probabilities (the two charts Splink draws, without Splink's chart extra)."""
 
 from __future__ import annotations
 
-import io
-
+from omnicdp.core.charts import png as _png
+from omnicdp.core.charts import pyplot
 from omnicdp.services.identity.linkage.model import LinkageModel
 
 
@@ -18,22 +18,8 @@ def _rows(model: LinkageModel) -> list[tuple[str, dict]]:
     return rows
 
 
-def _png(figure) -> bytes:  # noqa: ANN001 (a matplotlib figure)
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
-
-
 def match_weights_chart(model: LinkageModel) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     weights = {f"{name}: {label}": w for name, levels in model.level_weights().items()
                for label, w in levels if label != "null"}
     labels = ["prior", *weights]
@@ -49,11 +35,7 @@ def match_weights_chart(model: LinkageModel) -> bytes:
 
 
 def m_u_chart(model: LinkageModel) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = _rows(model)
     labels = [label for label, _ in rows]
     figure, (m_axes, u_axes) = plt.subplots(1, 2, sharey=True,

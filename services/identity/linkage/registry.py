@@ -3,8 +3,8 @@ charts as artifacts), registered as a version of ``cdp-identity``; the ``champio
 names the version that resolves identities, and moves only when a candidate does not
 regress on a labelled evaluation set.
 
-The embedded tracking store is SQLite under the data dir (``tracking_uri(data_dir)``),
-artifacts beside it; any MLflow tracking URI works.
+The store, client, runs and registration are ``omnicdp.core.tracking``'s, shared with the
+LTV models.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omnicdp.core import tracking
 from omnicdp.core.errors import FailedPrecondition, NotFound
+from omnicdp.core.tracking import client as _client
+from omnicdp.core.tracking import tracking_uri as tracking_uri  # where callers found it
 from omnicdp.services.identity.linkage import charts
 from omnicdp.services.identity.linkage.metrics import Quality
 from omnicdp.services.identity.linkage.model import LinkageModel
@@ -32,38 +35,11 @@ MODEL_FILE = "model.json"  # ours: the Splink model with the threshold and guard
 SPLINK_FILE = "splink_model.json"  # Splink's own settings JSON, loadable by Linker
 
 
-def tracking_uri(data_dir: Path) -> str:
-    """The embedded tracking store: SQLite in ``data_dir``."""
-    return f"sqlite:///{Path(data_dir).resolve() / 'mlflow.db'}"
-
-
-def _client(uri: str):  # noqa: ANN202 (mlflow's client)
-    import logging
-
-    from mlflow.tracking import MlflowClient
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _experiment_id(client, uri: str) -> str:  # noqa: ANN001
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifacts = None
-    if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd
-        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return client.create_experiment(EXPERIMENT, artifact_location=artifacts)
-
-
 def log_training(result: TrainingResult, uri: str, source: str = "") -> str:
     """Record a training as an MLflow run and register its model; returns the version."""
     client = _client(uri)
-    run = client.create_run(_experiment_id(client, uri),
-                            tags={"mlflow.runName": "identity-train", "input": source})
-    run_id = run.info.run_id
-    try:
+    with tracking.run(client, uri, EXPERIMENT, "identity-train", {"input": source}) as run:
+        run_id = run.info.run_id
         for key, value in result.params.items():
             client.log_param(run_id, key, value)
         for key, value in {**result.metrics, "seconds": result.seconds}.items():
@@ -82,18 +58,9 @@ def log_training(result: TrainingResult, uri: str, source: str = "") -> str:
                 result.model))
             (chart_dir / "m_u_parameters.png").write_bytes(charts.m_u_chart(result.model))
             client.log_artifacts(run_id, str(chart_dir), "charts")
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    try:
-        client.get_registered_model(MODEL_NAME)
-    except Exception:  # noqa: BLE001 (MlflowException: not registered yet)
-        client.create_registered_model(MODEL_NAME, description="omnicdp identity linkage "
-                                       "(Splink comparison levels, rules first)")
-    version = client.create_model_version(MODEL_NAME, f"{run.info.artifact_uri}/{MODEL_DIR}",
-                                          run_id=run_id)
-    return str(version.version)
+    return tracking.register_version(
+        client, MODEL_NAME, "omnicdp identity linkage (Splink comparison levels, rules first)",
+        f"{run.info.artifact_uri}/{MODEL_DIR}", run_id)
 
 
 def load_version(uri: str, version: str) -> LinkageModel:
@@ -140,7 +107,7 @@ def load_serving(uri: str) -> LinkageModel:
     """What the identity service serves: the champion, or the packaged default model while
     none is promoted. An embedded store that was never created holds no champion, and is
     not created (nor MLflow imported) to find that out."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if tracking.embedded_store_missing(uri):
         return LinkageModel.load_default()
     return load_champion(uri)
 

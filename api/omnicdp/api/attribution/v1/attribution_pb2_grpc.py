@@ -39,6 +39,16 @@ class AttributionServiceStub:
                 request_serializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.RunAttributionRequest.SerializeToString,
                 response_deserializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.RunAttributionResponse.FromString,
                 _registered_method=True)
+        self.StartAttribution = channel.unary_unary(
+                '/omnicdp.attribution.v1.AttributionService/StartAttribution',
+                request_serializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.StartAttributionRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.StartAttributionResponse.FromString,
+                _registered_method=True)
+        self.GetAttributionOperation = channel.unary_unary(
+                '/omnicdp.attribution.v1.AttributionService/GetAttributionOperation',
+                request_serializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.GetAttributionOperationRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.GetAttributionOperationResponse.FromString,
+                _registered_method=True)
 
 
 class AttributionServiceServicer:
@@ -52,6 +62,21 @@ class AttributionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartAttribution(self, request, context):
+        """Starts the same report as a long-running operation, which no caller's deadline cuts:
+        answers at once with the operation's name; poll it with GetAttributionOperation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAttributionOperation(self, request, context):
+        """The operation's state, and its report once done (or its error, as this call's status).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AttributionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +84,16 @@ def add_AttributionServiceServicer_to_server(servicer, server):
                     servicer.RunAttribution,
                     request_deserializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.RunAttributionRequest.FromString,
                     response_serializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.RunAttributionResponse.SerializeToString,
+            ),
+            'StartAttribution': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartAttribution,
+                    request_deserializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.StartAttributionRequest.FromString,
+                    response_serializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.StartAttributionResponse.SerializeToString,
+            ),
+            'GetAttributionOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAttributionOperation,
+                    request_deserializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.GetAttributionOperationRequest.FromString,
+                    response_serializer=omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.GetAttributionOperationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +123,60 @@ class AttributionService:
             '/omnicdp.attribution.v1.AttributionService/RunAttribution',
             omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.RunAttributionRequest.SerializeToString,
             omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.RunAttributionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartAttribution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.attribution.v1.AttributionService/StartAttribution',
+            omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.StartAttributionRequest.SerializeToString,
+            omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.StartAttributionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAttributionOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.attribution.v1.AttributionService/GetAttributionOperation',
+            omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.GetAttributionOperationRequest.SerializeToString,
+            omnicdp_dot_attribution_dot_v1_dot_attribution__pb2.GetAttributionOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,
