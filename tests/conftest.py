@@ -69,16 +69,19 @@ def services(request, tmp_path: Path) -> Iterator[Services]:
         yield from running_services(tmp_path, database_url)
 
 
-def running_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+def running_services(tmp_path: Path, database_url: str,
+                     **profile_settings: object) -> Iterator[Services]:
     """The three services on ``tmp_path`` (DuckDB) or ``database_url`` (PostgreSQL); run
-    again on the same arguments, a restart that finds the same data."""
+    again on the same arguments, a restart that finds the same data. ``profile_settings``
+    override the profile service's settings."""
     identity = build_identity(config.load(
         IdentitySettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path,
         database_url=database_url))
     identity.start()
     profile = build_profile(config.load(
         ProfileSettings, environ={}, address="127.0.0.1:0", data_dir=tmp_path,
-        database_url=database_url, identity_addr=f"127.0.0.1:{identity.port}"))
+        database_url=database_url, identity_addr=f"127.0.0.1:{identity.port}",
+        **profile_settings))
     profile.start()
     attribution = build_attribution(config.load(
         AttributionSettings, environ={}, address="127.0.0.1:0",

@@ -92,7 +92,7 @@ def test_a_rejected_result_always_carries_message_id_which_may_be_null(client,
 
 @pytest.mark.parametrize("method, path, allowed", [
     ("POST", "/healthz", "GET"),
-    ("DELETE", "/v1/profiles/c-1", "GET"),
+    ("POST", "/v1/profiles/c-1", "GET, DELETE"),
     ("GET", "/v1/events", "POST"),
     ("PUT", "/v1/reports/attribution", "GET"),
 ])

@@ -17,6 +17,16 @@ IDENTIFIER_TYPES: tuple[str, ...] = ("user_id", "crm_id", "loyalty_id", "email",
 PRIORITY: dict[str, int] = {id_type: rank for rank, id_type in enumerate(IDENTIFIER_TYPES)}
 TRAIT_FIELDS: tuple[str, ...] = ("first_name", "last_name", "date_of_birth", "address_line",
                                  "city", "postcode", "region", "country")
+#: Purposes a customer consents to (or not), per channel or for every channel.
+CONSENT_PURPOSES: tuple[str, ...] = ("marketing_email", "sms", "push", "personalisation",
+                                     "ad_platform_transfer")
+CONSENT_STATUSES: tuple[str, ...] = ("granted", "denied", "withdrawn")
+#: GDPR article 6(1)'s lawful bases (152-FZ asks for consent as a separate, provable act).
+LEGAL_BASES: tuple[str, ...] = ("consent", "contract", "legal_obligation", "vital_interests",
+                                "public_task", "legitimate_interests")
+#: The track event partners send a consent decision as (properties: purpose, channel,
+#: status, legal_basis, proof_reference).
+CONSENT_EVENT = "Consent Updated"
 
 MAX_IDENTIFIER_LENGTH = 256
 MAX_BATCH_EVENTS = 500

@@ -11,7 +11,14 @@ from omnicdp.core.jsonvalues import text_problem
 from omnicdp.services.attribution.client import DIMENSIONS, AttributionReport
 from omnicdp.services.gateway import schemas
 from omnicdp.services.gateway.problems import ProblemError, violations_to_json
-from omnicdp.services.profile.client import EventIn, IngestResult, Profile, StoredEvent
+from omnicdp.services.profile.client import (
+    Consent,
+    Erasure,
+    EventIn,
+    IngestResult,
+    Profile,
+    StoredEvent,
+)
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -54,15 +61,43 @@ def profile_json(profile: Profile) -> dict[str, Any]:
         "customer_id": profile.customer_id,
         "identifiers": identifiers,
         "traits": profile.traits,
-        "consents": [{"purpose": c.purpose, "channel": c.channel, "granted": c.granted,
-                      "source": c.source, "updated_at": rfc3339(c.updated_at)}
-                     for c in profile.consents],
+        "consents": [consent_json(c) for c in profile.consents],
         "first_seen": rfc3339(profile.first_seen),
         "last_seen": rfc3339(profile.last_seen),
         "event_count": profile.event_count,
         "scores": dict(profile.scores),
         "merged_customer_ids": list(profile.merged_customer_ids),
+        "identifier_details": [{"type": d.id_type, "value": d.value,
+                                "sources": list(d.sources),
+                                "first_seen": rfc3339(d.first_seen),
+                                "last_seen": rfc3339(d.last_seen)}
+                               for d in profile.identifier_details],
+        "counters": {"events_by_channel": dict(profile.counters.events_by_channel),
+                     "orders_online": profile.counters.orders_online,
+                     "orders_store": profile.counters.orders_store,
+                     "revenue": profile.counters.revenue},
     }
+
+
+def consent_json(consent: Consent) -> dict[str, Any]:
+    return {"purpose": consent.purpose, "channel": consent.channel or None,
+            "status": consent.status, "granted": consent.granted,
+            "updated_at": rfc3339(consent.updated_at), "source": consent.source,
+            "legal_basis": consent.legal_basis, "proof_reference": consent.proof_reference,
+            "recorded_at": rfc3339(consent.recorded_at)}
+
+
+def consent_in(decision: schemas.ConsentDecision) -> Consent:
+    return Consent(purpose=decision.purpose, channel=decision.channel or "",
+                   status=decision.status, updated_at=decision.updated_at,  # type: ignore
+                   source=decision.source or "", legal_basis=decision.legal_basis or "",
+                   proof_reference=decision.proof_reference or "")
+
+
+def erasure_json(erasure: Erasure) -> dict[str, Any]:
+    return {"customer_id": erasure.customer_id, "events_erased": erasure.events,
+            "identifiers_erased": erasure.identifiers, "consents_erased": erasure.consents,
+            "records_erased": erasure.records, "erased_at": rfc3339(erasure.erased_at)}
 
 
 def rejected_json(message_id: Any, violations: list[dict[str, str]]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from omnicdp.services.gateway import schemas, segment
 from omnicdp.services.gateway.problems import PROBLEM
 
 BATCH_SCHEMA_REF = "#/components/schemas/EventBatch"
+CONSENT_UPDATE_REF = "#/components/schemas/ConsentUpdate"
 PROBLEM_REF = "#/components/schemas/Problem"
 NOT_READY_REF = "#/components/schemas/NotReady"
 SEGMENT_BATCH_REF = "#/components/schemas/SegmentBatch"
@@ -124,7 +125,8 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
 def complete(app: FastAPI) -> None:
     """Wrap ``app.openapi`` so the document it serves is complete."""
     generate = app.openapi
-    extra_schemas = _component_schemas(schemas.EventBatch, schemas.Problem, schemas.NotReady,
+    extra_schemas = _component_schemas(schemas.EventBatch, schemas.ConsentUpdate,
+                                       schemas.Problem, schemas.NotReady,
                                        schemas.SegmentBatch, schemas.SegmentMessage,
                                        schemas.SegmentProblem)
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from omnicdp.core import errors
 
@@ -90,6 +91,14 @@ def _code_of(status: int) -> str:
     return HTTPStatus(status).phrase.upper().replace(" ", "_").replace("-", "_")
 
 
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    methods: dict[str, None] = {}
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.fullmatch(path):
+            methods.update(dict.fromkeys(sorted(route.methods - {"HEAD"})))
+    return list(methods)
+
+
 def install(app: FastAPI, segment_paths: Collection[str] = ()) -> None:
     """Make every error of ``app`` a problem+json response; on ``segment_paths`` (the
     Segment spec's endpoints) one that Segment's libraries can read too."""
@@ -114,8 +123,13 @@ def install(app: FastAPI, segment_paths: Collection[str] = ()) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = error.headers
+        if error.status_code == 405:
+            # Starlette names the methods of the first route matching the path only; a path
+            # served by several routes (GET and DELETE of a profile) allows all of theirs.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed(app, request.url.path))}
         return answer(request, ProblemError(error.status_code, _code_of(error.status_code),
-                                            str(error.detail), headers=error.headers))
+                                            str(error.detail), headers=headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

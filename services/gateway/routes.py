@@ -8,11 +8,13 @@ run time, and they name ``require(...)``, a closure of ``create_app``."""
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES, MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from omnicdp.services.attribution.client import MODELS, AttributionClient
@@ -142,6 +144,71 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
     def get_profile(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")]):
         """The unified profile of a customer; merged ids resolve to the surviving profile."""
         return conversions.profile_json(backends.profile.get_profile(customer_id))
+
+    @app.delete("/v1/profiles/{customer_id}", response_model=schemas.Erasure,
+                tags=["profiles"],
+                responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def erase_profile(
+        customer_id: str, key: Annotated[ApiKey, require("profiles:erase")],
+        reason: Annotated[str, Query(
+            min_length=1, max_length=256,
+            description="Why, for the audit log, without personal data (e.g. a ticket "
+                        "number).")] = "erasure requested through the partner API",
+    ):
+        """Erase a customer (152-FZ, GDPR art. 17): its events, identifiers, traits and
+        consents here and its records in the identity graph. The audit log keeps who (the
+        API key's name), which customer, when and the counts, never values; the hashed
+        identifiers stay on a suppression list, so the person's later events build no
+        profile (they are rejected, or accepted and dropped, as the service is set)."""
+        return conversions.erasure_json(
+            backends.profile.erase_profile(customer_id, key.name, reason))
+
+    @app.put("/v1/profiles/{customer_id}/consents", response_model=schemas.Consents,
+             tags=["profiles"],
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"$ref": openapi.CONSENT_UPDATE_REF}}}}},
+             responses=openapi.problems(400, 401, 403, 404, 408, 413, 415, 422, 429, 500,
+                                        503, 504))
+    async def put_consents(customer_id: str,
+                           request: Request, key: Annotated[ApiKey, require("events:write")]):
+        """Record consent decisions per purpose and channel, with the legal basis and the
+        proof's reference; answers the customer's current consents. The latest decision
+        (by `updated_at`) per purpose and channel wins; every decision is kept
+        (`GET .../consents/history`). Partners may send the same as `Consent Updated` track
+        events."""
+        document = await bodies.read_json(request, max_body_bytes, body_timeout)
+        try:
+            update = schemas.ConsentUpdate.model_validate(document)
+        except ValidationError as error:
+            raise ProblemError(422, "INVALID_ARGUMENT", "invalid consent decisions", [
+                {"field": ".".join(str(p) for p in e["loc"]) or "body",
+                 "description": e["msg"]} for e in error.errors()]) from None
+        current = await run_in_threadpool(
+            backends.profile.update_consents, customer_id,
+            [replace(conversions.consent_in(d), source=d.source or key.name)
+             for d in update.consents])
+        return {"consents": [conversions.consent_json(c) for c in current]}
+
+    @app.get("/v1/profiles/{customer_id}/consents", response_model=schemas.Consents,
+             tags=["profiles"],
+             responses=openapi.problems(400, 401, 403, 404, 429, 500, 503, 504))
+    def get_consents(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")]):
+        """The customer's current consents: the latest decision per purpose and channel."""
+        profile = backends.profile.get_profile(customer_id)
+        return {"consents": [conversions.consent_json(c) for c in profile.consents]}
+
+    @app.get("/v1/profiles/{customer_id}/consents/history", response_model=schemas.ConsentHistory,
+             tags=["profiles"],
+             responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def get_consent_history(customer_id: str,
+                            _key: Annotated[ApiKey, require("profiles:read")],
+                            page_size: Annotated[int, Query(ge=0, le=1000)] = 100,
+                            page_token: str = ""):
+        """Every consent decision of the customer, newest first, paginated."""
+        decisions, token = backends.profile.consent_history(customer_id, page_size,
+                                                            page_token)
+        return {"consents": [conversions.consent_json(c) for c in decisions],
+                "next_page_token": token}
 
     @app.get("/v1/profiles/{customer_id}/events", response_model=schemas.EventPage,
              tags=["profiles"],

@@ -18,8 +18,11 @@ from omnicdp.core.jsonvalues import (
 )
 from omnicdp.core.vocabulary import (
     CHANNELS,
+    CONSENT_PURPOSES,
+    CONSENT_STATUSES,
     EVENT_TYPES,
     IDENTIFIER_TYPES,
+    LEGAL_BASES,
     MAX_BATCH_EVENTS,
     MAX_IDENTIFIER_LENGTH,
 )
@@ -144,24 +147,99 @@ class StoredEvent(BaseModel):
                     "was recorded, or sent by an internal service.")
 
 
+ConsentPurpose = Literal[CONSENT_PURPOSES]  # type: ignore[valid-type]
+ConsentStatus = Literal[CONSENT_STATUSES]  # type: ignore[valid-type]
+LegalBasis = Literal[LEGAL_BASES]  # type: ignore[valid-type]
+
+
 class Consent(BaseModel):
+    """A consent decision as stored."""
+
     purpose: str
-    channel: str
+    channel: str | None = Field(description="null: every channel")
+    status: str
     granted: bool
-    updated_at: datetime | None
+    updated_at: datetime | None = Field(description="when the customer decided")
     source: str
+    legal_basis: str
+    proof_reference: str
+    recorded_at: datetime | None = Field(description="when omnicdp recorded the decision")
+
+
+class ConsentDecision(BaseModel):
+    """A consent decision to record. The latest decision (by `updated_at`) per purpose and
+    channel is the current one; every decision is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: ConsentPurpose
+    channel: ChannelName | None = Field(default=None,
+                                        description="The channel; omitted: every channel.")
+    status: ConsentStatus
+    updated_at: Timestamp = Field(default=None, description="When the customer decided. "
+                                                            + TIMESTAMP_DESCRIPTION)
+    legal_basis: LegalBasis | None = Field(default=None,
+                                           description="GDPR art. 6(1); default `consent`.")
+    source: str | None = Field(default=None, max_length=256,
+                               description="Where the decision was made; default: the API "
+                                           "key's name.")
+    proof_reference: str | None = Field(
+        default=None, max_length=256,
+        description="Where the proof is kept (a signed form's id, a double opt-in message).")
+
+
+class ConsentUpdate(BaseModel):
+    consents: list[ConsentDecision] = Field(min_length=1, max_length=100)
+
+
+class Consents(BaseModel):
+    consents: list[Consent]
+
+
+class ConsentHistory(BaseModel):
+    consents: list[Consent] = Field(description="Decisions, newest first.")
+    next_page_token: str
+
+
+class IdentifierDetail(BaseModel):
+    type: str
+    value: str
+    sources: list[str]
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+class Counters(BaseModel):
+    events_by_channel: dict[str, int]
+    orders_online: int
+    orders_store: int = Field(description="`Order Completed` in stores and the call centre")
+    revenue: float
 
 
 class Profile(BaseModel):
     customer_id: str
     identifiers: dict[str, list[str]]
     traits: dict[str, Any]
-    consents: list[Consent]
+    consents: list[Consent] = Field(description="The current decision per purpose and "
+                                                "channel.")
     first_seen: datetime | None
     last_seen: datetime | None
     event_count: int
     scores: dict[str, float]
     merged_customer_ids: list[str]
+    identifier_details: list[IdentifierDetail] = Field(
+        description="Each identifier with the sources that sent it, first and last seen.")
+    counters: Counters
+
+
+class Erasure(BaseModel):
+    """What an erasure removed: counts only."""
+
+    customer_id: str
+    events_erased: int
+    identifiers_erased: int
+    consents_erased: int
+    records_erased: int
+    erased_at: datetime
 
 
 class EventPage(BaseModel):

@@ -78,6 +78,7 @@ def resolution_to_proto(resolution: Resolution) -> identity_pb2.Resolution:
         violations=protoconv.violations_to_proto(resolution.violations),
         warnings=protoconv.violations_to_proto(resolution.warnings),
         identity_record_id=resolution.identity_record_id,
+        suppressed=resolution.suppressed,
     )
 
 
@@ -92,6 +93,7 @@ def resolution_from_proto(message: identity_pb2.Resolution) -> Resolution:
         violations=protoconv.violations_from_proto(message.violations),
         warnings=protoconv.violations_from_proto(message.warnings),
         identity_record_id=message.identity_record_id,
+        suppressed=message.suppressed,
     )
 
 

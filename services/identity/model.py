@@ -45,6 +45,8 @@ class Resolution:
     # The identity record the observation is stored as; events keep it, and follow it
     # through merges and splits. Empty when rejected.
     identity_record_id: str = ""
+    # An identifier belongs to an erased customer (a tombstone): nothing was stored or linked.
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)

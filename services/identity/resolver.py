@@ -12,6 +12,9 @@ result. The rules, in the order they apply:
    left out of linking and reported as a warning, so a store purchase is not lost to a
    mistyped phone; a record with no usable identifier is rejected, with the reasons as
    violations. A rejected record changes nothing and does not stop the rest of its batch.
+   A record carrying an identifier of an erased customer (its SHA-256 tombstone) is
+   *suppressed*: nothing of it is stored and it resolves to no customer, so the person is
+   not silently rebuilt (the caller decides whether to reject or drop the event).
 2. **Identifier classes.**
    *Definitive* types (``user_id``, ``crm_id``, ``loyalty_id``, ``email``) identify a person:
    a customer holding the record's value is linked unconditionally (subject to rule 3).
@@ -169,7 +172,7 @@ class Resolver:
         """The resolutions and the change log position after the batch's one transaction
         (rule 8). Records are normalised before it starts; a backend that aborts the
         transaction on a conflict with a concurrent one runs it again from the start."""
-        prepared = [self._prepare(record) for record in records]
+        prepared = self._suppress([self._prepare(record) for record in records])
         model = self.matcher.model if self.matcher is not None else None  # one per batch
 
         def link_all(graph: GraphTransaction) -> tuple[list[Resolution], dict]:
@@ -187,6 +190,18 @@ class Resolver:
             change_seq = max(change_seq,
                              self._store.split_placeholder(id_type, value, reason))
         return ResolvedBatch(resolutions, change_seq)
+
+    def _suppress(self, prepared: list[_Prepared | Resolution]) -> list[_Prepared | Resolution]:
+        """Records carrying an erased customer's identifier (its tombstone) are left out:
+        nothing of them is stored, and they resolve to no customer (``suppressed``)."""
+        erased = self._store.erased_among(
+            pair for item in prepared if isinstance(item, _Prepared)
+            for pair in item.identifiers.items())
+        if not erased:
+            return prepared
+        return [Resolution(item.record.record_id, None, suppressed=True)
+                if isinstance(item, _Prepared) and erased & set(item.identifiers.items())
+                else item for item in prepared]
 
     def _prefetch_candidates(self, graph: GraphTransaction,
                              prepared: Sequence[_Prepared | Resolution]) -> None:

@@ -8,9 +8,17 @@ from collections.abc import Iterator, Sequence
 from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
 from omnicdp.core import channels, protoconv
 from omnicdp.services.profile import convert
-from omnicdp.services.profile.model import Consent, EventIn, IngestResult, Profile, StoredEvent
+from omnicdp.services.profile.model import (
+    Consent,
+    Erasure,
+    EventIn,
+    IngestResult,
+    Profile,
+    StoredEvent,
+)
 
-__all__ = ["Consent", "EventIn", "IngestResult", "Profile", "ProfileClient", "StoredEvent"]
+__all__ = ["Consent", "EventIn", "Erasure", "IngestResult", "Profile", "ProfileClient",
+           "StoredEvent"]
 
 class ProfileClient(channels.ServiceClient):
     PEER = "profile"
@@ -33,6 +41,29 @@ class ProfileClient(channels.ServiceClient):
             type=protoconv.identifier_type_value(id_type), value=value)
         response = self._unary("LookupProfile", request)
         return convert.profile_from_proto(response.profile)
+
+    def update_consents(self, customer_id: str, decisions: Sequence[Consent]) -> list[Consent]:
+        """Record consent decisions; the customer's current consents."""
+        response = self._unary("UpdateConsents", profile_pb2.UpdateConsentsRequest(
+            customer_id=customer_id, consents=[convert.consent_to_proto(d) for d in decisions]))
+        return [convert.consent_from_proto(c) for c in response.consents]
+
+    def consent_history(self, customer_id: str, page_size: int = 0,
+                        page_token: str = "") -> tuple[list[Consent], str]:
+        """A page of a customer's consent decisions, newest first, and the next token."""
+        response = self._unary("ListConsentHistory", profile_pb2.ListConsentHistoryRequest(
+            customer_id=customer_id, page_size=page_size, page_token=page_token))
+        return ([convert.consent_from_proto(c) for c in response.consents],
+                response.next_page_token)
+
+    def erase_profile(self, customer_id: str, actor: str, reason: str = "") -> Erasure:
+        """Erase a customer here and in the identity service; what was erased (counts)."""
+        response = self._unary("EraseProfile", profile_pb2.EraseProfileRequest(
+            customer_id=customer_id, actor=actor, reason=reason))
+        return Erasure(response.customer_id, response.events_erased,
+                       response.identifiers_erased, response.consents_erased,
+                       response.records_erased,
+                       protoconv.timestamp_to_datetime(response.erased_at))
 
     def journey(self, customer_id: str, page_size: int = 0,
                 page_token: str = "") -> tuple[list[StoredEvent], str]:

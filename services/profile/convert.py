@@ -6,7 +6,15 @@ from __future__ import annotations
 from omnicdp.api.common.v1 import common_pb2
 from omnicdp.api.profile.v1 import profile_pb2
 from omnicdp.core import protoconv
-from omnicdp.services.profile.model import Consent, EventIn, IngestResult, Profile, StoredEvent
+from omnicdp.services.profile.model import (
+    Consent,
+    Counters,
+    EventIn,
+    IdentifierDetail,
+    IngestResult,
+    Profile,
+    StoredEvent,
+)
 
 _STATUS = {
     "accepted": profile_pb2.INGEST_STATUS_ACCEPTED,
@@ -14,6 +22,37 @@ _STATUS = {
     "rejected": profile_pb2.INGEST_STATUS_REJECTED,
 }
 _STATUS_NAME = {value: name for name, value in _STATUS.items()}
+_CONSENT_STATUS = {
+    "granted": profile_pb2.CONSENT_STATUS_GRANTED,
+    "denied": profile_pb2.CONSENT_STATUS_DENIED,
+    "withdrawn": profile_pb2.CONSENT_STATUS_WITHDRAWN,
+}
+_CONSENT_STATUS_NAME = {value: name for name, value in _CONSENT_STATUS.items()}
+
+
+def consent_to_proto(consent: Consent) -> profile_pb2.Consent:
+    message = profile_pb2.Consent(
+        purpose=consent.purpose, channel=protoconv.channel_value(consent.channel or None),
+        granted=consent.granted, status=_CONSENT_STATUS.get(consent.status, 0),
+        source=consent.source, legal_basis=consent.legal_basis,
+        proof_reference=consent.proof_reference)
+    if consent.updated_at is not None:  # unset in an update: the time it is recorded
+        message.updated_at.CopyFrom(protoconv.timestamp_from_datetime(consent.updated_at))
+    if consent.recorded_at is not None:
+        message.recorded_at.CopyFrom(protoconv.timestamp_from_datetime(consent.recorded_at))
+    return message
+
+
+def consent_from_proto(message: profile_pb2.Consent) -> Consent:
+    """A decision as sent (an unset time is None: the service fills in when it records it)."""
+    return Consent(
+        purpose=message.purpose,
+        channel=protoconv.channel_name(message.channel) if message.channel else "",
+        status=_CONSENT_STATUS_NAME.get(message.status, ""),
+        updated_at=protoconv.optional_timestamp(message, "updated_at"),  # type: ignore[arg-type]
+        source=message.source, legal_basis=message.legal_basis,
+        proof_reference=message.proof_reference,
+        recorded_at=protoconv.optional_timestamp(message, "recorded_at"))
 
 
 def event_in_to_proto(event: EventIn) -> common_pb2.Event:
@@ -73,15 +112,21 @@ def profile_to_proto(profile: Profile) -> profile_pb2.Profile:
         customer_id=profile.customer_id,
         identifiers=protoconv.identifier_list_to_proto(profile.identifiers),
         traits=protoconv.struct_from_dict(profile.traits),
-        consents=[profile_pb2.Consent(
-            purpose=c.purpose, channel=protoconv.channel_value(c.channel), granted=c.granted,
-            updated_at=protoconv.timestamp_from_datetime(c.updated_at), source=c.source)
-            for c in profile.consents],
+        consents=[consent_to_proto(c) for c in profile.consents],
         first_seen=protoconv.timestamp_from_datetime(profile.first_seen),
         last_seen=protoconv.timestamp_from_datetime(profile.last_seen),
         scores=profile.scores,
         event_count=profile.event_count,
         merged_customer_ids=profile.merged_customer_ids,
+        identifier_details=[profile_pb2.ProfileIdentifier(
+            type=protoconv.identifier_type_value(d.id_type), value=d.value, sources=d.sources,
+            first_seen=protoconv.timestamp_from_datetime(d.first_seen),
+            last_seen=protoconv.timestamp_from_datetime(d.last_seen))
+            for d in profile.identifier_details],
+        counters=profile_pb2.ProfileCounters(
+            events_by_channel=profile.counters.events_by_channel,
+            orders_online=profile.counters.orders_online,
+            orders_store=profile.counters.orders_store, revenue=profile.counters.revenue),
     )
 
 
@@ -93,11 +138,16 @@ def profile_from_proto(message: profile_pb2.Profile) -> Profile:
         first_seen=protoconv.timestamp_to_datetime(message.first_seen),
         last_seen=protoconv.timestamp_to_datetime(message.last_seen),
         event_count=message.event_count,
-        consents=[Consent(c.purpose, protoconv.channel_name(c.channel), c.granted,
-                          protoconv.timestamp_to_datetime(c.updated_at), c.source)
-                  for c in message.consents],
+        consents=[consent_from_proto(c) for c in message.consents],
         scores=dict(message.scores),
         merged_customer_ids=list(message.merged_customer_ids),
+        identifier_details=[IdentifierDetail(
+            protoconv.identifier_type_name(d.type), d.value, tuple(d.sources),
+            protoconv.timestamp_to_datetime(d.first_seen),
+            protoconv.timestamp_to_datetime(d.last_seen)) for d in message.identifier_details],
+        counters=Counters(dict(message.counters.events_by_channel),
+                          message.counters.orders_online, message.counters.orders_store,
+                          message.counters.revenue),
     )
 
 

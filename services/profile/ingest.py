@@ -16,6 +16,7 @@ from omnicdp.core import jsonvalues
 from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.core.vocabulary import CHANNELS, EVENT_TYPES, IDENTIFIER_TYPES, MAX_BATCH_EVENTS
 from omnicdp.services.identity.client import IdentityRecord, ResolvedBatch
+from omnicdp.services.profile import consents
 from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.model import EventIn, IngestResult, StoredEvent
 from omnicdp.services.profile.store.base import ProfileStore
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_ID = 128
 MAX_CLOCK_SKEW = timedelta(days=1)
+ERASED_PERSON = FieldViolation(
+    "identifiers", "an identifier belongs to a person whose data was erased: the event is "
+    "not stored (CDP_ERASED_EVENTS=reject)")
+ERASED_PERSON_KEPT_OUT = FieldViolation(
+    "identifiers", "an identifier belongs to a person whose data was erased: accepted, but "
+    "neither stored nor built into a profile (CDP_ERASED_EVENTS=accept)")
 
 
 class IdentityResolver(Protocol):
@@ -69,6 +76,7 @@ def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
             problems.append(FieldViolation(name, problem))
     problems += jsonvalues.value_violations(event.traits, "traits", 1)
     problems += jsonvalues.value_violations(event.properties, "properties", 1)
+    problems += consents.event_problems(event.event, event.properties)
     revenue = event.properties.get("revenue")
     revenue_problem = None if revenue is None else jsonvalues.revenue_problem(revenue)
     if revenue_problem and not any(p.field == "properties.revenue" for p in problems):
@@ -78,10 +86,11 @@ def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
 
 class Ingestor:
     def __init__(self, store: ProfileStore, identity: IdentityResolver,
-                 membership: MembershipFollower) -> None:
+                 membership: MembershipFollower, erased_events: str = "reject") -> None:
         self._store = store
         self._identity = identity
         self._membership = membership
+        self._reject_erased = erased_events == "reject"
 
     def ingest(self, events: Sequence[EventIn], now: datetime | None = None) -> list[IngestResult]:
         """Validate, drop duplicates, resolve, store; nothing is acknowledged before both the
@@ -115,8 +124,16 @@ class Ingestor:
         to_store: list[StoredEvent] = []
         identifier_rows = []
         merged_into: dict[str, str] = {}  # loser -> survivor, for the acknowledgements
+        suppressed = 0
         for i, resolution in zip(pending, resolved.resolutions, strict=True):
             event = events[i]
+            if resolution.suppressed:
+                suppressed += 1
+                results[i] = (
+                    IngestResult(event.message_id, "rejected", violations=(ERASED_PERSON,))
+                    if self._reject_erased else
+                    IngestResult(event.message_id, "accepted", warnings=(ERASED_PERSON_KEPT_OUT,)))
+                continue
             if resolution.violations or not resolution.customer_id:
                 results[i] = IngestResult(event.message_id, "rejected",
                                           violations=tuple(resolution.violations))
@@ -154,5 +171,6 @@ class Ingestor:
         for i, result in enumerate(results):  # repeats within the batch: the first's customer
             if result and result.status == "duplicate" and not result.customer_id:
                 results[i] = replace(result, customer_id=customer_of.get(result.message_id, ""))
-        log.info("ingested batch of %d: %d stored", len(events), len(stored))
+        log.info("ingested batch of %d: %d stored, %d of erased persons", len(events),
+                 len(stored), suppressed)
         return [r for r in results if r is not None]

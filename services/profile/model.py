@@ -48,11 +48,53 @@ class StoredEvent:
 
 @dataclass(frozen=True)
 class Consent:
+    """One consent decision: for ``purpose`` on ``channel`` ("" for every channel), the
+    customer's ``status`` (granted, denied, withdrawn) decided at ``updated_at``."""
+
     purpose: str
     channel: str
-    granted: bool
+    status: str
     updated_at: datetime
     source: str = ""
+    legal_basis: str = "consent"
+    proof_reference: str = ""
+    recorded_at: datetime | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.status == "granted"
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure removed (counts only: no personal data)."""
+
+    customer_id: str
+    events: int
+    identifiers: int
+    consents: int
+    records: int
+    erased_at: datetime
+
+
+@dataclass(frozen=True)
+class IdentifierDetail:
+    """One identifier of a profile: the sources that sent it, when it was first and last
+    seen."""
+
+    id_type: str
+    value: str
+    sources: tuple[str, ...]
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class Counters:
+    events_by_channel: dict[str, int] = field(default_factory=dict)
+    orders_online: int = 0
+    orders_store: int = 0
+    revenue: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +110,8 @@ class Profile:
     consents: list[Consent] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     merged_customer_ids: list[str] = field(default_factory=list)
+    identifier_details: list[IdentifierDetail] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from omnicdp.api.common.v1 import common_pb2
 from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
 from omnicdp.core import protoconv
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile import convert
-from omnicdp.services.profile.ingest import IdentityResolver, Ingestor
+from omnicdp.services.profile.consents import ConsentBook
+from omnicdp.services.profile.erasure import Eraser
+from omnicdp.services.profile.golden import TraitPolicy
+from omnicdp.services.profile.ingest import Ingestor
 from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.model import StoredEvent
 from omnicdp.services.profile.profiles import ProfileReader, SizeOf
@@ -17,10 +22,12 @@ from omnicdp.services.profile.store import ProfileStore, open_store
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, store: ProfileStore, identity: IdentityResolver,
-                 membership: MembershipFollower) -> None:
-        self._ingestor = Ingestor(store, identity, membership)
+    def __init__(self, store: ProfileStore, identity: IdentityClient,
+                 membership: MembershipFollower, erased_events: str = "reject") -> None:
+        self._ingestor = Ingestor(store, identity, membership, erased_events)
+        self._eraser = Eraser(store, identity, membership)
         self._reader = ProfileReader(store, identity)
+        self._consents = ConsentBook(store)
 
     def IngestEvents(self, request, context):  # noqa: N802 (generated name)
         results = self._ingestor.ingest([convert.event_in_from_proto(e) for e in request.events])
@@ -49,6 +56,30 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             events=[messages[e.seq] for e in events], next_page_token=token)
 
 
+    def UpdateConsents(self, request, context):  # noqa: N802
+        current = self._consents.update(
+            request.customer_id, [convert.consent_from_proto(c) for c in request.consents],
+            datetime.now(UTC))
+        return profile_pb2.UpdateConsentsResponse(
+            consents=[convert.consent_to_proto(c) for c in current])
+
+    def ListConsentHistory(self, request, context):  # noqa: N802
+        decisions, token = self._consents.history(request.customer_id, request.page_size,
+                                                  request.page_token)
+        return profile_pb2.ListConsentHistoryResponse(
+            consents=[convert.consent_to_proto(c) for c in decisions], next_page_token=token)
+
+
+    def EraseProfile(self, request, context):  # noqa: N802
+        erased = self._eraser.erase(request.customer_id, request.actor, request.reason,
+                                    datetime.now(UTC))
+        return profile_pb2.EraseProfileResponse(
+            customer_id=erased.customer_id, events_erased=erased.events,
+            identifiers_erased=erased.identifiers, consents_erased=erased.consents,
+            records_erased=erased.records,
+            erased_at=protoconv.timestamp_from_datetime(erased.erased_at))
+
+
 def _measured() -> tuple[dict[int, common_pb2.Event], SizeOf]:
     """A page's events measured as the messages they are sent as (converted once)."""
     messages: dict[int, common_pb2.Event] = {}
@@ -60,7 +91,8 @@ def _measured() -> tuple[dict[int, common_pb2.Event], SizeOf]:
 
 
 def build(settings: Settings) -> ServiceHost:
-    store = open_store(settings.database_url, settings.data_dir)
+    store = open_store(settings.database_url, settings.data_dir,
+                       TraitPolicy.parse(settings.trait_strategies, settings.trusted_sources))
     identity = IdentityClient(settings.identity_addr)
     membership = MembershipFollower(store, identity)
     membership.start()
@@ -73,6 +105,6 @@ def build(settings: Settings) -> ServiceHost:
     return ServiceHost(
         "profile",
         [Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server,
-                      ProfileServicer(store, identity, membership),
+                      ProfileServicer(store, identity, membership, settings.erased_events),
                       profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name)],
         settings.address, grace_seconds=settings.grace_seconds, on_stop=close)

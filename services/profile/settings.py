@@ -7,6 +7,9 @@ from pathlib import Path
 
 from omnicdp.core.settings import setting
 
+ERASED_EVENT_POLICIES = ("reject", "accept")
+STRATEGY_NAMES = ("most_recent", "oldest", "most_frequent", "trusted_source")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,3 +23,34 @@ class Settings:
                                  "host:port of the identity service")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight calls get on shutdown")
+    trait_strategies: str = setting(
+        "", "CDP_TRAIT_STRATEGIES",
+        "how the golden record chooses each trait among the values seen: trait=strategy,... "
+        "with strategy one of most_recent (the default), oldest, most_frequent, "
+        "trusted_source; *=strategy sets the default, e.g. "
+        "'date_of_birth=trusted_source,first_name=most_frequent'")
+    trusted_sources: str = setting(
+        "", "CDP_TRUSTED_SOURCES",
+        "sources in order of trust for trusted_source traits, most trusted first, "
+        "e.g. 'crm,pos,web'")
+
+    erased_events: str = setting(
+        "reject", "CDP_ERASED_EVENTS",
+        "events carrying an identifier of an erased person: reject (the partner sees "
+        "status rejected) or accept (acknowledged, neither stored nor built into a profile)")
+
+    def validate(self) -> None:
+        if self.erased_events not in ERASED_EVENT_POLICIES:
+            raise SystemExit(f"invalid --erased-events / CDP_ERASED_EVENTS "
+                             f"{self.erased_events!r}: one of "
+                             f"{', '.join(ERASED_EVENT_POLICIES)}")
+        # Parsed here (not with golden.TraitPolicy: settings stay light for `cdp --help`).
+        for item in filter(None, (p.strip() for p in self.trait_strategies.split(","))):
+            trait, sep, strategy = item.partition("=")
+            if not sep or not trait.strip() or strategy.strip() not in STRATEGY_NAMES:
+                raise SystemExit(
+                    f"invalid --trait-strategies / CDP_TRAIT_STRATEGIES item {item!r}: expected "
+                    f"trait=strategy with strategy one of {', '.join(STRATEGY_NAMES)}")
+            if strategy.strip() == "trusted_source" and not self.trusted_sources.strip():
+                raise SystemExit("the trusted_source strategy needs --trusted-sources / "
+                                 "CDP_TRUSTED_SOURCES: the sources, most trusted first")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -197,6 +197,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             decided_at TIMESTAMP NOT NULL,
             PRIMARY KEY (record_a, record_b)
         )""",
+    )),
+    (6, "suppression: erased identifiers found by their hash alone", (
+        "CREATE INDEX erased_identifiers_by_hash ON erased_identifiers (value_sha256)",
     )),
 )
 
@@ -470,6 +473,11 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                            [(t, sha256_hex(v), now) for t, v in identifiers],
                            "ON CONFLICT (id_type, value_sha256) DO NOTHING")
             session.execute("DELETE FROM identifiers WHERE customer_id = %s", [live])
+            if identifiers:  # the names seen with its e-mails and phones (placeholder guard)
+                session.execute(
+                    "DELETE FROM identifier_names WHERE key = ANY(%s) AND value = ANY(%s)",
+                    [sorted({key_hash(t, v) for t, v in identifiers}),
+                     sorted({v for _, v in identifiers})])
             if records:
                 session.execute("DELETE FROM record_identifiers WHERE record_id = ANY(%s)",
                                 [records])
@@ -729,6 +737,17 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                                  aware_utc(self._record_last_seen(r, naive_utc(last))))
                     for r, c, source, features, ids, first, last in rows]
         return self._run(read)
+
+    def erased_among(self, identifiers: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        by_hash: dict[str, list[tuple[str, str]]] = {}
+        for id_type, value in identifiers:
+            by_hash.setdefault(sha256_hex(value), []).append((id_type, value))
+        if not by_hash:
+            return set()
+        rows = self._run(lambda s: s.fetch(
+            "SELECT id_type, value_sha256 FROM erased_identifiers WHERE value_sha256 = ANY(%s)",
+            [sorted(by_hash)]))
+        return {(t, v) for id_type, digest in rows for t, v in by_hash[digest] if t == id_type}
 
     def is_erased(self, id_type: str, value: str) -> bool:
         """Whether a normalised identifier belonged to an erased customer (suppression)."""

@@ -18,20 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from omnicdp.services.identity.client import Change
-from omnicdp.services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.model import Consent, Erasure, Profile, StoredEvent
 
 # (record_id, id_type, normalised value, first seen)
 IdentifierRow = tuple[str, str, str, datetime]
 # Position after which a customer's journey continues: (timestamp, seq).
 JourneyCursor = tuple[datetime, int]
-
-
-def latest_traits(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Fold trait snapshots, oldest first: the latest non-empty value of each trait wins."""
-    traits: dict[str, Any] = {}
-    for snapshot in snapshots:
-        traits.update({k: v for k, v in snapshot.items() if v not in (None, "")})
-    return traits
 
 
 def json_value(value: Any) -> Any:
@@ -68,7 +60,8 @@ class ProfileStore(ABC):
 
     @abstractmethod
     def get_profile(self, customer_id: str) -> Profile | None:
-        """The profile, or None when no event of the customer is stored."""
+        """The golden record as stored (never folded from the events here), under the id
+        the customer is known by now; None when no event of the customer is stored."""
 
     @abstractmethod
     def list_customer_events(self, customer_id: str, after: JourneyCursor | None,
@@ -78,6 +71,26 @@ class ProfileStore(ABC):
     @abstractmethod
     def list_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
         """All events in storage order, with seq greater than after_seq."""
+
+    @abstractmethod
+    def record_consents(self, customer_id: str,
+                        decisions: Sequence[Consent]) -> list[Consent] | None:
+        """Keep the decisions a customer has not made already (same purpose, channel,
+        status, time, source, basis and proof) and return the current consents; None when
+        the customer has no profile."""
+
+    @abstractmethod
+    def consent_history(self, customer_id: str, offset: int,
+                        limit: int) -> list[Consent] | None:
+        """A customer's decisions, newest first; None when the customer has no profile."""
+
+    @abstractmethod
+    def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
+        """Add an entry to the erasure audit log (who, which customer, when, counts)."""
+
+    @abstractmethod
+    def erasure_log(self) -> list[tuple[Erasure, str]]:
+        """The erasure audit log, oldest first, with who asked for each."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -5,13 +5,15 @@ several replicas use PostgreSQL. The queries are ``sql.py``'s."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
+from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
 from omnicdp.services.profile.model import StoredEvent
-from omnicdp.services.profile.store.sql import CONSUMER, SqlProfileStore
+from omnicdp.services.profile.store.sql import CONSUMER, GOLDEN_MIGRATIONS, SqlProfileStore
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "events keyed by identity record; membership follows the identity change log", (
@@ -58,18 +60,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE events ADD COLUMN sent_by VARCHAR NOT NULL DEFAULT ''",
         "CREATE INDEX events_by_record ON events (record_id)",
     )),
+    *GOLDEN_MIGRATIONS,
+    # The embedded backend's own, numbered apart from the shared ones.
+    (101, "embedded: record identifiers by record (DuckDB probes no prefix of a composite key)",
+     ("CREATE INDEX record_identifiers_by_record ON record_identifiers (record_id)",)),
 )
+#: Golden records kept in memory at most (a few KB each).
+CACHE_CUSTOMERS = 20_000
 EVENT_INSERT_COLUMNS = ("message_id", "record_id", "customer_id", "type", "event", "channel",
                         "source", "ts", "received_at", "identifiers", "traits", "properties",
                         "sent_by")
 
 
 class DuckDBProfileStore(SqlProfileStore):
-    def __init__(self, path: str | Path) -> None:
+    """One writer process, which allows a bounded cache of golden records, written through
+    in the transaction that writes them and emptied by a rollback: a batch folds into the
+    records it finds there instead of reading them back (a DuckDB lookup of a batch's few
+    hundred customers by key costs tens of milliseconds)."""
+
+    def __init__(self, path: str | Path, policy: TraitPolicy | None = None,
+                 cache_customers: int = CACHE_CUSTOMERS) -> None:
+        self.policy = policy or TraitPolicy()
+        self._cache: OrderedDict[str, GoldenRecord] = OrderedDict()
+        self._cache_size = cache_customers
         self._db = DuckDBDatabase(path, "profile")
+        self._db.on_rollback.append(self._cache.clear)
         try:
             with self._db.session() as session:
                 migrate(session, MIGRATIONS, "profile")
+                self._upgrade_golden(session)
         except BaseException:
             self._db.close()
             raise
@@ -93,6 +112,29 @@ class DuckDBProfileStore(SqlProfileStore):
              json.dumps(e.traits, ensure_ascii=False),
              json.dumps(e.properties, ensure_ascii=False), e.sent_by) for e in fresh])
         return {e.message_id for e in fresh}
+
+    def _load_golden(self, session: Session, customer_ids: Iterable[str]
+                     ) -> dict[str, GoldenRecord]:
+        wanted = set(customer_ids)
+        found = {c: self._cache[c] for c in wanted if c in self._cache}
+        missing = wanted - found.keys()
+        if missing:
+            found.update(super()._load_golden(session, missing))
+        return found
+
+    def _save_golden(self, session: Session, records: Iterable[GoldenRecord]) -> None:
+        records = [r for r in records if r.event_count]
+        super()._save_golden(session, records)
+        for record in records:
+            self._cache[record.customer_id] = record
+            self._cache.move_to_end(record.customer_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _delete_golden(self, session: Session, customer_ids: Sequence[str]) -> None:
+        super()._delete_golden(session, customer_ids)
+        for customer_id in customer_ids:
+            self._cache.pop(customer_id, None)
 
     def close(self) -> None:
         self._db.close()

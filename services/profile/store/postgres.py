@@ -14,11 +14,13 @@ from contextlib import AbstractContextManager
 from psycopg.types.json import Jsonb
 
 from omnicdp.core.sql import Migration, PostgresDatabase, Session, naive_utc
+from omnicdp.services.profile.golden import TraitPolicy
 from omnicdp.services.profile.model import StoredEvent
-from omnicdp.services.profile.store.sql import CONSUMER, SqlProfileStore
+from omnicdp.services.profile.store.sql import CONSUMER, GOLDEN_MIGRATIONS, SqlProfileStore
 
 SCHEMA = "profile"
 _MIGRATION_LOCK = 7_142_001
+_GOLDEN_LOCK = 7_142_002
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "events keyed by identity record; membership follows the identity change log", (
         """CREATE TABLE events (
@@ -60,15 +62,25 @@ MIGRATIONS: tuple[Migration, ...] = (
     (2, "events record who sent them (the API key's name)", (
         "ALTER TABLE events ADD COLUMN sent_by TEXT NOT NULL DEFAULT ''",
     )),
+    *GOLDEN_MIGRATIONS,
 )
 
 
 class PostgresProfileStore(SqlProfileStore):
     CURSOR_LOCK = " FOR UPDATE"  # replicas apply the identity change log one at a time
-    def __init__(self, url: str, max_connections: int = 8) -> None:
+    # Golden records change one transaction at a time across replicas (as identity's graph
+    # does), so an ingest and a merge never fold into a record the other is rewriting.
+    GOLDEN_LOCK = f"SELECT pg_advisory_xact_lock({_GOLDEN_LOCK})"
+
+    def __init__(self, url: str, max_connections: int = 8,
+                 policy: TraitPolicy | None = None) -> None:
+        self.policy = policy or TraitPolicy()
         self._db = PostgresDatabase(url, SCHEMA, "profile", max_connections)
         try:
             self._db.setup(SCHEMA, _MIGRATION_LOCK, MIGRATIONS)
+            with self._db.session() as session:
+                self._lock_golden(session)
+                self._upgrade_golden(session)
         except BaseException:
             self._db.close()
             raise

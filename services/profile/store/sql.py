@@ -3,20 +3,38 @@
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from omnicdp.core.sql import Session, SqlStore, aware_utc, naive_utc, update_mapped
+from omnicdp.core.sql import (
+    Migration,
+    Session,
+    SqlStore,
+    aware_utc,
+    naive_utc,
+    update_mapped,
+    utc_now,
+)
 from omnicdp.services.identity.client import Change
-from omnicdp.services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.consents import current as current_consents
+from omnicdp.services.profile.consents import from_event as consent_of_event
+from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
+from omnicdp.services.profile.model import (
+    Consent,
+    Counters,
+    Erasure,
+    IdentifierDetail,
+    Profile,
+    StoredEvent,
+)
 from omnicdp.services.profile.store.base import (
     IdentifierRow,
     JourneyCursor,
     ProfileStore,
     json_value,
-    latest_traits,
 )
 
 CONSUMER = "identity"  # the change log this store follows
@@ -26,6 +44,62 @@ EVENT_COLUMNS = ("e.seq, e.message_id, coalesce(m.customer_id, e.customer_id), e
                  "e.event, e.channel, e.source, e.ts, e.received_at, e.identifiers, "
                  "e.traits, e.properties, e.record_id, e.sent_by")
 MEMBERS = "SELECT record_id FROM record_customers WHERE customer_id = %s"
+
+# Migrations both backends share (types in their common subset), after each one's own.
+GOLDEN_MIGRATIONS: tuple[Migration, ...] = (
+    (3, "golden records maintained at write time", (
+        # JSON as text on both backends: the record is read and written whole.
+        """CREATE TABLE profiles (
+            customer_id VARCHAR PRIMARY KEY,
+            first_seen TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            event_count BIGINT NOT NULL,
+            identifiers VARCHAR NOT NULL,
+            trait_values VARCHAR NOT NULL,
+            traits VARCHAR NOT NULL,
+            counters VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )""",
+    )),
+)
+GOLDEN_MIGRATIONS += (
+    (4, "consent decisions per purpose and channel, every one kept", (
+        """CREATE TABLE consents (
+            customer_id VARCHAR NOT NULL,
+            purpose VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            decided_at TIMESTAMP NOT NULL,
+            source VARCHAR NOT NULL,
+            legal_basis VARCHAR NOT NULL,
+            proof_reference VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL
+        )""",
+        "CREATE INDEX consents_by_customer ON consents (customer_id)",
+    )),
+)
+GOLDEN_MIGRATIONS += (
+    (5, "erasure audit log: who erased which customer, when, and how much (no values)", (
+        """CREATE TABLE erasure_audit (
+            erased_at TIMESTAMP NOT NULL,
+            actor VARCHAR NOT NULL,
+            customer_id VARCHAR NOT NULL,
+            events BIGINT NOT NULL,
+            identifiers BIGINT NOT NULL,
+            consents BIGINT NOT NULL,
+            records BIGINT NOT NULL,
+            change_seq BIGINT NOT NULL
+        )""",
+    )),
+)
+CONSENT_COLUMNS = ("customer_id", "purpose", "channel", "status", "decided_at", "source",
+                   "legal_basis", "proof_reference", "recorded_at")
+PROFILE_COLUMNS = ("customer_id", "first_seen", "last_seen", "event_count", "identifiers",
+                   "trait_values", "traits", "counters", "updated_at")
+_PROFILE_UPSERT = "ON CONFLICT (customer_id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in PROFILE_COLUMNS[1:])
+#: Customers folded again from their events per statement when a store is upgraded.
+_REBUILD_CHUNK = 500
 
 
 def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
@@ -43,6 +117,15 @@ class SqlProfileStore(SqlStore, ProfileStore):
     # How the cursor row is locked against concurrent appliers until commit ("" for a
     # backend with one transaction at a time).
     CURSOR_LOCK: ClassVar[str] = ""
+    # A statement that makes the transaction the only one writing golden records until it
+    # commits ("" for a backend with one transaction at a time): an ingest and a merge of
+    # the same customer must not both read the record before either writes it.
+    GOLDEN_LOCK: ClassVar[str] = ""
+    policy: TraitPolicy = TraitPolicy()
+
+    def _lock_golden(self, session: Session) -> None:
+        if self.GOLDEN_LOCK:
+            session.execute(self.GOLDEN_LOCK)
 
     @abstractmethod
     def _insert_events(self, session: Session, events: Sequence[StoredEvent]) -> set[str]:
@@ -62,13 +145,177 @@ class SqlProfileStore(SqlStore, ProfileStore):
             first_seen[key] = min(first_seen.get(key, naive_utc(seen)), naive_utc(seen))
 
         def write(session: Session) -> set[str]:
+            self._lock_golden(session)
             stored = self._insert_events(session, events)
             session.insert("record_identifiers",
                            ("record_id", "id_type", "value", "first_seen"),
                            [(*key, seen) for key, seen in first_seen.items()],
                            "ON CONFLICT (record_id, id_type, value) DO NOTHING")
+            fresh = [e for e in events if e.message_id in stored]
+            if fresh:
+                ids_of: dict[str, set[tuple[str, str]]] = {}
+                for record_id, id_type, value in first_seen:
+                    ids_of.setdefault(record_id, set()).add((id_type, value))
+                self._fold_events(session, fresh, ids_of)
             return stored
         return self._run(write, write=True)
+
+    def _fold_events(self, session: Session, events: Sequence[StoredEvent],
+                     ids_of: dict[str, set[tuple[str, str]]]) -> None:
+        """Add newly stored events to their customers' golden records: a few indexed
+        lookups and one upsert for the batch, whatever the history."""
+        records = sorted({e.record_id for e in events})
+        member_of = dict(session.fetch(
+            "SELECT record_id, customer_id FROM record_customers WHERE record_id = ANY(%s)",
+            [records]))
+        unmapped = sorted({e.customer_id for e in events if e.record_id not in member_of})
+        alias_of = dict(session.fetch(
+            "SELECT alias_id, customer_id FROM customer_aliases WHERE alias_id = ANY(%s)",
+            [unmapped])) if unmapped else {}
+
+        def customer(event: StoredEvent) -> str:
+            return member_of.get(event.record_id) or alias_of.get(event.customer_id,
+                                                                  event.customer_id)
+        golden = self._load_golden(session, {customer(e) for e in events})
+        for event in events:
+            cid = customer(event)
+            record = golden.setdefault(cid, GoldenRecord(cid))
+            record.add_event(channel=event.channel, event=event.event, source=event.source,
+                             at=naive_utc(event.timestamp), traits=event.traits,
+                             properties=event.properties,
+                             identifiers=sorted(ids_of.get(event.record_id, ())))
+        self._save_golden(session, golden.values())
+        decisions = [(customer(e), d) for e in events if (d := consent_of_event(e))]
+        if decisions:
+            self._insert_consents(session, decisions)
+
+    @staticmethod
+    def _insert_consents(session: Session, decisions: Sequence[tuple[str, Consent]]) -> None:
+        session.insert("consents", CONSENT_COLUMNS, [
+            (cid, d.purpose, d.channel, d.status, naive_utc(d.updated_at), d.source,
+             d.legal_basis, d.proof_reference, naive_utc(d.recorded_at or d.updated_at))
+            for cid, d in decisions])
+
+    @staticmethod
+    def _consents(session: Session, customer_id: str) -> list[Consent]:
+        return [Consent(purpose, channel, status, aware_utc(decided), source, basis, proof,
+                        aware_utc(recorded))
+                for purpose, channel, status, decided, source, basis, proof, recorded
+                in session.fetch(
+                    "SELECT purpose, channel, status, decided_at, source, legal_basis, "
+                    "proof_reference, recorded_at FROM consents WHERE customer_id = %s",
+                    [customer_id])]
+
+    def record_consents(self, customer_id: str,
+                        decisions: Sequence[Consent]) -> list[Consent] | None:
+        def write(session: Session) -> list[Consent] | None:
+            self._lock_golden(session)
+            cid = _canonical(session, customer_id)
+            if not session.fetch("SELECT 1 FROM profiles WHERE customer_id = %s", [cid]):
+                return None
+            known = self._consents(session, cid)
+            seen = {_decision_key(d) for d in known}
+            fresh = []
+            for d in decisions:  # a retried request records nothing twice
+                if _decision_key(d) not in seen:
+                    seen.add(_decision_key(d))
+                    fresh.append(d)
+            self._insert_consents(session, [(cid, d) for d in fresh])
+            return current_consents([*known, *fresh])
+        return self._run(write, write=True)
+
+    def consent_history(self, customer_id: str, offset: int,
+                        limit: int) -> list[Consent] | None:
+        def read(session: Session) -> list[Consent] | None:
+            cid = _canonical(session, customer_id)
+            if not session.fetch("SELECT 1 FROM profiles WHERE customer_id = %s", [cid]):
+                return None
+            decisions = self._consents(session, cid)
+            decisions.sort(key=lambda d: (d.updated_at, d.recorded_at, d.purpose, d.channel,
+                                          d.status, d.source), reverse=True)
+            return decisions[offset:offset + limit]
+        return self._run(read)
+
+    def _load_golden(self, session: Session, customer_ids: Iterable[str]
+                     ) -> dict[str, GoldenRecord]:
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        rows = session.fetch(
+            "SELECT customer_id, first_seen, last_seen, event_count, identifiers, "
+            "trait_values, counters FROM profiles WHERE customer_id = ANY(%s)", [ids])
+        return {row[0]: GoldenRecord.from_json(*row) for row in rows}
+
+    def _delete_golden(self, session: Session, customer_ids: Sequence[str]) -> None:
+        if customer_ids:
+            session.execute("DELETE FROM profiles WHERE customer_id = ANY(%s)",
+                            [list(customer_ids)])
+
+    def _save_golden(self, session: Session, records: Iterable[GoldenRecord]) -> None:
+        now = utc_now()
+        session.insert("profiles", PROFILE_COLUMNS, [
+            (r.customer_id, r.first_seen, r.last_seen, r.event_count, r.identifiers_json(),
+             r.candidates_json(), json.dumps(r.traits(self.policy), ensure_ascii=False,
+                                             default=str),
+             r.counters_json(), now)
+            for r in records if r.event_count], _PROFILE_UPSERT)
+
+    def _recompute_golden(self, session: Session, customer_ids: Iterable[str]) -> None:
+        """Fold customers' golden records again from their own events (after a split, which
+        is rare; merges combine records instead)."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return
+        owner = dict(session.fetch(
+            "SELECT record_id, customer_id FROM record_customers WHERE customer_id = ANY(%s)",
+            [ids]))
+        golden: dict[str, GoldenRecord] = {}
+        if owner:
+            records = sorted(owner)
+            ids_of: dict[str, set[tuple[str, str]]] = {}
+            for record_id, id_type, value in session.fetch(
+                    "SELECT record_id, id_type, value FROM record_identifiers "
+                    "WHERE record_id = ANY(%s)", [records]):
+                ids_of.setdefault(record_id, set()).add((id_type, value))
+            for record_id, channel, event, source, ts, traits, properties in session.fetch(
+                    "SELECT record_id, channel, event, source, ts, traits, properties "
+                    "FROM events WHERE record_id = ANY(%s) ORDER BY ts, seq", [records]):
+                cid = owner[record_id]
+                golden.setdefault(cid, GoldenRecord(cid)).add_event(
+                    channel=channel, event=event, source=source, at=naive_utc(ts),
+                    traits=json_value(traits), properties=json_value(properties),
+                    identifiers=sorted(ids_of.get(record_id, ())))
+        self._delete_golden(session, ids)
+        self._save_golden(session, golden.values())
+
+    def _combine_golden(self, session: Session, moved: dict[str, str]) -> None:
+        """Merges: each merged customer's golden record added to its survivor's, without
+        reading events (``moved``: merged customer -> where it ended up)."""
+        moved = {loser: target for loser, target in moved.items() if loser != target}
+        if not moved:
+            return
+        golden = self._load_golden(session, set(moved) | set(moved.values()))
+        changed: dict[str, GoldenRecord] = {}
+        for loser, target in sorted(moved.items()):
+            lost = golden.pop(loser, None)
+            if lost is None:
+                continue
+            into = golden.setdefault(target, GoldenRecord(target))
+            into.combine(lost)
+            changed[target] = into
+        self._delete_golden(session, sorted(moved))
+        self._save_golden(session, changed.values())
+
+    def _upgrade_golden(self, session: Session) -> None:
+        """A store from before golden records: fold every customer's record once."""
+        if session.fetch("SELECT 1 FROM profiles LIMIT 1") or not session.fetch(
+                "SELECT 1 FROM events LIMIT 1"):
+            return
+        customers = [c for (c,) in session.fetch(
+            "SELECT DISTINCT coalesce(m.customer_id, e.customer_id) FROM events e "
+            "LEFT JOIN record_customers m ON m.record_id = e.record_id")]
+        for start in range(0, len(customers), _REBUILD_CHUNK):
+            self._recompute_golden(session, customers[start:start + _REBUILD_CHUNK])
 
     def apply_changes(self, changes: Sequence[Change]) -> int:
         """Apply the changes after the cursor in one transaction. Runs of merges and record
@@ -76,6 +323,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         ended up); an erasure, or a merge re-pointing an alias merged earlier in the run,
         first writes what the run folded so far."""
         def write(session: Session) -> int:
+            self._lock_golden(session)
             cursor = self._cursor(session, lock=True)
             pending = [c for c in changes if c.seq > cursor]
             run = _MembershipRun()
@@ -84,29 +332,61 @@ class SqlProfileStore(SqlStore, ProfileStore):
                     run.new_members[change.record_id] = change.customer_id
                 elif change.kind == "split" and change.record_id:
                     run.moved_members[change.record_id] = change.customer_id
+                    run.split_customers.add(change.customer_id)
+                    if change.other_customer_id:
+                        run.split_customers.add(change.other_customer_id)
                 elif change.kind == "erased":
-                    run.write(session)
+                    self._write_run(session, run)
                     run = _MembershipRun()
-                    erased = [change.customer_id]
-                    for table in ("events", "record_identifiers"):
-                        session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})",
-                                        erased)
-                    session.execute("DELETE FROM record_customers WHERE customer_id = %s",
-                                    erased)
-                    session.execute("DELETE FROM customer_aliases WHERE customer_id = %s",
-                                    erased)
+                    self._erase_customer(session, change.customer_id)
                 elif change.kind == "merged" and change.other_customer_id:
                     if change.other_customer_id in run.redirects:
-                        run.write(session)
+                        self._write_run(session, run)
                         run = _MembershipRun()
                     run.redirects[change.other_customer_id] = change.customer_id
-            run.write(session)
+            self._write_run(session, run)
             if pending:
                 cursor = pending[-1].seq
                 session.execute("UPDATE change_cursor SET seq = %s WHERE consumer = %s",
                                 [cursor, CONSUMER])
             return cursor
         return self._run(write, write=True)
+
+    def _write_run(self, session: Session, run: _MembershipRun) -> None:
+        """A run's membership, then its golden records: merges combined, split parts folded
+        again from their events."""
+        run.write(session)
+        recompute = {run.final(c) for c in run.split_customers}
+        moved = {loser: run.final(loser) for loser in run.redirects}
+        self._combine_golden(session, {loser: target for loser, target in moved.items()
+                                       if target not in recompute})
+        stale = sorted(loser for loser, target in moved.items() if target in recompute)
+        if stale:
+            self._delete_golden(session, stale)
+        self._recompute_golden(session, recompute)
+
+    def _erase_customer(self, session: Session, customer_id: str) -> None:
+        erased = [customer_id]
+        for table in ("events", "record_identifiers"):
+            session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})", erased)
+        session.execute("DELETE FROM record_customers WHERE customer_id = %s", erased)
+        session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
+        self._delete_golden(session, erased)
+        session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
+
+    def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
+        self._run(lambda s: s.insert("erasure_audit", (
+            "erased_at", "actor", "customer_id", "events", "identifiers", "consents", "records",
+            "change_seq"), [(naive_utc(erasure.erased_at), actor, erasure.customer_id,
+                             erasure.events, erasure.identifiers, erasure.consents,
+                             erasure.records, change_seq)]), write=True)
+
+    def erasure_log(self) -> list[tuple[Erasure, str]]:
+        rows = self._run(lambda s: s.fetch(
+            "SELECT customer_id, events, identifiers, consents, records, erased_at, actor "
+            "FROM erasure_audit ORDER BY erased_at, change_seq"))
+        return [(Erasure(c, e, i, n, r, aware_utc(at)), actor)
+                for c, e, i, n, r, at, actor in rows]
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -133,26 +413,31 @@ class SqlProfileStore(SqlStore, ProfileStore):
 
     @staticmethod
     def _profile(session: Session, customer_id: str) -> Profile | None:
-        first, last, count = session.fetch(
-            f"SELECT min(ts), max(ts), count(*) FROM events WHERE record_id IN ({MEMBERS})",
-            [customer_id])[0]
-        if not count:
+        rows = session.fetch(
+            "SELECT first_seen, last_seen, event_count, identifiers, traits, counters "
+            "FROM profiles WHERE customer_id = %s", [customer_id])
+        if not rows:
             return None
-        identifiers = session.fetch(
-            "SELECT id_type, value FROM record_identifiers "
-            f"WHERE record_id IN ({MEMBERS}) GROUP BY id_type, value "
-            "ORDER BY id_type, min(first_seen), value", [customer_id])
-        trait_rows = session.fetch(
-            f"SELECT traits FROM events WHERE record_id IN ({MEMBERS}) "
-            "AND traits <> '{}' ORDER BY ts, seq", [customer_id])
+        first, last, count, identifiers, traits, counters = rows[0]
         merged = [r[0] for r in session.fetch(
             "SELECT alias_id FROM customer_aliases WHERE customer_id = %s "
             "ORDER BY alias_id", [customer_id])]
+        details = [IdentifierDetail(t, v, tuple(sources), aware_utc(datetime.fromisoformat(f)),
+                                    aware_utc(datetime.fromisoformat(la)))
+                   for t, v, sources, f, la in json_value(identifiers)]
+        details.sort(key=lambda d: (d.id_type, d.first_seen, d.value))
+        counts = json_value(counters)
         return Profile(customer_id=customer_id,
-                       identifiers=[tuple(r) for r in identifiers],
-                       traits=latest_traits(json_value(t) for (t,) in trait_rows),
+                       consents=current_consents(SqlProfileStore._consents(session,
+                                                                           customer_id)),
+                       identifiers=[(d.id_type, d.value) for d in details],
+                       traits=json_value(traits),
                        first_seen=aware_utc(first), last_seen=aware_utc(last),
-                       event_count=count, merged_customer_ids=merged)
+                       event_count=count, merged_customer_ids=merged,
+                       identifier_details=details,
+                       counters=Counters(dict(counts["events_by_channel"]),
+                                         int(counts["orders_online"]),
+                                         int(counts["orders_store"]), float(counts["revenue"])))
 
     def list_customer_events(self, customer_id: str, after: JourneyCursor | None,
                              limit: int) -> list[StoredEvent]:
@@ -173,6 +458,11 @@ class SqlProfileStore(SqlStore, ProfileStore):
         return [event_from_row(r) for r in rows]
 
 
+def _decision_key(d: Consent) -> tuple:
+    return (d.purpose, d.channel, d.status, naive_utc(d.updated_at), d.source, d.legal_basis,
+            d.proof_reference)
+
+
 def _canonical(session: Session, customer_id: str) -> str:
     rows = session.fetch("SELECT customer_id FROM customer_aliases WHERE alias_id = %s",
                          [customer_id])
@@ -187,6 +477,7 @@ class _MembershipRun:
         self.new_members: dict[str, str] = {}
         self.moved_members: dict[str, str] = {}
         self.redirects: dict[str, str] = {}  # merged customer -> the one it merged into
+        self.split_customers: set[str] = set()  # both sides of each split
 
     def final(self, customer_id: str) -> str:
         hops = 0
@@ -197,7 +488,7 @@ class _MembershipRun:
     def write(self, session: Session) -> None:
         if self.redirects:
             moved = {loser: self.final(loser) for loser in self.redirects}
-            for table in ("record_customers", "customer_aliases"):
+            for table in ("record_customers", "customer_aliases", "consents"):
                 update_mapped(session, table, "customer_id", "customer_id", moved)
             session.insert("customer_aliases", ("alias_id", "customer_id"), list(moved.items()),
                            "ON CONFLICT (alias_id) DO UPDATE "

@@ -87,7 +87,7 @@ class ResolveIdentitiesRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[IdentityRecord, _Mapping]]] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("record_id", "customer_id", "created", "merged_customer_ids", "matched_on", "identifiers", "violations", "warnings", "identity_record_id")
+    __slots__ = ("record_id", "customer_id", "created", "merged_customer_ids", "matched_on", "identifiers", "violations", "warnings", "identity_record_id", "suppressed")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class Resolution(_message.Message):
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     customer_id: str
     created: bool
@@ -106,7 +107,8 @@ class Resolution(_message.Message):
     violations: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
     warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
     identity_record_id: str
-    def __init__(self, record_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., created: _Optional[bool] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., matched_on: _Optional[_Iterable[_Union[_common_pb2.IdentifierType, str]]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., identity_record_id: _Optional[str] = ...) -> None: ...
+    suppressed: bool
+    def __init__(self, record_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., created: _Optional[bool] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., matched_on: _Optional[_Iterable[_Union[_common_pb2.IdentifierType, str]]] = ..., identifiers: _Optional[_Union[_common_pb2.Identifiers, _Mapping]] = ..., violations: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ..., identity_record_id: _Optional[str] = ..., suppressed: _Optional[bool] = ...) -> None: ...
 
 class ResolveIdentitiesResponse(_message.Message):
     __slots__ = ("resolutions", "change_seq")

@@ -27,17 +27,21 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n omnicdp/profile/v1/profile.proto\x12\x12omnicdp.profile.v1\x1a\x1eomnicdp/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\x13IngestEventsRequest\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omnicdp.common.v1.Event\"H\n\x14IngestEventsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.omnicdp.profile.v1.EventResult\"\xd4\x01\n\x0b\x45ventResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .omnicdp.profile.v1.IngestStatus\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x35\n\nviolations\x18\x04 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\x12\x33\n\x08warnings\x18\x05 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\"\x98\x01\n\x07\x43onsent\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.omnicdp.common.v1.Channel\x12\x0f\n\x07granted\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x05 \x01(\t\"\xa3\x03\n\x07Profile\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x32\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x1d.omnicdp.common.v1.Identifier\x12\'\n\x06traits\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08\x63onsents\x18\x04 \x03(\x0b\x32\x1b.omnicdp.profile.v1.Consent\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x06scores\x18\x07 \x03(\x0b\x32\'.omnicdp.profile.v1.Profile.ScoresEntry\x12\x13\n\x0b\x65vent_count\x18\x08 \x01(\x03\x12\x1b\n\x13merged_customer_ids\x18\t \x03(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"(\n\x11GetProfileRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"B\n\x12GetProfileResponse\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.omnicdp.profile.v1.Profile\"V\n\x14LookupProfileRequest\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"E\n\x15LookupProfileResponse\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.omnicdp.profile.v1.Profile\"V\n\x18ListProfileEventsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x19ListProfileEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omnicdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omnicdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x82\x01\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17INGEST_STATUS_DUPLICATE\x10\x02\x12\x1a\n\x16INGEST_STATUS_REJECTED\x10\x03\x32\x85\x04\n\x0eProfileService\x12\x61\n\x0cIngestEvents\x12\'.omnicdp.profile.v1.IngestEventsRequest\x1a(.omnicdp.profile.v1.IngestEventsResponse\x12[\n\nGetProfile\x12%.omnicdp.profile.v1.GetProfileRequest\x1a&.omnicdp.profile.v1.GetProfileResponse\x12\x64\n\rLookupProfile\x12(.omnicdp.profile.v1.LookupProfileRequest\x1a).omnicdp.profile.v1.LookupProfileResponse\x12p\n\x11ListProfileEvents\x12,.omnicdp.profile.v1.ListProfileEventsRequest\x1a-.omnicdp.profile.v1.ListProfileEventsResponse\x12[\n\nListEvents\x12%.omnicdp.profile.v1.ListEventsRequest\x1a&.omnicdp.profile.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n omnicdp/profile/v1/profile.proto\x12\x12omnicdp.profile.v1\x1a\x1eomnicdp/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\x13IngestEventsRequest\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omnicdp.common.v1.Event\"H\n\x14IngestEventsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.omnicdp.profile.v1.EventResult\"\xd4\x01\n\x0b\x45ventResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .omnicdp.profile.v1.IngestStatus\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x35\n\nviolations\x18\x04 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\x12\x33\n\x08warnings\x18\x05 \x03(\x0b\x32!.omnicdp.common.v1.FieldViolation\"\xaa\x02\n\x07\x43onsent\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.omnicdp.common.v1.Channel\x12\x0f\n\x07granted\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32!.omnicdp.profile.v1.ConsentStatus\x12\x13\n\x0blegal_basis\x18\x07 \x01(\t\x12\x17\n\x0fproof_reference\x18\x08 \x01(\t\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x11ProfileIdentifier\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0f\n\x07sources\x18\x03 \x03(\t\x12.\n\nfirst_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x01\n\x0fProfileCounters\x12S\n\x11\x65vents_by_channel\x18\x01 \x03(\x0b\x32\x38.omnicdp.profile.v1.ProfileCounters.EventsByChannelEntry\x12\x15\n\rorders_online\x18\x02 \x01(\x03\x12\x14\n\x0corders_store\x18\x03 \x01(\x03\x12\x0f\n\x07revenue\x18\x04 \x01(\x01\x1a\x36\n\x14\x45ventsByChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9d\x04\n\x07Profile\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x32\n\x0bidentifiers\x18\x02 \x03(\x0b\x32\x1d.omnicdp.common.v1.Identifier\x12\'\n\x06traits\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08\x63onsents\x18\x04 \x03(\x0b\x32\x1b.omnicdp.profile.v1.Consent\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x06scores\x18\x07 \x03(\x0b\x32\'.omnicdp.profile.v1.Profile.ScoresEntry\x12\x13\n\x0b\x65vent_count\x18\x08 \x01(\x03\x12\x1b\n\x13merged_customer_ids\x18\t \x03(\t\x12\x41\n\x12identifier_details\x18\n \x03(\x0b\x32%.omnicdp.profile.v1.ProfileIdentifier\x12\x35\n\x08\x63ounters\x18\x0b \x01(\x0b\x32#.omnicdp.profile.v1.ProfileCounters\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"(\n\x11GetProfileRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"B\n\x12GetProfileResponse\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.omnicdp.profile.v1.Profile\"V\n\x14LookupProfileRequest\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.omnicdp.common.v1.IdentifierType\x12\r\n\x05value\x18\x02 \x01(\t\"E\n\x15LookupProfileResponse\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.omnicdp.profile.v1.Profile\"V\n\x18ListProfileEventsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x19ListProfileEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omnicdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omnicdp.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x15UpdateConsentsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12-\n\x08\x63onsents\x18\x02 \x03(\x0b\x32\x1b.omnicdp.profile.v1.Consent\"G\n\x16UpdateConsentsResponse\x12-\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x1b.omnicdp.profile.v1.Consent\"W\n\x19ListConsentHistoryRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x1aListConsentHistoryResponse\x12-\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x1b.omnicdp.profile.v1.Consent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x13\x45raseProfileRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xbe\x01\n\x14\x45raseProfileResponse\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\revents_erased\x18\x02 \x01(\x03\x12\x1a\n\x12identifiers_erased\x18\x03 \x01(\x03\x12\x17\n\x0f\x63onsents_erased\x18\x04 \x01(\x03\x12\x16\n\x0erecords_erased\x18\x05 \x01(\x05\x12-\n\terased_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17INGEST_STATUS_DUPLICATE\x10\x02\x12\x1a\n\x16INGEST_STATUS_REJECTED\x10\x03*\x84\x01\n\rConsentStatus\x12\x1e\n\x1a\x43ONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSENT_STATUS_GRANTED\x10\x01\x12\x19\n\x15\x43ONSENT_STATUS_DENIED\x10\x02\x12\x1c\n\x18\x43ONSENT_STATUS_WITHDRAWN\x10\x03\x32\xc6\x06\n\x0eProfileService\x12\x61\n\x0cIngestEvents\x12\'.omnicdp.profile.v1.IngestEventsRequest\x1a(.omnicdp.profile.v1.IngestEventsResponse\x12[\n\nGetProfile\x12%.omnicdp.profile.v1.GetProfileRequest\x1a&.omnicdp.profile.v1.GetProfileResponse\x12\x64\n\rLookupProfile\x12(.omnicdp.profile.v1.LookupProfileRequest\x1a).omnicdp.profile.v1.LookupProfileResponse\x12p\n\x11ListProfileEvents\x12,.omnicdp.profile.v1.ListProfileEventsRequest\x1a-.omnicdp.profile.v1.ListProfileEventsResponse\x12[\n\nListEvents\x12%.omnicdp.profile.v1.ListEventsRequest\x1a&.omnicdp.profile.v1.ListEventsResponse\x12g\n\x0eUpdateConsents\x12).omnicdp.profile.v1.UpdateConsentsRequest\x1a*.omnicdp.profile.v1.UpdateConsentsResponse\x12s\n\x12ListConsentHistory\x12-.omnicdp.profile.v1.ListConsentHistoryRequest\x1a..omnicdp.profile.v1.ListConsentHistoryResponse\x12\x61\n\x0c\x45raseProfile\x12\'.omnicdp.profile.v1.EraseProfileRequest\x1a(.omnicdp.profile.v1.EraseProfileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnicdp.api.profile.v1.profile_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PROFILECOUNTERS_EVENTSBYCHANNELENTRY']._loaded_options = None
+  _globals['_PROFILECOUNTERS_EVENTSBYCHANNELENTRY']._serialized_options = b'8\001'
   _globals['_PROFILE_SCORESENTRY']._loaded_options = None
   _globals['_PROFILE_SCORESENTRY']._serialized_options = b'8\001'
-  _globals['_INGESTSTATUS']._serialized_start=1685
-  _globals['_INGESTSTATUS']._serialized_end=1815
+  _globals['_INGESTSTATUS']._serialized_start=2999
+  _globals['_INGESTSTATUS']._serialized_end=3129
+  _globals['_CONSENTSTATUS']._serialized_start=3132
+  _globals['_CONSENTSTATUS']._serialized_end=3264
   _globals['_INGESTEVENTSREQUEST']._serialized_start=151
   _globals['_INGESTEVENTSREQUEST']._serialized_end=214
   _globals['_INGESTEVENTSRESPONSE']._serialized_start=216
@@ -45,27 +49,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTRESULT']._serialized_start=291
   _globals['_EVENTRESULT']._serialized_end=503
   _globals['_CONSENT']._serialized_start=506
-  _globals['_CONSENT']._serialized_end=658
-  _globals['_PROFILE']._serialized_start=661
-  _globals['_PROFILE']._serialized_end=1080
-  _globals['_PROFILE_SCORESENTRY']._serialized_start=1035
-  _globals['_PROFILE_SCORESENTRY']._serialized_end=1080
-  _globals['_GETPROFILEREQUEST']._serialized_start=1082
-  _globals['_GETPROFILEREQUEST']._serialized_end=1122
-  _globals['_GETPROFILERESPONSE']._serialized_start=1124
-  _globals['_GETPROFILERESPONSE']._serialized_end=1190
-  _globals['_LOOKUPPROFILEREQUEST']._serialized_start=1192
-  _globals['_LOOKUPPROFILEREQUEST']._serialized_end=1278
-  _globals['_LOOKUPPROFILERESPONSE']._serialized_start=1280
-  _globals['_LOOKUPPROFILERESPONSE']._serialized_end=1349
-  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_start=1351
-  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_end=1437
-  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_start=1439
-  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_end=1533
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1535
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1593
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1595
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1682
-  _globals['_PROFILESERVICE']._serialized_start=1818
-  _globals['_PROFILESERVICE']._serialized_end=2335
+  _globals['_CONSENT']._serialized_end=804
+  _globals['_PROFILEIDENTIFIER']._serialized_start=807
+  _globals['_PROFILEIDENTIFIER']._serialized_end=1002
+  _globals['_PROFILECOUNTERS']._serialized_start=1005
+  _globals['_PROFILECOUNTERS']._serialized_end=1225
+  _globals['_PROFILECOUNTERS_EVENTSBYCHANNELENTRY']._serialized_start=1171
+  _globals['_PROFILECOUNTERS_EVENTSBYCHANNELENTRY']._serialized_end=1225
+  _globals['_PROFILE']._serialized_start=1228
+  _globals['_PROFILE']._serialized_end=1769
+  _globals['_PROFILE_SCORESENTRY']._serialized_start=1724
+  _globals['_PROFILE_SCORESENTRY']._serialized_end=1769
+  _globals['_GETPROFILEREQUEST']._serialized_start=1771
+  _globals['_GETPROFILEREQUEST']._serialized_end=1811
+  _globals['_GETPROFILERESPONSE']._serialized_start=1813
+  _globals['_GETPROFILERESPONSE']._serialized_end=1879
+  _globals['_LOOKUPPROFILEREQUEST']._serialized_start=1881
+  _globals['_LOOKUPPROFILEREQUEST']._serialized_end=1967
+  _globals['_LOOKUPPROFILERESPONSE']._serialized_start=1969
+  _globals['_LOOKUPPROFILERESPONSE']._serialized_end=2038
+  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_start=2040
+  _globals['_LISTPROFILEEVENTSREQUEST']._serialized_end=2126
+  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_start=2128
+  _globals['_LISTPROFILEEVENTSRESPONSE']._serialized_end=2222
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2224
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2282
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2284
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2371
+  _globals['_UPDATECONSENTSREQUEST']._serialized_start=2373
+  _globals['_UPDATECONSENTSREQUEST']._serialized_end=2464
+  _globals['_UPDATECONSENTSRESPONSE']._serialized_start=2466
+  _globals['_UPDATECONSENTSRESPONSE']._serialized_end=2537
+  _globals['_LISTCONSENTHISTORYREQUEST']._serialized_start=2539
+  _globals['_LISTCONSENTHISTORYREQUEST']._serialized_end=2626
+  _globals['_LISTCONSENTHISTORYRESPONSE']._serialized_start=2628
+  _globals['_LISTCONSENTHISTORYRESPONSE']._serialized_end=2728
+  _globals['_ERASEPROFILEREQUEST']._serialized_start=2730
+  _globals['_ERASEPROFILEREQUEST']._serialized_end=2803
+  _globals['_ERASEPROFILERESPONSE']._serialized_start=2806
+  _globals['_ERASEPROFILERESPONSE']._serialized_end=2996
+  _globals['_PROFILESERVICE']._serialized_start=3267
+  _globals['_PROFILESERVICE']._serialized_end=4105
 # @@protoc_insertion_point(module_scope)

@@ -59,6 +59,21 @@ class ProfileServiceStub:
                 request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.UpdateConsents = channel.unary_unary(
+                '/omnicdp.profile.v1.ProfileService/UpdateConsents',
+                request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.UpdateConsentsRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.UpdateConsentsResponse.FromString,
+                _registered_method=True)
+        self.ListConsentHistory = channel.unary_unary(
+                '/omnicdp.profile.v1.ProfileService/ListConsentHistory',
+                request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListConsentHistoryRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListConsentHistoryResponse.FromString,
+                _registered_method=True)
+        self.EraseProfile = channel.unary_unary(
+                '/omnicdp.profile.v1.ProfileService/EraseProfile',
+                request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileResponse.FromString,
+                _registered_method=True)
 
 
 class ProfileServiceServicer:
@@ -100,6 +115,31 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateConsents(self, request, context):
+        """Records consent decisions of a customer (the latest decision per purpose and channel,
+        by decision time, is the current one; every decision is kept) and returns the current
+        consents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsentHistory(self, request, context):
+        """Every consent decision of a customer, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseProfile(self, request, context):
+        """Erases a customer: events, identifiers, traits and consents here, records in the identity
+        service; keeps an audit entry without personal data, and the identity service keeps
+        hashed identifiers so that later events of the person build no profile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProfileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +167,21 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListEventsRequest.FromString,
                     response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'UpdateConsents': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConsents,
+                    request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.UpdateConsentsRequest.FromString,
+                    response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.UpdateConsentsResponse.SerializeToString,
+            ),
+            'ListConsentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsentHistory,
+                    request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListConsentHistoryRequest.FromString,
+                    response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListConsentHistoryResponse.SerializeToString,
+            ),
+            'EraseProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseProfile,
+                    request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileRequest.FromString,
+                    response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +319,87 @@ class ProfileService:
             '/omnicdp.profile.v1.ProfileService/ListEvents',
             omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListEventsRequest.SerializeToString,
             omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConsents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.profile.v1.ProfileService/UpdateConsents',
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.UpdateConsentsRequest.SerializeToString,
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.UpdateConsentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.profile.v1.ProfileService/ListConsentHistory',
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListConsentHistoryRequest.SerializeToString,
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.ListConsentHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.profile.v1.ProfileService/EraseProfile',
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileRequest.SerializeToString,
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,

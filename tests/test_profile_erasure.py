@@ -1,0 +1,189 @@
+"""Erasure over real gRPC on both backends: after EraseProfile no table of the profile or the
+identity store holds any of the person's identifiers or names, raw or normalised, JSON
+included; the audit entry holds none; a later event with the person's e-mail is rejected or
+accepted without a profile, as configured; no log line carries them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import grpc
+import psycopg
+import pytest
+
+from omnicdp.api.profile.v1 import profile_pb2
+from omnicdp.core import protoconv
+from tests.conftest import Services, running_services
+from tests.pg import temporary_database
+from tests.test_profile_service import T0, event, ingest
+
+# Zinovy Quarkov as partners sent him, and as the stores would normalise him.
+PERSON = {"email": "Zinovy.Quarkov@Mail.ru", "phone": "+7 916 555-12-34",
+          "loyalty_id": "LC 990177", "anonymous_id": "anon-zq-5521"}
+NEEDLES = ("zinovy", "quarkov", "зиновий", "кварков", "555-12-34", "9165551234",
+           "lc 990177", "lc990177", "anon-zq-5521", "1983-07-19")
+OTHER_EMAIL = "olga.control@mail.ru"
+
+
+class Stack:
+    def __init__(self, services: Services, database_url: str, data_dir: Path) -> None:
+        self.services, self.database_url, self.data_dir = services, database_url, data_dir
+        self.stub = services.profile_stub
+
+    def rows_as_text(self) -> Iterator[tuple[str, str]]:
+        """(table, row as text) for every row of every table of both stores."""
+        if self.database_url:
+            with psycopg.connect(self.database_url) as conn:
+                tables = conn.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables "
+                    "WHERE table_schema IN ('profile', 'identity')").fetchall()
+                assert len(tables) > 10
+                for schema, table in tables:
+                    for (text,) in conn.execute(f'SELECT t::text FROM "{schema}"."{table}" t'):
+                        yield f"{schema}.{table}", text
+            return
+        for name in ("profile.duckdb", "identity.duckdb"):
+            # The services hold the files open: a connection in the same process shares them.
+            conn = duckdb.connect(str(self.data_dir / name))
+            try:
+                tables = [t for (t,) in conn.execute(
+                    "SELECT table_name FROM duckdb_tables()").fetchall()]
+                assert len(tables) > 4
+                for table in tables:
+                    for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                        yield f"{name}:{table}", str(row)
+            finally:
+                conn.close()
+
+    def personal_data_left(self) -> list[tuple[str, str]]:
+        return [(table, needle) for table, text in self.rows_as_text()
+                for needle in NEEDLES if needle in text.lower()]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def backend(request) -> str:
+    return request.param
+
+
+def start(backend: str, tmp_path: Path, cleanup: ExitStack, **settings) -> Stack:
+    url = cleanup.enter_context(temporary_database()) if backend == "postgres" else ""
+    generator = running_services(tmp_path, url, **settings)
+    services = next(generator)
+    cleanup.callback(lambda: next(generator, None))
+    return Stack(services, url, tmp_path)
+
+
+def load_the_person(stub) -> str:
+    anonymous = ingest(stub, event("zq-1", type_="page", name="", at=T0,
+                                   anonymous_id=PERSON["anonymous_id"]))[0]
+    known = event("zq-2", type_="identify", name="", at=T0 + timedelta(minutes=5),
+                  **{k: v for k, v in PERSON.items()})
+    known.traits.CopyFrom(protoconv.struct_from_dict({
+        "first_name": "ZINOVY", "last_name": "quarkov", "date_of_birth": "1983-07-19",
+        "city": "Kazan", "full_name_local": "Зиновий Кварков"}))
+    order = event("zq-3", name="Order Completed", channel="store", at=T0 + timedelta(days=1),
+                  loyalty_id=PERSON["loyalty_id"])
+    order.properties.CopyFrom(protoconv.struct_from_dict({
+        "order_id": "POS-1", "revenue": 54000, "buyer_note": "for Zinovy Quarkov"}))
+    results = ingest(stub, known, order, event("olga-1", email=OTHER_EMAIL))
+    assert all(r.status == profile_pb2.INGEST_STATUS_ACCEPTED for r in [anonymous, *results]), [
+        (r.message_id, r.status, [v.field for v in r.violations]) for r in results]
+    customer = results[0].customer_id
+    assert results[1].customer_id == customer
+    stub.UpdateConsents(profile_pb2.UpdateConsentsRequest(customer_id=customer, consents=[
+        profile_pb2.Consent(purpose="marketing_email", status=profile_pb2.CONSENT_STATUS_GRANTED,
+                            channel=protoconv.channel_value("email"), source="web-form",
+                            proof_reference="double-opt-in: Zinovy.Quarkov@Mail.ru")]),
+        timeout=5)
+    profile = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=customer),
+                              timeout=5).profile
+    assert profile.event_count == 3 and profile.traits["first_name"] == "Zinovy"
+    return anonymous.customer_id
+
+
+def lookup_code(stub, value: str) -> grpc.StatusCode:
+    try:
+        stub.LookupProfile(profile_pb2.LookupProfileRequest(
+            type=protoconv.identifier_type_value("email"), value=value), timeout=5)
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+def test_erasure_leaves_nothing_of_the_person_and_rejects_later_events(
+        backend: str, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    with ExitStack() as cleanup:
+        stack = start(backend, tmp_path, cleanup)
+        stub = stack.stub
+        first_id = load_the_person(stub)  # the anonymous visitor's id, merged away since
+        assert stack.personal_data_left()  # the scan finds him before
+
+        erased = stub.EraseProfile(profile_pb2.EraseProfileRequest(
+            customer_id=first_id, actor="privacy-desk", reason="ticket 4711"), timeout=10)
+
+        assert (erased.events_erased, erased.consents_erased) == (3, 1)
+        assert erased.identifiers_erased == 4 and erased.records_erased >= 3
+        assert stack.personal_data_left() == []
+        for customer_id in (first_id, erased.customer_id):
+            with pytest.raises(grpc.RpcError) as gone:
+                stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=customer_id),
+                                timeout=5)
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        assert lookup_code(stub, PERSON["email"]) == grpc.StatusCode.NOT_FOUND
+        assert lookup_code(stub, OTHER_EMAIL) == grpc.StatusCode.OK  # others stay
+
+        # Later events carrying his e-mail (in another spelling) are refused, not rebuilt.
+        [again] = ingest(stub, event("zq-4", email="ZINOVY.QUARKOV@mail.ru",
+                                     anonymous_id="anon-new-1"))
+        assert again.status == profile_pb2.INGEST_STATUS_REJECTED
+        assert [v.field for v in again.violations] == ["identifiers"]
+        assert lookup_code(stub, PERSON["email"]) == grpc.StatusCode.NOT_FOUND
+        assert stack.personal_data_left() == []
+        assert "anon-new-1" not in " ".join(text for _, text in stack.rows_as_text())
+
+        # The audit entry: who, which customer, when, counts; scanned above like every row.
+        audit = [text for table, text in stack.rows_as_text() if "erasure_audit" in table]
+        assert len(audit) == 1
+        assert "privacy-desk" in audit[0] and erased.customer_id in audit[0]
+
+    logged = "\n".join(record.getMessage() for record in caplog.records).lower()
+    assert "erased customer" in logged
+    assert not [n for n in NEEDLES if n in logged]
+
+
+def test_later_events_of_an_erased_person_can_be_accepted_without_a_profile(
+        backend: str, tmp_path: Path) -> None:
+    with ExitStack() as cleanup:
+        stack = start(backend, tmp_path, cleanup, erased_events="accept")
+        stub = stack.stub
+        customer = load_the_person(stub)
+        stub.EraseProfile(profile_pb2.EraseProfileRequest(
+            customer_id=customer, actor="privacy-desk", reason="ticket 4712"), timeout=10)
+        [again] = ingest(stub, event("zq-4", email=PERSON["email"], phone=PERSON["phone"]))
+        assert again.status == profile_pb2.INGEST_STATUS_ACCEPTED
+        assert again.customer_id == ""
+        assert [w.field for w in again.warnings] == ["identifiers"]
+        assert lookup_code(stub, PERSON["email"]) == grpc.StatusCode.NOT_FOUND
+        assert stack.personal_data_left() == []
+
+
+def test_erasure_needs_an_actor_and_a_known_customer(services) -> None:
+    stub = services.profile_stub
+    [known] = ingest(stub, event("m-1", email="anna@example.ru"))
+    for request, code in [
+            (profile_pb2.EraseProfileRequest(customer_id=known.customer_id),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (profile_pb2.EraseProfileRequest(customer_id="nobody", actor="privacy-desk",
+                                             reason="ticket 1"),
+             grpc.StatusCode.NOT_FOUND)]:
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.EraseProfile(request, timeout=5)
+        assert refused.value.code() == code
+    assert stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=known.customer_id),
+                           timeout=5).profile.event_count == 1
