@@ -80,6 +80,10 @@ def preload(store: SqlIdentityStore, matcher: Matcher, people: list[dict[str, st
         store._run(lambda session, rows=rows: _write(session, rows), write=True)
         print(f"\rstored {min(start + chunk, len(people))}/{len(people)}", end="",
               file=sys.stderr, flush=True)
+    if people:
+        # A year of history has been analysed by the time it is queried (PostgreSQL's
+        # autovacuum); right after a bulk load the planner still thinks the tables empty.
+        store._run(lambda session: session.execute("ANALYZE"), write=True)
     print(file=sys.stderr)
     return time.perf_counter() - started
 
