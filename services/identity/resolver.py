@@ -172,10 +172,13 @@ class Resolver:
         """The resolutions and the change log position after the batch's one transaction
         (rule 8). Records are normalised before it starts; a backend that aborts the
         transaction on a conflict with a concurrent one runs it again from the start."""
-        prepared = self._suppress([self._prepare(record) for record in records])
+        normalised = [self._prepare(record) for record in records]
         model = self.matcher.model if self.matcher is not None else None  # one per batch
 
         def link_all(graph: GraphTransaction) -> tuple[list[Resolution], dict]:
+            # Suppression reads the tombstones in the batch's own transaction: an erasure
+            # committed before it suppresses, one after it erases what it stored.
+            prepared = self._suppress(graph, normalised)
             graph.prefetch((), ((item.record_id, item.identifiers.items())
                                 for item in prepared if isinstance(item, _Prepared)))
             if model is not None:
@@ -191,10 +194,12 @@ class Resolver:
                              self._store.split_placeholder(id_type, value, reason))
         return ResolvedBatch(resolutions, change_seq)
 
-    def _suppress(self, prepared: list[_Prepared | Resolution]) -> list[_Prepared | Resolution]:
+    @staticmethod
+    def _suppress(graph: GraphTransaction,
+                  prepared: list[_Prepared | Resolution]) -> list[_Prepared | Resolution]:
         """Records carrying an erased customer's identifier (its tombstone) are left out:
         nothing of them is stored, and they resolve to no customer (``suppressed``)."""
-        erased = self._store.erased_among(
+        erased = graph.erased_among(
             pair for item in prepared if isinstance(item, _Prepared)
             for pair in item.identifiers.items())
         if not erased:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,11 +180,6 @@ class IdentityStore(ABC):
     @abstractmethod
     def is_erased(self, id_type: str, value: str) -> bool:
         """Whether a normalised identifier belonged to an erased customer."""
-
-    @abstractmethod
-    def erased_among(self, identifiers: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """The normalised (type, value) pairs that belonged to an erased customer (one
-        indexed lookup of their hashes)."""
 
     @abstractmethod
     def changes(self, after_seq: int, limit: int) -> list[Change]:

@@ -220,6 +220,9 @@ class _CachedSource:
     def candidates(self, keys: Sequence[int], per_key: int) -> dict[int, list[StoredCandidate]]:
         return self._inner.candidates(keys, per_key)  # features are not cached
 
+    def erased_among(self, keys: Sequence[Key]) -> set[Key]:
+        return self._inner.erased_among(keys)
+
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
         hits, misses = self._split(self._cache.names, keys)
         names = [(t, v, kind, name) for (t, v), (seen, _) in hits.items() for kind, name in seen]

@@ -25,7 +25,13 @@ from typing import TypeVar
 
 from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
 from omnicdp.services.identity.store.cache import GraphCache
-from omnicdp.services.identity.store.graph import CustomerRow, GraphSource, GraphTransaction, Seen
+from omnicdp.services.identity.store.graph import (
+    CustomerRow,
+    GraphSource,
+    GraphTransaction,
+    Key,
+    Seen,
+)
 from omnicdp.services.identity.store.sql import MIGRATIONS, SqlGraphSource, SqlIdentityStore
 
 T = TypeVar("T")
@@ -101,6 +107,9 @@ class DuckDBIdentityStore(SqlIdentityStore):
         self._sightings: _Sightings | None = None
         self._staged: tuple[dict[Row, Seen], dict[str, datetime]] | None = None
         self._seq: int | None = None  # the change log's last number
+        # Whether any customer was ever erased (None: ask the database). Most stores hold
+        # no tombstone, and a batch then need not look its identifiers' hashes up.
+        self._tombstones: bool | None = None
         self._db = DuckDBDatabase(path, "identity", memory_limit)
         # A rolled-back transaction may have been written through already (a batch inside
         # an enclosing transaction that failed later).
@@ -117,6 +126,7 @@ class DuckDBIdentityStore(SqlIdentityStore):
 
     def _forget(self) -> None:
         self._seq = None
+        self._tombstones = None
         self.cache.clear()
         self._sightings = None
         self._staged = None
@@ -191,6 +201,7 @@ class DuckDBIdentityStore(SqlIdentityStore):
                 return super()._run(folded_first, write)
             finally:
                 self.cache.clear()
+                self._tombstones = None  # an erasure is such a write
 
     # The cache and the sightings change with the commit, under the database's lock: a
     # concurrent batch must see both the file and the memory before or after it.
@@ -207,7 +218,11 @@ class DuckDBIdentityStore(SqlIdentityStore):
         return super()._run(attempt, write=True)  # written through, not emptied
 
     def _graph_source(self, session: Session) -> GraphSource:
-        return self.cache.source(_SightedSource(session, self._unfolded(session)))
+        if self._tombstones is None:
+            self._tombstones = bool(session.fetch(
+                "SELECT 1 FROM erased_identifiers LIMIT 1"))
+        return self.cache.source(_SightedSource(session, self._unfolded(session),
+                                                self._tombstones))
 
     def _graph_committed(self, graph: GraphTransaction) -> None:
         if self._staged is not None and self._sightings is not None:
@@ -237,9 +252,13 @@ class DuckDBIdentityStore(SqlIdentityStore):
 class _SightedSource(SqlGraphSource):
     """The working set's loads, with the sightings not folded yet."""
 
-    def __init__(self, session: Session, sightings: _Sightings) -> None:
+    def __init__(self, session: Session, sightings: _Sightings, tombstones: bool) -> None:
         super().__init__(session)
         self._sightings = sightings
+        self._tombstones = tombstones
+
+    def erased_among(self, keys: Sequence[Key]) -> set[Key]:
+        return super().erased_among(keys) if self._tombstones else set()
 
     def customers(self, customer_ids: Sequence[str]
                   ) -> tuple[dict[str, CustomerRow], list[tuple[str, str, str, Seen]]]:

@@ -158,6 +158,9 @@ class GraphSource(Protocol):
         """Stored records under each of the hashed blocking keys (the first ``per_key`` by
         record id), with their customers as stored."""
 
+    def erased_among(self, keys: Sequence[Key]) -> set[Key]:
+        """Which of these identifiers an erased customer held (their tombstones)."""
+
 
 class GraphTransaction:
     """The working set of one transaction (see the module documentation)."""
@@ -210,6 +213,11 @@ class GraphTransaction:
             found = self._source.records(wanted)
             for record_id in wanted:
                 self._records[record_id] = found.get(record_id)
+
+    def erased_among(self, keys: Iterable[Key]) -> set[Key]:
+        """Which of these identifiers belonged to an erased customer (suppression)."""
+        wanted = sorted(set(keys))
+        return self._source.erased_among(wanted) if wanted else set()
 
     def prefetch_candidates(self, keys: Iterable[int], per_key: int) -> None:
         """Load the stored records under these blocking keys in one query (a batch's new

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -738,17 +738,6 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                     for r, c, source, features, ids, first, last in rows]
         return self._run(read)
 
-    def erased_among(self, identifiers: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        by_hash: dict[str, list[tuple[str, str]]] = {}
-        for id_type, value in identifiers:
-            by_hash.setdefault(sha256_hex(value), []).append((id_type, value))
-        if not by_hash:
-            return set()
-        rows = self._run(lambda s: s.fetch(
-            "SELECT id_type, value_sha256 FROM erased_identifiers WHERE value_sha256 = ANY(%s)",
-            [sorted(by_hash)]))
-        return {(t, v) for id_type, digest in rows for t, v in by_hash[digest] if t == id_type}
-
     def is_erased(self, id_type: str, value: str) -> bool:
         """Whether a normalised identifier belonged to an erased customer (suppression)."""
         return bool(self._run(lambda s: s.fetch(
@@ -944,6 +933,15 @@ class SqlGraphSource:
                     "SELECT record_id, customer_id, features, identifiers FROM records "
                     "WHERE record_id = ANY(%s)", [ids])}
         return {key: [rows[r] for r in found if r in rows] for key, found in capped.items()}
+
+    def erased_among(self, keys: Sequence[Key]) -> set[Key]:
+        by_hash: dict[str, list[Key]] = {}
+        for id_type, value in keys:
+            by_hash.setdefault(sha256_hex(value), []).append((id_type, value))
+        rows = self._session.fetch(
+            "SELECT id_type, value_sha256 FROM erased_identifiers WHERE value_sha256 = ANY(%s)",
+            [sorted(by_hash)])
+        return {(t, v) for id_type, digest in rows for t, v in by_hash[digest] if t == id_type}
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
         wanted = set(keys)
