@@ -233,12 +233,14 @@ class PostgresDatabase:
 
     def __init__(self, url: str, schema: str, service: str, max_connections: int = 8) -> None:
         import psycopg
+        from psycopg import IsolationLevel
         from psycopg import errors as pg_errors
         from psycopg_pool import ConnectionPool, PoolTimeout
 
         self._lost = (psycopg.OperationalError, PoolTimeout)
         self._retryable = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
         self._service = service
+        self._levels = {level.name.replace("_", " "): level for level in IsolationLevel}
         self._local = threading.local()
         self._pool = ConnectionPool(
             url, min_size=1, max_size=max_connections, open=False,
@@ -259,7 +261,9 @@ class PostgresDatabase:
             return
         try:
             with self._pool.connection() as conn:
-                conn.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                # Sent with the BEGIN: a SET TRANSACTION of its own cost a round trip and
+                # made the block below a savepoint inside an implicit transaction.
+                conn.isolation_level = self._levels[isolation]
                 with conn.transaction():
                     session = PostgresSession(conn)
                     self._local.session = session
