@@ -85,7 +85,8 @@ def running_services(tmp_path: Path, database_url: str,
     profile.start()
     attribution = build_attribution(config.load(
         AttributionSettings, environ={}, address="127.0.0.1:0",
-        profile_addr=f"127.0.0.1:{profile.port}"))
+        profile_addr=f"127.0.0.1:{profile.port}",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
     attribution.start()
     running = Services(identity, profile, attribution, [])
     yield running

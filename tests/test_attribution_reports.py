@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from omnicdp.cli.main import main
-from omnicdp.core.errors import InvalidArgument, NotFound
+from omnicdp.core import settings as config
+from omnicdp.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from omnicdp.services.attribution.client import AttributionClient
 from omnicdp.services.attribution.journeys import (
     AttributionConfig,
@@ -24,6 +25,8 @@ from omnicdp.services.attribution.journeys import (
     build_journeys,
 )
 from omnicdp.services.attribution.models import MODELS, attribute
+from omnicdp.services.attribution.server import build as build_attribution
+from omnicdp.services.attribution.settings import Settings as AttributionSettings
 from tests.gateway_kit import WRITER, auth, ev
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -284,3 +287,43 @@ def test_a_report_as_an_operation_outlives_the_callers_deadline(client, services
             attribution.operation("operations/0000")
     finally:
         attribution.close()
+
+
+def test_a_report_over_the_service_is_logged_to_mlflow_when_asked(client, services,
+                                                                  tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    email = {"email": "vera@example.ru"}
+    client.post("/v1/events", headers=auth(WRITER), json={"events": [
+        ev("push", event="Push Opened", channel="push", identifiers=email,
+           timestamp="2026-03-01T09:00:00Z", properties={}),
+        ev("buy", channel="web", identifiers=email, timestamp="2026-03-01T12:00:00Z",
+           properties={"revenue": 900}),
+    ]})
+    answer = client.get("/v1/reports/attribution?model=linear&mlflow=true&wait_seconds=30",
+                        headers=auth(WRITER))
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    run = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
+        report["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model"] == "linear"
+    assert run.data.metrics["revenue.push"] == report["channels"]["push"]["revenue"] == 900
+    # Not asked: not logged.
+    assert client.get("/v1/reports/attribution?model=linear&wait_seconds=30",
+                      headers=auth(WRITER)).json()["mlflow_run_id"] is None
+
+
+def test_a_service_without_a_tracking_store_refuses_to_log(services) -> None:
+    host = build_attribution(config.load(
+        AttributionSettings, environ={}, address="127.0.0.1:0",
+        profile_addr=services.address(services.profile)))
+    host.start()
+    attribution = AttributionClient(f"127.0.0.1:{host.port}", 10)
+    try:
+        with pytest.raises(FailedPrecondition, match="CDP_MLFLOW_TRACKING_URI"):
+            attribution.start("linear", log_to_mlflow=True)
+        assert attribution.start("linear").startswith("operations/")
+    finally:
+        attribution.close()
+        host.stop(1)

@@ -51,7 +51,7 @@ def test_each_route_declares_the_errors_it_can_answer(document) -> None:
                                                "500", "503", "504"}
     assert statuses("/v1/profiles/{customer_id}") == {"200", "400", "401", "403", "404", "429",
                                                       "500", "503", "504"}
-    assert statuses("/v1/reports/attribution") == {"200", "202", "401", "403", "422", "429",
+    assert statuses("/v1/reports/attribution") == {"200", "202", "401", "403", "409", "422", "429",
                                                    "500", "503", "504"}
     assert statuses("/v1/reports/attribution/operations/{operation_id}") == {
         "200", "202", "400", "401", "403", "404", "422", "429", "500", "503", "504"}

@@ -34,6 +34,7 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from omnicdp.core.tracking import tracking_uri
 from omnicdp.services.gateway.keys import SCOPES, digest
 
 SERVICES = ("identity", "profile", "attribution")
@@ -193,7 +194,8 @@ class Stack:
             dependencies = {
                 "identity": [],
                 "profile": ["--identity-addr", addresses["identity"]],
-                "attribution": ["--profile-addr", addresses["profile"]],
+                "attribution": ["--profile-addr", addresses["profile"],
+                                "--tracking-uri", tracking_uri(self.data_dir)],
             }
             services = []
             for name in SERVICES:

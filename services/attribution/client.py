@@ -49,13 +49,14 @@ def request(model: str, lookback_days: int = 0, start: datetime | None = None,
             post_view_windows: Mapping[str, timedelta] | None = None,
             event_post_view_windows: Mapping[str, timedelta] | None = None,
             default_post_view_window: timedelta | None = None, time_zone: str = "",
-            markov_order: int = 0) -> attribution_pb2.RunAttributionRequest:
+            markov_order: int = 0, log_to_mlflow: bool = False
+            ) -> attribution_pb2.RunAttributionRequest:
     """A report's request; windows and time zone left out take the service's defaults."""
     message = attribution_pb2.RunAttributionRequest(
         model=convert.model_value(model), lookback_days=lookback_days,
         start_time=protoconv.timestamp_from_datetime(start),
         end_time=protoconv.timestamp_from_datetime(end), time_zone=time_zone,
-        markov_order=markov_order)
+        markov_order=markov_order, log_to_mlflow=log_to_mlflow)
     for channel, window in (post_view_windows or {}).items():
         message.channel_post_view_windows[channel].FromTimedelta(window)
     for event, window in (event_post_view_windows or {}).items():

@@ -42,7 +42,7 @@ def report_to_stream(report: AttributionReport) -> Iterator[attribution_pb2.RunA
     yield attribution_pb2.RunAttributionResponse(totals=attribution_pb2.AttributionTotals(
         model=model_value(report.model), total_conversions=report.total_conversions,
         total_revenue=report.total_revenue, events_read=report.events_read,
-        method=report.method))
+        method=report.method, mlflow_run_id=report.mlflow_run_id))
 
 
 def report_from_stream(rows: Iterable[attribution_pb2.RunAttributionResponse],
@@ -60,7 +60,8 @@ def report_from_stream(rows: Iterable[attribution_pb2.RunAttributionResponse],
             totals = row.totals
     return AttributionReport(model=model, total_conversions=totals.total_conversions,
                              total_revenue=totals.total_revenue, channels=channels,
-                             events_read=totals.events_read, method=totals.method)
+                             events_read=totals.events_read, method=totals.method,
+                             mlflow_run_id=totals.mlflow_run_id)
 
 
 def report_rows(report: AttributionReport) -> tuple[list[attribution_pb2.ChannelCredit],

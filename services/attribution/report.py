@@ -76,6 +76,8 @@ class AttributionReport:
     events_read: int = 0
     # How the credit was computed when it matters (Shapley: exact or sampled).
     method: str = ""
+    # The MLflow run it was logged to, if it was (not part of the CLI's JSON).
+    mlflow_run_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``cdp attribution run --json``: conversions rounded to 4

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from omnicdp.api.attribution.v1 import attribution_pb2, attribution_pb2_grpc
 from omnicdp.core import protoconv
+from omnicdp.core.errors import FailedPrecondition
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.attribution import convert, sources
 from omnicdp.services.attribution.journeys import DEFAULT_POST_VIEW_WINDOWS, AttributionConfig
@@ -17,13 +18,16 @@ from omnicdp.services.attribution.models import attribute
 from omnicdp.services.attribution.operations import Operation, Operations
 from omnicdp.services.attribution.report import AttributionReport
 from omnicdp.services.attribution.settings import Settings
+from omnicdp.services.attribution.tracking import log_run
 from omnicdp.services.profile.client import ProfileClient
 
 
 class AttributionServicer(attribution_pb2_grpc.AttributionServiceServicer):
-    def __init__(self, profiles: ProfileClient, operations: Operations) -> None:
+    def __init__(self, profiles: ProfileClient, operations: Operations,
+                 tracking_uri: str = "") -> None:
         self._profiles = profiles
         self._operations = operations
+        self._tracking_uri = tracking_uri
 
     def RunAttribution(self, request, context) -> Iterator:  # noqa: N802 (generated name)
         yield from convert.report_to_stream(self._job(request)())
@@ -43,11 +47,21 @@ class AttributionServicer(attribution_pb2_grpc.AttributionServiceServicer):
         config = config_from_request(request)
         start = protoconv.timestamp_to_datetime(request.start_time)
         end = protoconv.timestamp_to_datetime(request.end_time)
+        if request.log_to_mlflow and not self._tracking_uri:
+            raise FailedPrecondition(
+                "this attribution service logs to no MLflow store: start it with "
+                "CDP_MLFLOW_TRACKING_URI (cdp up sets its data dir's)",
+                reason="MLFLOW_NOT_CONFIGURED")
 
         def make() -> AttributionReport:
             table, history, read = sources.from_stored_events(self._profiles.all_events(),
                                                               start, end)
-            return replace(attribute(table, model, config, history), events_read=read)
+            report = replace(attribute(table, model, config, history), events_read=read)
+            if request.log_to_mlflow:
+                run_id = log_run(report, config, "profile service (stored events)",
+                                 self._tracking_uri)
+                report = replace(report, mlflow_run_id=run_id)
+            return report
         return make
 
 
@@ -89,6 +103,6 @@ def build(settings: Settings) -> ServiceHost:
     return ServiceHost(
         "attribution",
         [Registration(attribution_pb2_grpc.add_AttributionServiceServicer_to_server,
-                      AttributionServicer(profiles, operations),
+                      AttributionServicer(profiles, operations, settings.tracking_uri),
                       attribution_pb2.DESCRIPTOR.services_by_name["AttributionService"].full_name)],
         settings.address, grace_seconds=settings.grace_seconds, on_stop=stop)

@@ -14,3 +14,7 @@ class Settings:
                                 "host:port of the profile service")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight calls get on shutdown")
+    tracking_uri: str = setting(
+        "", "CDP_MLFLOW_TRACKING_URI",
+        "MLflow tracking URI where reports asked to be logged go (experiment "
+        "cdp-attribution); empty: logging is refused", secret=True)

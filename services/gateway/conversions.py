@@ -121,7 +121,7 @@ def result_json(result: IngestResult) -> dict[str, Any]:
 def report_json(report: AttributionReport) -> dict[str, Any]:
     return {"model": report.model, "total_conversions": report.total_conversions,
             "total_revenue": report.total_revenue, "events_read": report.events_read,
-            "method": report.method,
+            "method": report.method, "mlflow_run_id": report.mlflow_run_id or None,
             "channels": {name: {"conversions": c.conversions, "revenue": c.revenue,
                                 **{f"by_{dimension}": {
                                     key: {"conversions": conv, "revenue": rev}

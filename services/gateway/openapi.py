@@ -34,6 +34,8 @@ ERROR_DESCRIPTIONS = {
     403: "The API key lacks the operation's scope (`PERMISSION_DENIED`).",
     404: "Unknown customer or identifier (`PROFILE_NOT_FOUND`).",
     408: "The body did not arrive within the body timeout (`REQUEST_TIMEOUT`).",
+    409: "The service is not set up for what was asked, e.g. `mlflow=true` with no MLflow "
+         "store (`MLFLOW_NOT_CONFIGURED`).",
     413: "The body is over the byte limit (`PAYLOAD_TOO_LARGE`), before or after gzip, or "
          "holds too many events (`TOO_MANY_EVENTS`).",
     415: "A `Content-Encoding` other than gzip (`UNSUPPORTED_CONTENT_ENCODING`).",

@@ -225,7 +225,7 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
 
     @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
              tags=["reports"],
-             responses={**openapi.problems(401, 403, 422, 429, 500, 503, 504),
+             responses={**openapi.problems(401, 403, 409, 422, 429, 500, 503, 504),
                         **openapi.operation_running()})
     def attribution_report(
         _key: Annotated[ApiKey, require("reports:read")],
@@ -252,6 +252,10 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         wait_seconds: Annotated[float, Query(
             ge=0, le=30, description="how long to wait for the report before answering "
                                      "202 with the operation to poll")] = REPORT_WAIT_SECONDS,
+        mlflow: Annotated[bool, Query(
+            description="log the run to the attribution service's MLflow store (experiment "
+                        "cdp-attribution; its run id comes back as `mlflow_run_id`); 409 "
+                        "when the service has none")] = False,
     ):
         """Conversions and revenue credited to channels, online and offline, each split by
         place (online, store), the customer's segment when touched and the touch type.
@@ -265,7 +269,7 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         options = conversions.report_options(post_view or [], event_post_view or [],
                                              default_post_view, time_zone, start, end)
         name = backends.attribution.start(model, lookback_days, markov_order=markov_order,
-                                          **options)
+                                          log_to_mlflow=mlflow, **options)
         return _report_or_operation(name, wait_seconds)
 
     @app.get("/v1/reports/attribution/operations/{operation_id}",

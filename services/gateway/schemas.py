@@ -280,6 +280,8 @@ class AttributionReport(BaseModel):
     total_revenue: float
     events_read: int
     method: str = Field(description="how the credit was computed, e.g. exact or sampled")
+    mlflow_run_id: str | None = Field(
+        default=None, description="the MLflow run the report was logged to (`mlflow=true`)")
     channels: dict[str, ChannelCredit]
 
 

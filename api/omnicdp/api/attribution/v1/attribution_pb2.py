@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(omnicdp/attribution/v1/attribution.proto\x12\x16omnicdp.attribution.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x05\n\x15RunAttributionRequest\x12\x37\n\x05model\x18\x01 \x01(\x0e\x32(.omnicdp.attribution.v1.AttributionModel\x12\x15\n\rlookback_days\x18\x02 \x01(\x05\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12l\n\x19\x63hannel_post_view_windows\x18\x05 \x03(\x0b\x32I.omnicdp.attribution.v1.RunAttributionRequest.ChannelPostViewWindowsEntry\x12h\n\x17\x65vent_post_view_windows\x18\x06 \x03(\x0b\x32G.omnicdp.attribution.v1.RunAttributionRequest.EventPostViewWindowsEntry\x12;\n\x18\x64\x65\x66\x61ult_post_view_window\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\ttime_zone\x18\x08 \x01(\t\x12\x14\n\x0cmarkov_order\x18\t \x01(\x05\x1aX\n\x1b\x43hannelPostViewWindowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration:\x02\x38\x01\x1aV\n\x19\x45ventPostViewWindowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration:\x02\x38\x01\"{\n\rChannelCredit\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x63onversions\x18\x02 \x01(\x01\x12\x0f\n\x07revenue\x18\x03 \x01(\x01\x12\x33\n\x06splits\x18\x04 \x03(\x0b\x32#.omnicdp.attribution.v1.CreditSplit\"b\n\x0b\x43reditSplit\x12\r\n\x05place\x18\x01 \x01(\t\x12\x0f\n\x07segment\x18\x02 \x01(\t\x12\r\n\x05touch\x18\x03 \x01(\t\x12\x13\n\x0b\x63onversions\x18\x04 \x01(\x01\x12\x0f\n\x07revenue\x18\x05 \x01(\x01\"\xa3\x01\n\x11\x41ttributionTotals\x12\x37\n\x05model\x18\x01 \x01(\x0e\x32(.omnicdp.attribution.v1.AttributionModel\x12\x19\n\x11total_conversions\x18\x02 \x01(\x03\x12\x15\n\rtotal_revenue\x18\x03 \x01(\x01\x12\x13\n\x0b\x65vents_read\x18\x04 \x01(\x03\x12\x0e\n\x06method\x18\x05 \x01(\t\"\x9d\x01\n\x16RunAttributionResponse\x12?\n\x0e\x63hannel_credit\x18\x01 \x01(\x0b\x32%.omnicdp.attribution.v1.ChannelCreditH\x00\x12;\n\x06totals\x18\x02 \x01(\x0b\x32).omnicdp.attribution.v1.AttributionTotalsH\x00\x42\x05\n\x03row\"X\n\x17StartAttributionRequest\x12=\n\x06report\x18\x01 \x01(\x0b\x32-.omnicdp.attribution.v1.RunAttributionRequest\"[\n\x18StartAttributionResponse\x12?\n\toperation\x18\x01 \x01(\x0b\x32,.omnicdp.attribution.v1.AttributionOperation\".\n\x1eGetAttributionOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"b\n\x1fGetAttributionOperationResponse\x12?\n\toperation\x18\x01 \x01(\x0b\x32,.omnicdp.attribution.v1.AttributionOperation\"\xde\x01\n\x14\x41ttributionOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x0f\x63hannel_credits\x18\x04 \x03(\x0b\x32%.omnicdp.attribution.v1.ChannelCredit\x12\x39\n\x06totals\x18\x05 \x01(\x0b\x32).omnicdp.attribution.v1.AttributionTotals*\xc7\x02\n\x10\x41ttributionModel\x12!\n\x1d\x41TTRIBUTION_MODEL_UNSPECIFIED\x10\x00\x12!\n\x1d\x41TTRIBUTION_MODEL_FIRST_TOUCH\x10\x01\x12 \n\x1c\x41TTRIBUTION_MODEL_LAST_TOUCH\x10\x02\x12\x1c\n\x18\x41TTRIBUTION_MODEL_LINEAR\x10\x03\x12 \n\x1c\x41TTRIBUTION_MODEL_TIME_DECAY\x10\x04\x12$\n ATTRIBUTION_MODEL_POSITION_BASED\x10\x05\x12\x1c\n\x18\x41TTRIBUTION_MODEL_MARKOV\x10\x06\x12\x1d\n\x19\x41TTRIBUTION_MODEL_SHAPLEY\x10\x07\x12(\n$ATTRIBUTION_MODEL_SHAPLEY_SIMPLIFIED\x10\x08\x32\x8b\x03\n\x12\x41ttributionService\x12q\n\x0eRunAttribution\x12-.omnicdp.attribution.v1.RunAttributionRequest\x1a..omnicdp.attribution.v1.RunAttributionResponse0\x01\x12u\n\x10StartAttribution\x12/.omnicdp.attribution.v1.StartAttributionRequest\x1a\x30.omnicdp.attribution.v1.StartAttributionResponse\x12\x8a\x01\n\x17GetAttributionOperation\x12\x36.omnicdp.attribution.v1.GetAttributionOperationRequest\x1a\x37.omnicdp.attribution.v1.GetAttributionOperationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(omnicdp/attribution/v1/attribution.proto\x12\x16omnicdp.attribution.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x05\n\x15RunAttributionRequest\x12\x37\n\x05model\x18\x01 \x01(\x0e\x32(.omnicdp.attribution.v1.AttributionModel\x12\x15\n\rlookback_days\x18\x02 \x01(\x05\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12l\n\x19\x63hannel_post_view_windows\x18\x05 \x03(\x0b\x32I.omnicdp.attribution.v1.RunAttributionRequest.ChannelPostViewWindowsEntry\x12h\n\x17\x65vent_post_view_windows\x18\x06 \x03(\x0b\x32G.omnicdp.attribution.v1.RunAttributionRequest.EventPostViewWindowsEntry\x12;\n\x18\x64\x65\x66\x61ult_post_view_window\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\ttime_zone\x18\x08 \x01(\t\x12\x14\n\x0cmarkov_order\x18\t \x01(\x05\x12\x15\n\rlog_to_mlflow\x18\n \x01(\x08\x1aX\n\x1b\x43hannelPostViewWindowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration:\x02\x38\x01\x1aV\n\x19\x45ventPostViewWindowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration:\x02\x38\x01\"{\n\rChannelCredit\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x63onversions\x18\x02 \x01(\x01\x12\x0f\n\x07revenue\x18\x03 \x01(\x01\x12\x33\n\x06splits\x18\x04 \x03(\x0b\x32#.omnicdp.attribution.v1.CreditSplit\"b\n\x0b\x43reditSplit\x12\r\n\x05place\x18\x01 \x01(\t\x12\x0f\n\x07segment\x18\x02 \x01(\t\x12\r\n\x05touch\x18\x03 \x01(\t\x12\x13\n\x0b\x63onversions\x18\x04 \x01(\x01\x12\x0f\n\x07revenue\x18\x05 \x01(\x01\"\xba\x01\n\x11\x41ttributionTotals\x12\x37\n\x05model\x18\x01 \x01(\x0e\x32(.omnicdp.attribution.v1.AttributionModel\x12\x19\n\x11total_conversions\x18\x02 \x01(\x03\x12\x15\n\rtotal_revenue\x18\x03 \x01(\x01\x12\x13\n\x0b\x65vents_read\x18\x04 \x01(\x03\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x15\n\rmlflow_run_id\x18\x06 \x01(\t\"\x9d\x01\n\x16RunAttributionResponse\x12?\n\x0e\x63hannel_credit\x18\x01 \x01(\x0b\x32%.omnicdp.attribution.v1.ChannelCreditH\x00\x12;\n\x06totals\x18\x02 \x01(\x0b\x32).omnicdp.attribution.v1.AttributionTotalsH\x00\x42\x05\n\x03row\"X\n\x17StartAttributionRequest\x12=\n\x06report\x18\x01 \x01(\x0b\x32-.omnicdp.attribution.v1.RunAttributionRequest\"[\n\x18StartAttributionResponse\x12?\n\toperation\x18\x01 \x01(\x0b\x32,.omnicdp.attribution.v1.AttributionOperation\".\n\x1eGetAttributionOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"b\n\x1fGetAttributionOperationResponse\x12?\n\toperation\x18\x01 \x01(\x0b\x32,.omnicdp.attribution.v1.AttributionOperation\"\xde\x01\n\x14\x41ttributionOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x0f\x63hannel_credits\x18\x04 \x03(\x0b\x32%.omnicdp.attribution.v1.ChannelCredit\x12\x39\n\x06totals\x18\x05 \x01(\x0b\x32).omnicdp.attribution.v1.AttributionTotals*\xc7\x02\n\x10\x41ttributionModel\x12!\n\x1d\x41TTRIBUTION_MODEL_UNSPECIFIED\x10\x00\x12!\n\x1d\x41TTRIBUTION_MODEL_FIRST_TOUCH\x10\x01\x12 \n\x1c\x41TTRIBUTION_MODEL_LAST_TOUCH\x10\x02\x12\x1c\n\x18\x41TTRIBUTION_MODEL_LINEAR\x10\x03\x12 \n\x1c\x41TTRIBUTION_MODEL_TIME_DECAY\x10\x04\x12$\n ATTRIBUTION_MODEL_POSITION_BASED\x10\x05\x12\x1c\n\x18\x41TTRIBUTION_MODEL_MARKOV\x10\x06\x12\x1d\n\x19\x41TTRIBUTION_MODEL_SHAPLEY\x10\x07\x12(\n$ATTRIBUTION_MODEL_SHAPLEY_SIMPLIFIED\x10\x08\x32\x8b\x03\n\x12\x41ttributionService\x12q\n\x0eRunAttribution\x12-.omnicdp.attribution.v1.RunAttributionRequest\x1a..omnicdp.attribution.v1.RunAttributionResponse0\x01\x12u\n\x10StartAttribution\x12/.omnicdp.attribution.v1.StartAttributionRequest\x1a\x30.omnicdp.attribution.v1.StartAttributionResponse\x12\x8a\x01\n\x17GetAttributionOperation\x12\x36.omnicdp.attribution.v1.GetAttributionOperationRequest\x1a\x37.omnicdp.attribution.v1.GetAttributionOperationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,32 +37,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNATTRIBUTIONREQUEST_CHANNELPOSTVIEWWINDOWSENTRY']._serialized_options = b'8\001'
   _globals['_RUNATTRIBUTIONREQUEST_EVENTPOSTVIEWWINDOWSENTRY']._loaded_options = None
   _globals['_RUNATTRIBUTIONREQUEST_EVENTPOSTVIEWWINDOWSENTRY']._serialized_options = b'8\001'
-  _globals['_ATTRIBUTIONMODEL']._serialized_start=1937
-  _globals['_ATTRIBUTIONMODEL']._serialized_end=2264
+  _globals['_ATTRIBUTIONMODEL']._serialized_start=1983
+  _globals['_ATTRIBUTIONMODEL']._serialized_end=2310
   _globals['_RUNATTRIBUTIONREQUEST']._serialized_start=134
-  _globals['_RUNATTRIBUTIONREQUEST']._serialized_end=827
-  _globals['_RUNATTRIBUTIONREQUEST_CHANNELPOSTVIEWWINDOWSENTRY']._serialized_start=651
-  _globals['_RUNATTRIBUTIONREQUEST_CHANNELPOSTVIEWWINDOWSENTRY']._serialized_end=739
-  _globals['_RUNATTRIBUTIONREQUEST_EVENTPOSTVIEWWINDOWSENTRY']._serialized_start=741
-  _globals['_RUNATTRIBUTIONREQUEST_EVENTPOSTVIEWWINDOWSENTRY']._serialized_end=827
-  _globals['_CHANNELCREDIT']._serialized_start=829
-  _globals['_CHANNELCREDIT']._serialized_end=952
-  _globals['_CREDITSPLIT']._serialized_start=954
-  _globals['_CREDITSPLIT']._serialized_end=1052
-  _globals['_ATTRIBUTIONTOTALS']._serialized_start=1055
-  _globals['_ATTRIBUTIONTOTALS']._serialized_end=1218
-  _globals['_RUNATTRIBUTIONRESPONSE']._serialized_start=1221
-  _globals['_RUNATTRIBUTIONRESPONSE']._serialized_end=1378
-  _globals['_STARTATTRIBUTIONREQUEST']._serialized_start=1380
-  _globals['_STARTATTRIBUTIONREQUEST']._serialized_end=1468
-  _globals['_STARTATTRIBUTIONRESPONSE']._serialized_start=1470
-  _globals['_STARTATTRIBUTIONRESPONSE']._serialized_end=1561
-  _globals['_GETATTRIBUTIONOPERATIONREQUEST']._serialized_start=1563
-  _globals['_GETATTRIBUTIONOPERATIONREQUEST']._serialized_end=1609
-  _globals['_GETATTRIBUTIONOPERATIONRESPONSE']._serialized_start=1611
-  _globals['_GETATTRIBUTIONOPERATIONRESPONSE']._serialized_end=1709
-  _globals['_ATTRIBUTIONOPERATION']._serialized_start=1712
-  _globals['_ATTRIBUTIONOPERATION']._serialized_end=1934
-  _globals['_ATTRIBUTIONSERVICE']._serialized_start=2267
-  _globals['_ATTRIBUTIONSERVICE']._serialized_end=2662
+  _globals['_RUNATTRIBUTIONREQUEST']._serialized_end=850
+  _globals['_RUNATTRIBUTIONREQUEST_CHANNELPOSTVIEWWINDOWSENTRY']._serialized_start=674
+  _globals['_RUNATTRIBUTIONREQUEST_CHANNELPOSTVIEWWINDOWSENTRY']._serialized_end=762
+  _globals['_RUNATTRIBUTIONREQUEST_EVENTPOSTVIEWWINDOWSENTRY']._serialized_start=764
+  _globals['_RUNATTRIBUTIONREQUEST_EVENTPOSTVIEWWINDOWSENTRY']._serialized_end=850
+  _globals['_CHANNELCREDIT']._serialized_start=852
+  _globals['_CHANNELCREDIT']._serialized_end=975
+  _globals['_CREDITSPLIT']._serialized_start=977
+  _globals['_CREDITSPLIT']._serialized_end=1075
+  _globals['_ATTRIBUTIONTOTALS']._serialized_start=1078
+  _globals['_ATTRIBUTIONTOTALS']._serialized_end=1264
+  _globals['_RUNATTRIBUTIONRESPONSE']._serialized_start=1267
+  _globals['_RUNATTRIBUTIONRESPONSE']._serialized_end=1424
+  _globals['_STARTATTRIBUTIONREQUEST']._serialized_start=1426
+  _globals['_STARTATTRIBUTIONREQUEST']._serialized_end=1514
+  _globals['_STARTATTRIBUTIONRESPONSE']._serialized_start=1516
+  _globals['_STARTATTRIBUTIONRESPONSE']._serialized_end=1607
+  _globals['_GETATTRIBUTIONOPERATIONREQUEST']._serialized_start=1609
+  _globals['_GETATTRIBUTIONOPERATIONREQUEST']._serialized_end=1655
+  _globals['_GETATTRIBUTIONOPERATIONRESPONSE']._serialized_start=1657
+  _globals['_GETATTRIBUTIONOPERATIONRESPONSE']._serialized_end=1755
+  _globals['_ATTRIBUTIONOPERATION']._serialized_start=1758
+  _globals['_ATTRIBUTIONOPERATION']._serialized_end=1980
+  _globals['_ATTRIBUTIONSERVICE']._serialized_start=2313
+  _globals['_ATTRIBUTIONSERVICE']._serialized_end=2708
 # @@protoc_insertion_point(module_scope)

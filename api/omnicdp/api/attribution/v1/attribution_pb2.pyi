@@ -33,7 +33,7 @@ ATTRIBUTION_MODEL_SHAPLEY: AttributionModel
 ATTRIBUTION_MODEL_SHAPLEY_SIMPLIFIED: AttributionModel
 
 class RunAttributionRequest(_message.Message):
-    __slots__ = ("model", "lookback_days", "start_time", "end_time", "channel_post_view_windows", "event_post_view_windows", "default_post_view_window", "time_zone", "markov_order")
+    __slots__ = ("model", "lookback_days", "start_time", "end_time", "channel_post_view_windows", "event_post_view_windows", "default_post_view_window", "time_zone", "markov_order", "log_to_mlflow")
     class ChannelPostViewWindowsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class RunAttributionRequest(_message.Message):
     DEFAULT_POST_VIEW_WINDOW_FIELD_NUMBER: _ClassVar[int]
     TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     MARKOV_ORDER_FIELD_NUMBER: _ClassVar[int]
+    LOG_TO_MLFLOW_FIELD_NUMBER: _ClassVar[int]
     model: AttributionModel
     lookback_days: int
     start_time: _timestamp_pb2.Timestamp
@@ -66,7 +67,8 @@ class RunAttributionRequest(_message.Message):
     default_post_view_window: _duration_pb2.Duration
     time_zone: str
     markov_order: int
-    def __init__(self, model: _Optional[_Union[AttributionModel, str]] = ..., lookback_days: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_post_view_windows: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., event_post_view_windows: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., default_post_view_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_zone: _Optional[str] = ..., markov_order: _Optional[int] = ...) -> None: ...
+    log_to_mlflow: bool
+    def __init__(self, model: _Optional[_Union[AttributionModel, str]] = ..., lookback_days: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_post_view_windows: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., event_post_view_windows: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., default_post_view_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_zone: _Optional[str] = ..., markov_order: _Optional[int] = ..., log_to_mlflow: _Optional[bool] = ...) -> None: ...
 
 class ChannelCredit(_message.Message):
     __slots__ = ("channel", "conversions", "revenue", "splits")
@@ -95,18 +97,20 @@ class CreditSplit(_message.Message):
     def __init__(self, place: _Optional[str] = ..., segment: _Optional[str] = ..., touch: _Optional[str] = ..., conversions: _Optional[float] = ..., revenue: _Optional[float] = ...) -> None: ...
 
 class AttributionTotals(_message.Message):
-    __slots__ = ("model", "total_conversions", "total_revenue", "events_read", "method")
+    __slots__ = ("model", "total_conversions", "total_revenue", "events_read", "method", "mlflow_run_id")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TOTAL_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_REVENUE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_READ_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    MLFLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     model: AttributionModel
     total_conversions: int
     total_revenue: float
     events_read: int
     method: str
-    def __init__(self, model: _Optional[_Union[AttributionModel, str]] = ..., total_conversions: _Optional[int] = ..., total_revenue: _Optional[float] = ..., events_read: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+    mlflow_run_id: str
+    def __init__(self, model: _Optional[_Union[AttributionModel, str]] = ..., total_conversions: _Optional[int] = ..., total_revenue: _Optional[float] = ..., events_read: _Optional[int] = ..., method: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ...) -> None: ...
 
 class RunAttributionResponse(_message.Message):
     __slots__ = ("channel_credit", "totals")
