@@ -142,8 +142,8 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EraseProfile(self, request, context):
-        """Erases a customer: events, identifiers, traits and consents here, records in the identity
-        service; keeps an audit entry without personal data, and the identity service keeps
+        """Erases a customer: events, identifiers, traits, consents and scores here, records in the
+        identity service; keeps an audit entry without personal data, and the identity service keeps
         hashed identifiers so that later events of the person build no profile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
