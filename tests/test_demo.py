@@ -31,3 +31,6 @@ def test_demo_runs_the_main_job_and_serves_a_promoted_model(tmp_path: Path) -> N
     assert summary["ltv"]["version"] == "1"
     assert 0 < summary["ltv"]["customers"] <= summary["ltv"]["purchases"]
     assert "Lifetime value (cdp-ltv 1)" in report
+    # ...and its scores written to the profiles.
+    assert summary["ltv"]["profile_scores"] == {
+        "stored": summary["ltv"]["customers"], "unchanged": 0, "not_found": 0}

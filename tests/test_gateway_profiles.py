@@ -1,19 +1,24 @@
 """The gateway's profile routes in front of the real services: the golden record's JSON,
-consents (PUT, current, history), and erasure (DELETE, scope `profiles:erase`), each answer
-held to the OpenAPI document."""
+consents (PUT, current, history), erasure (DELETE, scope `profiles:erase`) and scores
+(`GET /v1/customers/{id}/scores`, scope `profiles:read`), each answer held to the OpenAPI
+document."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from omnicdp.services.gateway.keys import ApiKeys
 from omnicdp.services.gateway.routes import Backends, create_app
+from omnicdp.services.profile.client import CustomerScores, ProfileClient, Score
 from tests.gateway_kit import READER, WRITER, assert_conforms, auth, ev, write_keys
 
 PROBLEM = "application/problem+json"
+POS = "pos-key-events-only"  # a key with events:write alone
 
 
 @pytest.fixture
@@ -23,8 +28,11 @@ def gateway(services, tmp_path) -> Iterator[TestClient]:
     backends = Backends.connect(services.address(services.profile),
                                 services.address(services.identity),
                                 services.address(services.attribution), deadline=10)
-    app = create_app(ApiKeys.load(write_keys(tmp_path / "keys.yaml")), backends,
-                     max_body_bytes=64_000)
+    keys_file = write_keys(tmp_path / "keys.yaml")
+    keys = yaml.safe_load(keys_file.read_text())
+    keys["keys"].append({"name": "pos", "key": POS, "scopes": ["events:write"]})
+    keys_file.write_text(yaml.safe_dump(keys))
+    app = create_app(ApiKeys.load(keys_file), backends, max_body_bytes=64_000)
     with TestClient(app) as client:
         yield client
     backends.close()
@@ -125,3 +133,42 @@ def test_delete_erases_with_the_erase_scope_only(gateway, document) -> None:
     assert again.status_code == 404 and again.headers["content-type"] == PROBLEM
     later = gateway.post("/v1/events", json={"events": [ev("o-3")]}, headers=auth(WRITER))
     assert later.json()["results"][0]["status"] == "rejected"
+
+
+@pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
+def test_scores_are_read_with_profiles_read_and_follow_merges(services, gateway,
+                                                              document) -> None:
+    by_email = customer_of(gateway, ev("o-1", identifiers={"email": "vera@example.ru"}))
+    by_phone = customer_of(gateway, ev("o-2", identifiers={"phone": "+79161112233"}))
+    at = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
+    profiles = ProfileClient(services.address(services.profile))
+    try:
+        written = profiles.set_scores([
+            CustomerScores(by_email, (Score("ltv_clv", 1500.25, "cdp-ltv", "7", at),
+                                      Score("p_alive", 0.8125, "cdp-ltv", "7", at)))])
+    finally:
+        profiles.close()
+    assert [w.status for w in written] == ["stored"]
+    survivor = customer_of(gateway, ev("o-3", identifiers={"email": "vera@example.ru",
+                                                           "phone": "+79161112233"}))
+    expected = {"ltv_clv": {"value": 1500.25, "model": "cdp-ltv", "version": "7",
+                            "computed_at": "2026-03-10T04:00:00Z"},
+                "p_alive": {"value": 0.8125, "model": "cdp-ltv", "version": "7",
+                            "computed_at": "2026-03-10T04:00:00Z"}}
+    path = "/v1/customers/{customer_id}/scores"
+    for asked in (by_email, by_phone):
+        answer = gateway.get(f"/v1/customers/{asked}/scores", headers=auth(READER))
+        assert_conforms(document, "GET", path, answer)
+        assert answer.json() == {"customer_id": survivor, "scores": expected}
+    profile = gateway.get(f"/v1/profiles/{survivor}", headers=auth(READER))
+    assert_conforms(document, "GET", "/v1/profiles/{customer_id}", profile)
+    assert profile.json()["scores"] == expected
+
+    refused = [gateway.get(f"/v1/customers/{survivor}/scores"),
+               gateway.get(f"/v1/customers/{survivor}/scores", headers=auth(POS)),
+               gateway.get("/v1/customers/nobody/scores", headers=auth(READER))]
+    assert [(r.status_code, r.json()["code"]) for r in refused] == [
+        (401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED"), (404, "PROFILE_NOT_FOUND")]
+    for answer in refused:
+        assert answer.headers["content-type"] == PROBLEM
+        assert_conforms(document, "GET", path, answer)

@@ -51,6 +51,8 @@ def test_each_route_declares_the_errors_it_can_answer(document) -> None:
                                                "500", "503", "504"}
     assert statuses("/v1/profiles/{customer_id}") == {"200", "400", "401", "403", "404", "429",
                                                       "500", "503", "504"}
+    assert statuses("/v1/customers/{customer_id}/scores") == {
+        "200", "400", "401", "403", "404", "429", "500", "503", "504"}
     assert statuses("/v1/reports/attribution") == {"200", "202", "401", "403", "409", "422", "429",
                                                    "500", "503", "504"}
     assert statuses("/v1/reports/attribution/operations/{operation_id}") == {

@@ -60,6 +60,9 @@ class Stack:
             finally:
                 conn.close()
 
+    def score_rows(self) -> list[str]:
+        return [text for table, text in self.rows_as_text() if table.endswith("scores")]
+
     def personal_data_left(self) -> list[tuple[str, str]]:
         return [(table, needle) for table, text in self.rows_as_text()
                 for needle in NEEDLES if needle in text.lower()]
@@ -100,9 +103,15 @@ def load_the_person(stub) -> str:
                             channel=protoconv.channel_value("email"), source="web-form",
                             proof_reference="double-opt-in: Zinovy.Quarkov@Mail.ru")]),
         timeout=5)
+    stub.SetScores(profile_pb2.SetScoresRequest(customers=[
+        profile_pb2.CustomerScores(customer_id=c, scores=[profile_pb2.Score(
+            name="ltv_clv", value=value, model="cdp-ltv", model_version="1",
+            computed_at=protoconv.timestamp_from_datetime(T0 + timedelta(days=2)))])
+        for c, value in ((customer, 54000.0), (results[2].customer_id, 10.0))]), timeout=5)
     profile = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=customer),
                               timeout=5).profile
     assert profile.event_count == 3 and profile.traits["first_name"] == "Zinovy"
+    assert dict(profile.scores) == {"ltv_clv": 54000.0}
     return anonymous.customer_id
 
 
@@ -123,6 +132,7 @@ def test_erasure_leaves_nothing_of_the_person_and_rejects_later_events(
         stub = stack.stub
         first_id = load_the_person(stub)  # the anonymous visitor's id, merged away since
         assert stack.personal_data_left()  # the scan finds him before
+        assert len(stack.score_rows()) == 2  # his and Olga's
 
         erased = stub.EraseProfile(profile_pb2.EraseProfileRequest(
             customer_id=first_id, actor="privacy-desk", reason="ticket 4711"), timeout=10)
@@ -130,6 +140,8 @@ def test_erasure_leaves_nothing_of_the_person_and_rejects_later_events(
         assert (erased.events_erased, erased.consents_erased) == (3, 1)
         assert erased.identifiers_erased == 4 and erased.records_erased >= 3
         assert stack.personal_data_left() == []
+        # Scores carry no identifier the scan would find: his row is gone, Olga's stays.
+        assert [erased.customer_id in text for text in stack.score_rows()] == [False]
         for customer_id in (first_id, erased.customer_id):
             with pytest.raises(grpc.RpcError) as gone:
                 stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=customer_id),

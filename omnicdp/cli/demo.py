@@ -175,12 +175,12 @@ def run_demo(data_dir: Path, customers: int = 300, seed: int = 7, as_json: bool 
         final = final_customer_ids(gateway, set(assigned.values()))
         quality = pairwise_quality({m: final[c] for m, c in assigned.items()},
                                    truth).to_dict()
-        sample = _sample_profile(gateway, retailer / "events.jsonl")
         attribution = report(gateway, "/v1/reports/attribution?model=last_touch")
         try:
             ltv = lifetime_value(stack)
         except DomainError as error:  # e.g. too few customers bought twice
             ltv = {"skipped": str(error)}
+        sample = _sample_profile(gateway, retailer / "events.jsonl")  # with its scores
     finally:
         stack.stop()
     summary = {
@@ -281,7 +281,9 @@ def train_and_promote(retailer: Path, stack: Stack) -> dict[str, Any]:
 
 def lifetime_value(stack: Stack) -> dict[str, Any]:
     """`cdp ltv refit` on the stack: the purchases from the profile service, fitted,
-    registered as cdp-ltv in the stack's MLflow store and scored."""
+    registered as cdp-ltv in the stack's MLflow store, scored, and the scores written to the
+    profiles."""
+    from omnicdp.cli.ltv import set_profile_scores
     from omnicdp.core.tracking import tracking_uri
     from omnicdp.services.attribution.ltv.refit import refit
     from omnicdp.services.attribution.ltv.transactions import (
@@ -299,9 +301,12 @@ def lifetime_value(stack: Stack) -> dict[str, Any]:
     finally:
         profiles.close()
     done = refit(transactions, tracking_uri(stack.data_dir), source="cdp demo")
+    written = set_profile_scores(stack.addresses["profile"], done.scores, done.model.version,
+                                 lambda _message: None)
     scores = done.scores.sort_by([("clv", "descending")])
     validation = done.fit.validation
     return {"version": done.model.version, "customers": done.scores.num_rows,
+            "profile_scores": written["customers"],
             "purchases": transactions.num_rows,
             "bgnbd": done.model.bgnbd.to_dict(), "gamma_gamma": done.model.gamma_gamma.to_dict(),
             "total_clv": float(done.scores.column("clv").to_numpy().sum()),

@@ -116,6 +116,38 @@ def _scores_result(args: argparse.Namespace, scores, version: str, as_of: date, 
                     for i in order]}
 
 
+def set_profile_scores(profile_addr: str, scores, version: str,  # noqa: ANN001
+                       report) -> dict:  # noqa: ANN001
+    """Write the score table's scores to the profile service (``SetScores``, a page of
+    customers a call) as computed now by ``cdp-ltv`` ``version``; what became of them."""
+    from datetime import UTC, datetime
+
+    from omnicdp.services.attribution.ltv.registry import MODEL_NAME
+    from omnicdp.services.attribution.ltv.scoring import PROFILE_SCORES, profile_score_batches
+    from omnicdp.services.profile.client import CustomerScores, ProfileClient, Score
+
+    computed_at = datetime.now(UTC)
+    model_version = version or "unregistered"
+    counts = {"stored": 0, "unchanged": 0, "not_found": 0}
+    profiles = ProfileClient(profile_addr)
+    try:
+        for page in profile_score_batches(scores):
+            results = profiles.set_scores([
+                CustomerScores(customer, tuple(Score(name, value, MODEL_NAME, model_version,
+                                                     computed_at)
+                                               for name, value in values.items()))
+                for customer, values in page if values])
+            for result in results:
+                counts[result.status] += 1
+            report(f"scores of {sum(counts.values()):,} of {scores.num_rows:,} customers "
+                   f"written to the profile service")
+    finally:
+        profiles.close()
+    return {"profile_addr": profile_addr, "model": MODEL_NAME, "version": model_version,
+            "names": sorted(PROFILE_SCORES), "computed_at": computed_at.isoformat(),
+            "customers": counts}
+
+
 def _print_scores(result: dict) -> None:
     from omnicdp.cli.tables import print_table
 
@@ -125,6 +157,13 @@ def _print_scores(result: dict) -> None:
         f"{result['total_clv']:,.2f}, {result['expected_purchases']:,.1f} purchases",
         [(row["customer_id"], f"{row['clv']:,.2f}", f"{row['p_alive']:.3f}")
          for row in result["top"]], headers=("customer", "CLV", "P(alive)"))
+    written = result.get("profile_scores")
+    if written:
+        counts = written["customers"]
+        print(f"scores ({', '.join(written['names'])}) of {written['model']} "
+              f"{written['version']} written to the profile service at "
+              f"{written['profile_addr']}: {counts['stored']:,} customers stored, "
+              f"{counts['unchanged']:,} unchanged, {counts['not_found']:,} unknown")
 
 
 def score(args: argparse.Namespace) -> int:
@@ -144,6 +183,9 @@ def score(args: argparse.Namespace) -> int:
                f"with cdp-ltv {model.version}")
         scores = score_customers(model, summary, horizon)
         result = _scores_result(args, scores, model.version, summary.calibration_end, report)
+        if args.profile_addr:
+            result["profile_scores"] = set_profile_scores(args.profile_addr, scores,
+                                                          model.version, report)
     except DomainError as error:
         return common.fail("cdp ltv score", error)
     if args.json:
@@ -182,6 +224,8 @@ def refit(args: argparse.Namespace) -> int:
                             "run_id": done.run_id} if done.model.version else None)
         result["scores"] = _scores_result(args, done.scores, done.model.version, done.as_of,
                                           report)
+        result["scores"]["profile_scores"] = set_profile_scores(
+            args.profile_addr, done.scores, done.model.version, report)
     except DomainError as error:
         return common.fail("cdp ltv refit", error)
     if args.json:
@@ -281,6 +325,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     score_parser.add_argument("transactions", type=Path, metavar="TRANSACTIONS")
     score_parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                               help="write the scores (.csv or .parquet)")
+    score_parser.add_argument("--profile-addr", default=None, metavar="ADDR",
+                              help="also write the scores to the profile service at "
+                                   "host:port (SetScores; the table's customer ids must be "
+                                   "the profile's)")
     score_parser.add_argument("--model", default="serving",
                               help="serving (default: the champion if set, else the latest), "
                                    "latest, or a version number")
@@ -303,8 +351,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     promote_parser.set_defaults(func=promote)
 
     refit_parser = actions.add_parser(
-        "refit", help="read the purchases from the running profile service, fit, register "
-        "and score (a scheduled refit)")
+        "refit", help="read the purchases from the running profile service, fit, register, "
+        "score, and write the scores to the profiles (a scheduled refit)")
     refit_parser.add_argument("--profile-addr",
                               default=os.environ.get("CDP_PROFILE_ADDR", "127.0.0.1:50052"),
                               help="host:port of the profile service (env CDP_PROFILE_ADDR)")

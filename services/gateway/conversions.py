@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +18,7 @@ from omnicdp.services.profile.client import (
     EventIn,
     IngestResult,
     Profile,
+    Score,
     StoredEvent,
 )
 
@@ -65,7 +67,7 @@ def profile_json(profile: Profile) -> dict[str, Any]:
         "first_seen": rfc3339(profile.first_seen),
         "last_seen": rfc3339(profile.last_seen),
         "event_count": profile.event_count,
-        "scores": dict(profile.scores),
+        "scores": scores_json(profile.scores.values()),
         "merged_customer_ids": list(profile.merged_customer_ids),
         "identifier_details": [{"type": d.id_type, "value": d.value,
                                 "sources": list(d.sources),
@@ -77,6 +79,11 @@ def profile_json(profile: Profile) -> dict[str, Any]:
                      "orders_store": profile.counters.orders_store,
                      "revenue": profile.counters.revenue},
     }
+
+
+def scores_json(scores: Iterable[Score]) -> dict[str, dict[str, Any]]:
+    return {s.name: {"value": s.value, "model": s.model, "version": s.model_version,
+                     "computed_at": rfc3339(s.computed_at)} for s in scores}
 
 
 def consent_json(consent: Consent) -> dict[str, Any]:

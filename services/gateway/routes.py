@@ -223,6 +223,15 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         return JSONResponse({"events": [conversions.stored_event_json(e) for e in events],
                              "next_page_token": token})
 
+    @app.get("/v1/customers/{customer_id}/scores", response_model=schemas.CustomerScores,
+             tags=["profiles"],
+             responses=openapi.problems(400, 401, 403, 404, 429, 500, 503, 504))
+    def get_scores(customer_id: str, _key: Annotated[ApiKey, require("profiles:read")]):
+        """The customer's computed scores (LTV, P(alive), ...), each with the model and
+        version that computed it and when; a merged-away id answers the survivor's."""
+        customer_id_now, scores = backends.profile.customer_scores(customer_id)
+        return {"customer_id": customer_id_now, "scores": conversions.scores_json(scores)}
+
     @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
              tags=["reports"],
              responses={**openapi.problems(401, 403, 409, 422, 429, 500, 503, 504),

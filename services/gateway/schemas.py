@@ -215,6 +215,22 @@ class Counters(BaseModel):
     revenue: float
 
 
+class Score(BaseModel):
+    """A computed score and the model that computed it."""
+
+    value: float
+    model: str = Field(description="The model that computed it, e.g. `cdp-ltv`.")
+    version: str = Field(description="The model's version.")
+    computed_at: datetime
+
+
+class CustomerScores(BaseModel):
+    customer_id: str = Field(description="The customer's id now (the survivor when a "
+                                         "merged-away id was asked).")
+    scores: dict[str, Score] = Field(description="By name, e.g. `ltv_clv`, `p_alive`, "
+                                                 "`expected_purchases`, `expected_spend`.")
+
+
 class Profile(BaseModel):
     customer_id: str
     identifiers: dict[str, list[str]]
@@ -224,7 +240,8 @@ class Profile(BaseModel):
     first_seen: datetime | None
     last_seen: datetime | None
     event_count: int
-    scores: dict[str, float]
+    scores: dict[str, Score] = Field(description="Computed scores by name (LTV, P(alive), "
+                                                 "...), each with its model and version.")
     merged_customer_ids: list[str]
     identifier_details: list[IdentifierDetail] = Field(
         description="Each identifier with the sources that sent it, first and last seen.")

@@ -10,15 +10,18 @@ from omnicdp.core import channels, protoconv
 from omnicdp.services.profile import convert
 from omnicdp.services.profile.model import (
     Consent,
+    CustomerScores,
     Erasure,
     EventIn,
     IngestResult,
     Profile,
+    Score,
+    ScoreWrite,
     StoredEvent,
 )
 
-__all__ = ["Consent", "EventIn", "Erasure", "IngestResult", "Profile", "ProfileClient",
-           "StoredEvent"]
+__all__ = ["Consent", "CustomerScores", "EventIn", "Erasure", "IngestResult", "Profile",
+           "ProfileClient", "Score", "ScoreWrite", "StoredEvent"]
 
 class ProfileClient(channels.ServiceClient):
     PEER = "profile"
@@ -55,6 +58,18 @@ class ProfileClient(channels.ServiceClient):
             customer_id=customer_id, page_size=page_size, page_token=page_token))
         return ([convert.consent_from_proto(c) for c in response.consents],
                 response.next_page_token)
+
+    def set_scores(self, entries: Sequence[CustomerScores]) -> list[ScoreWrite]:
+        """Store a page (at most 1,000) of customers' scores; one result per entry."""
+        response = self._unary("SetScores", profile_pb2.SetScoresRequest(
+            customers=[convert.customer_scores_to_proto(e) for e in entries]))
+        return [convert.score_write_from_proto(r) for r in response.results]
+
+    def customer_scores(self, customer_id: str) -> tuple[str, list[Score]]:
+        """The id the customer is known by now and its scores, by name."""
+        response = self._unary("GetCustomerScores", profile_pb2.GetCustomerScoresRequest(
+            customer_id=customer_id))
+        return response.customer_id, [convert.score_from_proto(s) for s in response.scores]
 
     def erase_profile(self, customer_id: str, actor: str, reason: str = "") -> Erasure:
         """Erase a customer here and in the identity service; what was erased (counts)."""

@@ -9,10 +9,13 @@ from omnicdp.core import protoconv
 from omnicdp.services.profile.model import (
     Consent,
     Counters,
+    CustomerScores,
     EventIn,
     IdentifierDetail,
     IngestResult,
     Profile,
+    Score,
+    ScoreWrite,
     StoredEvent,
 )
 
@@ -28,6 +31,48 @@ _CONSENT_STATUS = {
     "withdrawn": profile_pb2.CONSENT_STATUS_WITHDRAWN,
 }
 _CONSENT_STATUS_NAME = {value: name for name, value in _CONSENT_STATUS.items()}
+_SCORE_WRITE = {
+    "stored": profile_pb2.SCORE_WRITE_STATUS_STORED,
+    "unchanged": profile_pb2.SCORE_WRITE_STATUS_UNCHANGED,
+    "not_found": profile_pb2.SCORE_WRITE_STATUS_NOT_FOUND,
+}
+_SCORE_WRITE_NAME = {value: name for name, value in _SCORE_WRITE.items()}
+
+
+def score_to_proto(score: Score) -> profile_pb2.Score:
+    message = profile_pb2.Score(name=score.name, value=score.value, model=score.model,
+                                model_version=score.model_version)
+    if score.computed_at is not None:
+        message.computed_at.CopyFrom(protoconv.timestamp_from_datetime(score.computed_at))
+    return message
+
+
+def score_from_proto(message: profile_pb2.Score) -> Score:
+    """A score as sent (an unset time is None, which the service refuses)."""
+    return Score(name=message.name, value=message.value, model=message.model,
+                 model_version=message.model_version,
+                 computed_at=protoconv.optional_timestamp(message, "computed_at"))  # type: ignore[arg-type]
+
+
+def customer_scores_to_proto(entry: CustomerScores) -> profile_pb2.CustomerScores:
+    return profile_pb2.CustomerScores(customer_id=entry.customer_id,
+                                      scores=[score_to_proto(s) for s in entry.scores])
+
+
+def customer_scores_from_proto(message: profile_pb2.CustomerScores) -> CustomerScores:
+    return CustomerScores(message.customer_id,
+                          tuple(score_from_proto(s) for s in message.scores))
+
+
+def score_write_to_proto(result: ScoreWrite) -> profile_pb2.ScoreWriteResult:
+    return profile_pb2.ScoreWriteResult(
+        customer_id=result.customer_id, status=_SCORE_WRITE[result.status],
+        stored_customer_id=result.stored_customer_id, scores_stored=result.scores_stored)
+
+
+def score_write_from_proto(message: profile_pb2.ScoreWriteResult) -> ScoreWrite:
+    return ScoreWrite(message.customer_id, _SCORE_WRITE_NAME[message.status],
+                      message.stored_customer_id, message.scores_stored)
 
 
 def consent_to_proto(consent: Consent) -> profile_pb2.Consent:
@@ -115,7 +160,8 @@ def profile_to_proto(profile: Profile) -> profile_pb2.Profile:
         consents=[consent_to_proto(c) for c in profile.consents],
         first_seen=protoconv.timestamp_from_datetime(profile.first_seen),
         last_seen=protoconv.timestamp_from_datetime(profile.last_seen),
-        scores=profile.scores,
+        scores={name: score.value for name, score in profile.scores.items()},
+        score_details=[score_to_proto(s) for s in profile.scores.values()],
         event_count=profile.event_count,
         merged_customer_ids=profile.merged_customer_ids,
         identifier_details=[profile_pb2.ProfileIdentifier(
@@ -139,7 +185,7 @@ def profile_from_proto(message: profile_pb2.Profile) -> Profile:
         last_seen=protoconv.timestamp_to_datetime(message.last_seen),
         event_count=message.event_count,
         consents=[consent_from_proto(c) for c in message.consents],
-        scores=dict(message.scores),
+        scores={s.name: score_from_proto(s) for s in message.score_details},
         merged_customer_ids=list(message.merged_customer_ids),
         identifier_details=[IdentifierDetail(
             protoconv.identifier_type_name(d.type), d.value, tuple(d.sources),

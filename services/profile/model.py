@@ -66,6 +66,41 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class Score:
+    """A named score of a customer (``ltv_clv``, ``p_alive``, ...) and what computed it."""
+
+    name: str
+    value: float
+    model: str
+    model_version: str
+    computed_at: datetime
+
+    def order(self) -> tuple:
+        """Which of two scores of one name is kept: the later computed; at the same time the
+        greater (value, model, version), so the outcome never depends on arrival order."""
+        return (self.computed_at, self.value, self.model, self.model_version)
+
+
+@dataclass(frozen=True)
+class CustomerScores:
+    """Scores to write for one customer (``SetScores``)."""
+
+    customer_id: str
+    scores: tuple[Score, ...]
+
+
+@dataclass(frozen=True)
+class ScoreWrite:
+    """What became of one customer's scores: ``stored``, ``unchanged`` or ``not_found``;
+    ``stored_customer_id`` is where they are kept (the survivor of a merge)."""
+
+    customer_id: str
+    status: str
+    stored_customer_id: str = ""
+    scores_stored: int = 0
+
+
+@dataclass(frozen=True)
 class Erasure:
     """What an erasure removed (counts only: no personal data)."""
 
@@ -108,7 +143,7 @@ class Profile:
     last_seen: datetime | None
     event_count: int
     consents: list[Consent] = field(default_factory=list)
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, Score] = field(default_factory=dict)  # by name
     merged_customer_ids: list[str] = field(default_factory=list)
     identifier_details: list[IdentifierDetail] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)

@@ -17,6 +17,7 @@ from omnicdp.services.profile.ingest import Ingestor
 from omnicdp.services.profile.membership import MembershipFollower
 from omnicdp.services.profile.model import StoredEvent
 from omnicdp.services.profile.profiles import ProfileReader, SizeOf
+from omnicdp.services.profile.scores import ScoreBook
 from omnicdp.services.profile.settings import Settings
 from omnicdp.services.profile.store import ProfileStore, open_store
 
@@ -28,6 +29,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         self._eraser = Eraser(store, identity, membership)
         self._reader = ProfileReader(store, identity)
         self._consents = ConsentBook(store)
+        self._scores = ScoreBook(store)
 
     def IngestEvents(self, request, context):  # noqa: N802 (generated name)
         results = self._ingestor.ingest([convert.event_in_from_proto(e) for e in request.events])
@@ -69,6 +71,17 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         return profile_pb2.ListConsentHistoryResponse(
             consents=[convert.consent_to_proto(c) for c in decisions], next_page_token=token)
 
+    def SetScores(self, request, context):  # noqa: N802
+        results = self._scores.set(
+            [convert.customer_scores_from_proto(c) for c in request.customers],
+            datetime.now(UTC))
+        return profile_pb2.SetScoresResponse(
+            results=[convert.score_write_to_proto(r) for r in results])
+
+    def GetCustomerScores(self, request, context):  # noqa: N802
+        customer_id, scores = self._scores.get(request.customer_id)
+        return profile_pb2.GetCustomerScoresResponse(
+            customer_id=customer_id, scores=[convert.score_to_proto(s) for s in scores])
 
     def EraseProfile(self, request, context):  # noqa: N802
         erased = self._eraser.erase(request.customer_id, request.actor, request.reason,

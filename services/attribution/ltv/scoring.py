@@ -4,6 +4,8 @@ expected mean spend and the discounted expected value (CLV), as of a date."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,11 @@ from omnicdp.services.attribution.ltv.summary import UNITS, RFMSummary
 # What a score table holds, one row per customer.
 SCORE_COLUMNS = ("customer_id", "frequency", "recency", "age", "monetary_value", "p_alive",
                  "expected_purchases", "expected_spend", "clv")
+# The profile's score names (SetScores) and the score table's columns they come from.
+PROFILE_SCORES = {"ltv_clv": "clv", "p_alive": "p_alive",
+                  "expected_purchases": "expected_purchases", "expected_spend": "expected_spend"}
+# Customers per SetScores call (the profile service takes at most 1,000).
+PROFILE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -91,3 +98,16 @@ def write_scores(scores: pa.Table, path: Path) -> None:
     else:
         raise InvalidArgument(f"--out {path} must end in .csv or .parquet",
                               [FieldViolation("out", "unknown format")])
+
+
+def profile_score_batches(scores: pa.Table, batch_size: int = PROFILE_BATCH
+                          ) -> Iterator[list[tuple[str, dict[str, float]]]]:
+    """The score table as pages of (customer id, {profile score name: value}), at most
+    ``batch_size`` customers each; a value that is not finite is left out."""
+    columns = {name: scores.column(column).to_pylist()
+               for name, column in PROFILE_SCORES.items()}
+    customers = scores.column("customer_id").to_pylist()
+    for start in range(0, len(customers), batch_size):
+        yield [(customer, {name: float(values[i]) for name, values in columns.items()
+                           if values[i] is not None and math.isfinite(values[i])})
+               for i, customer in enumerate(customers[start:start + batch_size], start)]

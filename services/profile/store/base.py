@@ -18,7 +18,15 @@ from datetime import datetime
 from typing import Any
 
 from omnicdp.services.identity.client import Change
-from omnicdp.services.profile.model import Consent, Erasure, Profile, StoredEvent
+from omnicdp.services.profile.model import (
+    Consent,
+    CustomerScores,
+    Erasure,
+    Profile,
+    Score,
+    ScoreWrite,
+    StoredEvent,
+)
 
 # (record_id, id_type, normalised value, first seen)
 IdentifierRow = tuple[str, str, str, datetime]
@@ -51,8 +59,9 @@ class ProfileStore(ABC):
     def apply_changes(self, changes: Sequence[Change]) -> int:
         """Apply, in order and in one transaction, the changes after the cursor (others are
         skipped, so applying twice is harmless), move the cursor, return it: records join
-        customers (created, linked, split), customers merge, erased customers' events and
-        identifiers are deleted."""
+        customers (created, linked, split), customers merge (a survivor keeps the later
+        computed score of each name), erased customers' events, identifiers, consents and
+        scores are deleted."""
 
     @abstractmethod
     def canonical_customer_id(self, customer_id: str) -> str:
@@ -83,6 +92,17 @@ class ProfileStore(ABC):
     def consent_history(self, customer_id: str, offset: int,
                         limit: int) -> list[Consent] | None:
         """A customer's decisions, newest first; None when the customer has no profile."""
+
+    @abstractmethod
+    def set_scores(self, entries: Sequence[CustomerScores]) -> list[ScoreWrite]:
+        """In one transaction: keep each score unless the customer's stored score of that
+        name was computed later (or is the same); a merged-away id writes to its survivor.
+        One result per entry, in order; an unknown customer is ``not_found``."""
+
+    @abstractmethod
+    def customer_scores(self, customer_id: str) -> tuple[str, list[Score]] | None:
+        """The id the customer is known by now and its scores by name; None when the
+        customer has no profile."""
 
     @abstractmethod
     def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:

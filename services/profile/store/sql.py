@@ -25,9 +25,12 @@ from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
 from omnicdp.services.profile.model import (
     Consent,
     Counters,
+    CustomerScores,
     Erasure,
     IdentifierDetail,
     Profile,
+    Score,
+    ScoreWrite,
     StoredEvent,
 )
 from omnicdp.services.profile.store.base import (
@@ -92,6 +95,27 @@ GOLDEN_MIGRATIONS += (
         )""",
     )),
 )
+GOLDEN_MIGRATIONS += (
+    (6, "named scores per customer with the model that computed them, the latest kept", (
+        """CREATE TABLE scores (
+            customer_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
+            model VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL,
+            recorded_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (customer_id, name)
+        )""",
+        # DuckDB probes no prefix of a composite key: reads and merges find a customer's
+        # scores through this index.
+        "CREATE INDEX scores_by_customer ON scores (customer_id)",
+    )),
+)
+SCORE_COLUMNS = ("customer_id", "name", "value", "model", "model_version", "computed_at",
+                 "recorded_at")
+_SCORE_UPSERT = "ON CONFLICT (customer_id, name) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in SCORE_COLUMNS[2:])
 CONSENT_COLUMNS = ("customer_id", "purpose", "channel", "status", "decided_at", "source",
                    "legal_basis", "proof_reference", "recorded_at")
 PROFILE_COLUMNS = ("customer_id", "first_seen", "last_seen", "event_count", "identifiers",
@@ -236,6 +260,82 @@ class SqlProfileStore(SqlStore, ProfileStore):
             return decisions[offset:offset + limit]
         return self._run(read)
 
+    def set_scores(self, entries: Sequence[CustomerScores]) -> list[ScoreWrite]:
+        def write(session: Session) -> list[ScoreWrite]:
+            # Under the golden records' lock: a merge moving this customer's scores to its
+            # survivor cannot interleave with the write.
+            self._lock_golden(session)
+            asked = sorted({e.customer_id for e in entries})
+            alias_of = dict(session.fetch(
+                "SELECT alias_id, customer_id FROM customer_aliases WHERE alias_id = ANY(%s)",
+                [asked])) if asked else {}
+            live = sorted({alias_of.get(c, c) for c in asked})
+            known = {c for (c,) in session.fetch(
+                "SELECT customer_id FROM profiles WHERE customer_id = ANY(%s)", [live])
+                     } if live else set()
+            best = self._scores_of(session, sorted(known))
+            changed: dict[tuple[str, str], Score] = {}
+            results = []
+            for entry in entries:
+                cid = alias_of.get(entry.customer_id, entry.customer_id)
+                if cid not in known:
+                    results.append(ScoreWrite(entry.customer_id, "not_found"))
+                    continue
+                stored = 0
+                for score in entry.scores:
+                    key = (cid, score.name)
+                    if key not in best or score.order() > best[key].order():
+                        best[key] = changed[key] = score
+                        stored += 1
+                results.append(ScoreWrite(entry.customer_id,
+                                          "stored" if stored else "unchanged", cid, stored))
+            self._save_scores(session, changed)
+            return results
+        return self._run(write, write=True)
+
+    def customer_scores(self, customer_id: str) -> tuple[str, list[Score]] | None:
+        def read(session: Session) -> tuple[str, list[Score]] | None:
+            cid = _canonical(session, customer_id)
+            if not session.fetch("SELECT 1 FROM profiles WHERE customer_id = %s", [cid]):
+                return None
+            return cid, sorted(self._scores_of(session, [cid]).values(),
+                               key=lambda s: s.name)
+        return self._run(read)
+
+    @staticmethod
+    def _scores_of(session: Session, customer_ids: Sequence[str]
+                   ) -> dict[tuple[str, str], Score]:
+        if not customer_ids:
+            return {}
+        return {(cid, name): Score(name, value, model, version, aware_utc(computed))
+                for cid, name, value, model, version, computed in session.fetch(
+                    "SELECT customer_id, name, value, model, model_version, computed_at "
+                    "FROM scores WHERE customer_id = ANY(%s)", [list(customer_ids)])}
+
+    @staticmethod
+    def _save_scores(session: Session, scores: dict[tuple[str, str], Score]) -> None:
+        now = utc_now()
+        session.insert("scores", SCORE_COLUMNS, [
+            (cid, name, float(s.value), s.model, s.model_version, naive_utc(s.computed_at),
+             now) for (cid, name), s in sorted(scores.items())], _SCORE_UPSERT)
+
+    def _merge_scores(self, session: Session, moved: dict[str, str]) -> None:
+        """Merges: the survivor keeps, per score name, the later computed of its own and the
+        merged customers' scores (``moved``: merged customer -> where it ended up)."""
+        moved = {loser: target for loser, target in moved.items() if loser != target}
+        lost = self._scores_of(session, sorted(moved)) if moved else {}
+        if not lost:
+            return
+        best = self._scores_of(session, sorted(set(moved.values())))
+        changed: dict[tuple[str, str], Score] = {}
+        for (loser, name), score in sorted(lost.items()):
+            key = (moved[loser], name)
+            if key not in best or score.order() > best[key].order():
+                best[key] = changed[key] = score
+        session.execute("DELETE FROM scores WHERE customer_id = ANY(%s)",
+                        [sorted({loser for loser, _ in lost})])
+        self._save_scores(session, changed)
+
     def _load_golden(self, session: Session, customer_ids: Iterable[str]
                      ) -> dict[str, GoldenRecord]:
         ids = sorted(set(customer_ids))
@@ -358,6 +458,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         run.write(session)
         recompute = {run.final(c) for c in run.split_customers}
         moved = {loser: run.final(loser) for loser in run.redirects}
+        self._merge_scores(session, moved)
         self._combine_golden(session, {loser: target for loser, target in moved.items()
                                        if target not in recompute})
         stale = sorted(loser for loser, target in moved.items() if target in recompute)
@@ -373,6 +474,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
         self._delete_golden(session, erased)
         session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
+        session.execute("DELETE FROM scores WHERE customer_id = %s", erased)
 
     def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
         self._run(lambda s: s.insert("erasure_audit", (
@@ -427,7 +529,9 @@ class SqlProfileStore(SqlStore, ProfileStore):
                    for t, v, sources, f, la in json_value(identifiers)]
         details.sort(key=lambda d: (d.id_type, d.first_seen, d.value))
         counts = json_value(counters)
+        scores = SqlProfileStore._scores_of(session, [customer_id])
         return Profile(customer_id=customer_id,
+                       scores={name: scores[cid, name] for cid, name in sorted(scores)},
                        consents=current_consents(SqlProfileStore._consents(session,
                                                                            customer_id)),
                        identifiers=[(d.id_type, d.value) for d in details],

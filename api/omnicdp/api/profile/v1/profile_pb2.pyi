@@ -25,6 +25,13 @@ class ConsentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONSENT_STATUS_GRANTED: _ClassVar[ConsentStatus]
     CONSENT_STATUS_DENIED: _ClassVar[ConsentStatus]
     CONSENT_STATUS_WITHDRAWN: _ClassVar[ConsentStatus]
+
+class ScoreWriteStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCORE_WRITE_STATUS_UNSPECIFIED: _ClassVar[ScoreWriteStatus]
+    SCORE_WRITE_STATUS_STORED: _ClassVar[ScoreWriteStatus]
+    SCORE_WRITE_STATUS_UNCHANGED: _ClassVar[ScoreWriteStatus]
+    SCORE_WRITE_STATUS_NOT_FOUND: _ClassVar[ScoreWriteStatus]
 INGEST_STATUS_UNSPECIFIED: IngestStatus
 INGEST_STATUS_ACCEPTED: IngestStatus
 INGEST_STATUS_DUPLICATE: IngestStatus
@@ -33,6 +40,10 @@ CONSENT_STATUS_UNSPECIFIED: ConsentStatus
 CONSENT_STATUS_GRANTED: ConsentStatus
 CONSENT_STATUS_DENIED: ConsentStatus
 CONSENT_STATUS_WITHDRAWN: ConsentStatus
+SCORE_WRITE_STATUS_UNSPECIFIED: ScoreWriteStatus
+SCORE_WRITE_STATUS_STORED: ScoreWriteStatus
+SCORE_WRITE_STATUS_UNCHANGED: ScoreWriteStatus
+SCORE_WRITE_STATUS_NOT_FOUND: ScoreWriteStatus
 
 class IngestEventsRequest(_message.Message):
     __slots__ = ("events",)
@@ -116,7 +127,7 @@ class ProfileCounters(_message.Message):
     def __init__(self, events_by_channel: _Optional[_Mapping[str, int]] = ..., orders_online: _Optional[int] = ..., orders_store: _Optional[int] = ..., revenue: _Optional[float] = ...) -> None: ...
 
 class Profile(_message.Message):
-    __slots__ = ("customer_id", "identifiers", "traits", "consents", "first_seen", "last_seen", "scores", "event_count", "merged_customer_ids", "identifier_details", "counters")
+    __slots__ = ("customer_id", "identifiers", "traits", "consents", "first_seen", "last_seen", "scores", "event_count", "merged_customer_ids", "identifier_details", "counters", "score_details")
     class ScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +146,7 @@ class Profile(_message.Message):
     MERGED_CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIER_DETAILS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_DETAILS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     identifiers: _containers.RepeatedCompositeFieldContainer[_common_pb2.Identifier]
     traits: _struct_pb2.Struct
@@ -146,7 +158,8 @@ class Profile(_message.Message):
     merged_customer_ids: _containers.RepeatedScalarFieldContainer[str]
     identifier_details: _containers.RepeatedCompositeFieldContainer[ProfileIdentifier]
     counters: ProfileCounters
-    def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[_common_pb2.Identifier, _Mapping]]] = ..., traits: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scores: _Optional[_Mapping[str, float]] = ..., event_count: _Optional[int] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., identifier_details: _Optional[_Iterable[_Union[ProfileIdentifier, _Mapping]]] = ..., counters: _Optional[_Union[ProfileCounters, _Mapping]] = ...) -> None: ...
+    score_details: _containers.RepeatedCompositeFieldContainer[Score]
+    def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[_common_pb2.Identifier, _Mapping]]] = ..., traits: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scores: _Optional[_Mapping[str, float]] = ..., event_count: _Optional[int] = ..., merged_customer_ids: _Optional[_Iterable[str]] = ..., identifier_details: _Optional[_Iterable[_Union[ProfileIdentifier, _Mapping]]] = ..., counters: _Optional[_Union[ProfileCounters, _Mapping]] = ..., score_details: _Optional[_Iterable[_Union[Score, _Mapping]]] = ...) -> None: ...
 
 class GetProfileRequest(_message.Message):
     __slots__ = ("customer_id",)
@@ -265,3 +278,63 @@ class EraseProfileResponse(_message.Message):
     records_erased: int
     erased_at: _timestamp_pb2.Timestamp
     def __init__(self, customer_id: _Optional[str] = ..., events_erased: _Optional[int] = ..., identifiers_erased: _Optional[int] = ..., consents_erased: _Optional[int] = ..., records_erased: _Optional[int] = ..., erased_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Score(_message.Message):
+    __slots__ = ("name", "value", "model", "model_version", "computed_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: float
+    model: str
+    model_version: str
+    computed_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CustomerScores(_message.Message):
+    __slots__ = ("customer_id", "scores")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    scores: _containers.RepeatedCompositeFieldContainer[Score]
+    def __init__(self, customer_id: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[Score, _Mapping]]] = ...) -> None: ...
+
+class SetScoresRequest(_message.Message):
+    __slots__ = ("customers",)
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    customers: _containers.RepeatedCompositeFieldContainer[CustomerScores]
+    def __init__(self, customers: _Optional[_Iterable[_Union[CustomerScores, _Mapping]]] = ...) -> None: ...
+
+class ScoreWriteResult(_message.Message):
+    __slots__ = ("customer_id", "status", "stored_customer_id", "scores_stored")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STORED_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORES_STORED_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    status: ScoreWriteStatus
+    stored_customer_id: str
+    scores_stored: int
+    def __init__(self, customer_id: _Optional[str] = ..., status: _Optional[_Union[ScoreWriteStatus, str]] = ..., stored_customer_id: _Optional[str] = ..., scores_stored: _Optional[int] = ...) -> None: ...
+
+class SetScoresResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ScoreWriteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ScoreWriteResult, _Mapping]]] = ...) -> None: ...
+
+class GetCustomerScoresRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class GetCustomerScoresResponse(_message.Message):
+    __slots__ = ("customer_id", "scores")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    scores: _containers.RepeatedCompositeFieldContainer[Score]
+    def __init__(self, customer_id: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[Score, _Mapping]]] = ...) -> None: ...

@@ -74,6 +74,16 @@ class ProfileServiceStub:
                 request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileRequest.SerializeToString,
                 response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileResponse.FromString,
                 _registered_method=True)
+        self.SetScores = channel.unary_unary(
+                '/omnicdp.profile.v1.ProfileService/SetScores',
+                request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.SetScoresRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.SetScoresResponse.FromString,
+                _registered_method=True)
+        self.GetCustomerScores = channel.unary_unary(
+                '/omnicdp.profile.v1.ProfileService/GetCustomerScores',
+                request_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.GetCustomerScoresRequest.SerializeToString,
+                response_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.GetCustomerScoresResponse.FromString,
+                _registered_method=True)
 
 
 class ProfileServiceServicer:
@@ -132,9 +142,27 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EraseProfile(self, request, context):
-        """Erases a customer: events, identifiers, traits and consents here, records in the identity
-        service; keeps an audit entry without personal data, and the identity service keeps
+        """Erases a customer: events, identifiers, traits, consents and scores here, records in the
+        identity service; keeps an audit entry without personal data, and the identity service keeps
         hashed identifiers so that later events of the person build no profile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetScores(self, request, context):
+        """Stores named scores (LTV, P(alive), ...) of a batch of customers, each with the model
+        and version that computed it. Per customer and name the score computed last wins, so
+        writing the same scores again changes nothing (no request_id needed). A merged-away id
+        writes to the surviving customer; an unknown customer is reported in its result and
+        fails nothing else.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCustomerScores(self, request, context):
+        """The current scores of a customer (a merged-away id answers the survivor's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,6 +210,16 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.EraseProfile,
                     request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileRequest.FromString,
                     response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileResponse.SerializeToString,
+            ),
+            'SetScores': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetScores,
+                    request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.SetScoresRequest.FromString,
+                    response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.SetScoresResponse.SerializeToString,
+            ),
+            'GetCustomerScores': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerScores,
+                    request_deserializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.GetCustomerScoresRequest.FromString,
+                    response_serializer=omnicdp_dot_profile_dot_v1_dot_profile__pb2.GetCustomerScoresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +438,60 @@ class ProfileService:
             '/omnicdp.profile.v1.ProfileService/EraseProfile',
             omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileRequest.SerializeToString,
             omnicdp_dot_profile_dot_v1_dot_profile__pb2.EraseProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetScores(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.profile.v1.ProfileService/SetScores',
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.SetScoresRequest.SerializeToString,
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.SetScoresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomerScores(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnicdp.profile.v1.ProfileService/GetCustomerScores',
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.GetCustomerScoresRequest.SerializeToString,
+            omnicdp_dot_profile_dot_v1_dot_profile__pb2.GetCustomerScoresResponse.FromString,
             options,
             channel_credentials,
             insecure,
