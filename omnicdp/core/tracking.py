@@ -8,10 +8,12 @@ beside it; any MLflow tracking URI works. mlflow is imported only when a functio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from omnicdp.core.errors import FailedPrecondition
 
 
 def tracking_uri(data_dir: Path) -> str:
@@ -70,3 +72,20 @@ def register_version(mlflow_client: Any, model_name: str, description: str,  # n
     except Exception:  # noqa: BLE001 (MlflowException: not registered yet)
         mlflow_client.create_registered_model(model_name, description=description)
     return str(mlflow_client.create_model_version(model_name, source, run_id=run_id).version)
+
+
+def move_champion(mlflow_client: Any, model_name: str, alias: str,  # noqa: ANN401
+                  version: str, evaluation: Mapping[str, object], regression: str | None,
+                  force: bool, had_champion: bool) -> str:
+    """The promotion gate every model shares: tag ``version`` with its evaluation
+    (``eval_KEY``), then move ``alias`` to it unless ``regression`` says how it does worse
+    than the current champion and ``force`` is not given (:class:`FailedPrecondition`,
+    ``MODEL_REGRESSES``); why it moved."""
+    for key, value in evaluation.items():
+        mlflow_client.set_model_version_tag(model_name, version, f"eval_{key}", str(value))
+    if regression is not None and not force:
+        raise FailedPrecondition(regression, reason="MODEL_REGRESSES")
+    mlflow_client.set_registered_model_alias(model_name, alias, version)
+    if regression is not None:
+        return "forced"
+    return "does not regress" if had_champion else "no champion before"

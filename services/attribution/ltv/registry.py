@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnicdp.core import tracking
-from omnicdp.core.errors import FailedPrecondition, NotFound
+from omnicdp.core.errors import NotFound
 from omnicdp.services.attribution.ltv import charts
 from omnicdp.services.attribution.ltv.fit import LtvFit
 from omnicdp.services.attribution.ltv.scoring import LtvModel
@@ -136,18 +136,15 @@ def promote(uri: str, version: str, evaluate: Callable[[LtvModel], Validation],
     champion = None
     if previous is not None and previous != candidate_model.version:
         champion = evaluate(load(uri, previous))
-    for key, value in (("mae", candidate.mae), ("rmse", candidate.rmse),
-                       ("purchases_error", candidate.purchases_error),
-                       ("holdout", f"{candidate.calibration_end}..{candidate.holdout_end}")):
-        client.set_model_version_tag(MODEL_NAME, candidate_model.version, f"eval_{key}",
-                                     str(value))
-    worse = champion is not None and candidate.mae > champion.mae
-    if worse and not force:
-        reason = (f"version {candidate_model.version} regresses: holdout MAE "
-                  f"{candidate.mae:.4f} > champion {previous}'s {champion.mae:.4f} on the "
-                  f"holdout after {candidate.calibration_end}")
-        raise FailedPrecondition(reason, reason="MODEL_REGRESSES")
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, candidate_model.version)
-    reason = ("forced" if worse else "no champion before" if champion is None
-              else "does not regress")
+    regression = None
+    if champion is not None and candidate.mae > champion.mae:
+        regression = (f"version {candidate_model.version} regresses: holdout MAE "
+                      f"{candidate.mae:.4f} > champion {previous}'s {champion.mae:.4f} on "
+                      f"the holdout after {candidate.calibration_end}")
+    reason = tracking.move_champion(
+        client, MODEL_NAME, CHAMPION, candidate_model.version,
+        {"mae": candidate.mae, "rmse": candidate.rmse,
+         "purchases_error": candidate.purchases_error,
+         "holdout": f"{candidate.calibration_end}..{candidate.holdout_end}"},
+        regression, force, champion is not None)
     return Promotion(candidate_model.version, previous, reason, candidate, champion)

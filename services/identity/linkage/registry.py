@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omnicdp.core import tracking
-from omnicdp.core.errors import FailedPrecondition, NotFound
+from omnicdp.core.errors import NotFound
 from omnicdp.core.tracking import client as _client
 from omnicdp.core.tracking import tracking_uri as tracking_uri  # where callers found it
 from omnicdp.services.identity.linkage import charts
@@ -134,14 +134,11 @@ def promote(uri: str, version: str, evaluate: Callable[[LinkageModel], Quality],
     champion = None
     if previous is not None and previous != candidate_model.version:
         champion = evaluate(load_version(uri, previous))
-    for key, value in candidate.to_dict().items():
-        client.set_model_version_tag(MODEL_NAME, candidate_model.version, f"eval_{key}",
-                                     str(value))
-    if champion is not None and candidate.f1 < champion.f1 and not force:
-        reason = (f"version {candidate_model.version} regresses: F1 {candidate.f1:.4f} < "
-                  f"champion {previous}'s {champion.f1:.4f} on the evaluation set")
-        raise FailedPrecondition(reason, reason="MODEL_REGRESSES")
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, candidate_model.version)
-    reason = "forced" if force and champion is not None and candidate.f1 < champion.f1 else (
-        "no champion before" if champion is None else "does not regress")
+    regression = None
+    if champion is not None and candidate.f1 < champion.f1:
+        regression = (f"version {candidate_model.version} regresses: F1 {candidate.f1:.4f} < "
+                      f"champion {previous}'s {champion.f1:.4f} on the evaluation set")
+    reason = tracking.move_champion(client, MODEL_NAME, CHAMPION, candidate_model.version,
+                                    candidate.to_dict(), regression, force,
+                                    champion is not None)
     return Promotion(candidate_model.version, previous, True, candidate, champion, reason)
