@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.output import print_result
+from omnicdp.core.identifiers import normalize_identifier
 from omnicdp.services.identity.linkage.batch import link_table
 from omnicdp.services.identity.linkage.features import phone_key
 from omnicdp.services.identity.linkage.metrics import Quality, pairwise_quality
@@ -36,7 +37,6 @@ from omnicdp.services.identity.linkage.table import read_person_table
 from omnicdp.services.identity.linkage.train import train_table
 from omnicdp.services.identity.matching import Matcher
 from omnicdp.services.identity.model import IdentityRecord
-from omnicdp.services.identity.normalize import normalize_identifier
 from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
 from omnicdp.synth import generate_retailer

@@ -11,6 +11,10 @@ import pandas as pd
 import pytest
 
 from benchmarks.identity_link import service_rules
+from omnicdp.core.identifiers import (
+    normalize_identifier,
+    normalize_usable_identifiers,
+)
 from omnicdp.services.identity.linkage import engine
 from omnicdp.services.identity.linkage.batch import link_table
 from omnicdp.services.identity.linkage.cluster import cluster
@@ -25,10 +29,6 @@ from omnicdp.services.identity.linkage.features import (
 from omnicdp.services.identity.linkage.metrics import pairwise_quality
 from omnicdp.services.identity.linkage.model import LinkageModel, ModelError
 from omnicdp.services.identity.linkage.table import features_frame, read_person_table
-from omnicdp.services.identity.normalize import (
-    normalize_identifier,
-    normalize_usable_identifiers,
-)
 from omnicdp.services.identity.records import normalize_features
 from omnicdp.synth import generate_retailer, names
 from omnicdp.synth.noise import format_phone, wrong_layout

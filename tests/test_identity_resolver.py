@@ -12,13 +12,13 @@ import duckdb
 import pytest
 
 from omnicdp.core.errors import InvalidArgument, NotFound
-from omnicdp.services.identity.model import IdentityRecord, Resolution
-from omnicdp.services.identity.normalize import (
+from omnicdp.core.identifiers import (
     BlockedValues,
     is_placeholder,
     normalize_identifier,
     normalize_usable_identifiers,
 )
+from omnicdp.services.identity.model import IdentityRecord, Resolution
 from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store import IdentityStore
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore

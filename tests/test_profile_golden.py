@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy, clean_trait
-from omnicdp.services.profile.model import StoredEvent
+from omnicdp.services.profile.model import Consent, CustomerScores, Score, StoredEvent
 from omnicdp.services.profile.store import open_store
 from tests import test_profile_store as contract
 from tests.pg import temporary_database
@@ -245,8 +245,9 @@ def test_a_store_from_before_golden_records_is_upgraded(tmp_path: Path) -> None:
         old.append(_history()[:3], _ids()[:2])
     finally:
         old.close()
-    connection = duckdb.connect(str(path))  # as before migration 3
+    connection = duckdb.connect(str(path))  # as before migration 3 (and 7, 8)
     connection.execute("DROP TABLE profiles")
+    _undo_lookup_keys(connection)
     connection.execute("DELETE FROM schema_migrations WHERE version = 3")
     connection.close()
     upgraded = open_store(f"duckdb:///{path}", tmp_path)
@@ -256,6 +257,107 @@ def test_a_store_from_before_golden_records_is_upgraded(tmp_path: Path) -> None:
         assert profile.traits["first_name"] == "Viktor"
     finally:
         upgraded.close()
+
+
+def _undo_lookup_keys(connection) -> None:
+    """Back to record identifiers without lookup keys (before migration 7; DuckDB drops no
+    column of a table with an index, so migration 101's goes and comes back)."""
+    connection.execute("DROP INDEX record_identifiers_by_key")
+    connection.execute("DROP INDEX record_identifiers_by_record")
+    connection.execute("ALTER TABLE record_identifiers DROP COLUMN lookup_key")
+    connection.execute("DELETE FROM schema_migrations WHERE version IN (7, 8, 101)")
+
+
+def test_a_store_from_before_whole_profile_rows_is_upgraded(tmp_path: Path) -> None:
+    """A DuckDB file at schema version 6 (merged ids, scores and consents in their own
+    tables only, identifiers without lookup keys) reads the same profiles after migrations 7
+    and 8,
+    and finds them by identifier."""
+    path = tmp_path / "v6.duckdb"
+    old = open_store(f"duckdb:///{path}", tmp_path)
+    log = Log()
+    try:
+        old.apply_changes([log.created("cA", "rA"), log.created("cB", "rB"),
+                           log.linked("cB", "rB2")])
+        old.append(_history(), _ids())
+        old.apply_changes([log.merged("cA", "cB")])
+        old.record_consents("cA", [Consent("marketing_email", "email", "granted", T0,
+                                           "web", "consent", "form-1")])
+        old.set_scores([CustomerScores("cB", (Score("ltv", 12.5, "cdp-ltv", "3", T0),))])
+        before = old.get_profile("cB")
+    finally:
+        old.close()
+    connection = duckdb.connect(str(path))
+    _undo_lookup_keys(connection)
+    for column in ("merged_ids", "scores", "consents"):
+        connection.execute(f"ALTER TABLE profiles DROP COLUMN {column}")
+    connection.close()
+    upgraded = open_store(f"duckdb:///{path}", tmp_path)
+    try:
+        after = upgraded.get_profile("cB")
+        assert after == before
+        assert after.customer_id == "cA" and after.merged_customer_ids == ["cB"]
+        assert after.scores["ltv"].value == 12.5 and after.consents[0].status == "granted"
+        assert upgraded.lookup_profile("phone", "+79160000001") == before
+        assert upgraded.lookup_profile("email", "v@example.ru") == before
+    finally:
+        upgraded.close()
+
+
+def test_lookup_finds_the_customer_holding_an_identifier(store) -> None:
+    """By any identifier of any of the customer's records, after merges and splits; a value
+    two customers hold (a household's phone) finds the one seen last."""
+    log = Log()
+    store.apply_changes([log.created("cA", "rA"), log.created("cB", "rB"),
+                         log.linked("cB", "rB2")])
+    store.append(_history(), _ids())
+    assert store.lookup_profile("email", "v@example.ru").customer_id == "cA"
+    assert store.lookup_profile("phone", "+79160000001").customer_id == "cB"
+    assert store.lookup_profile("email", "nobody@example.ru") is None
+    assert store.lookup_profile("phone", "v@example.ru") is None  # the type is part of it
+    store.apply_changes([log.merged("cA", "cB")])
+    merged = store.lookup_profile("phone", "+79160000001")
+    assert merged.customer_id == "cA" and merged.merged_customer_ids == ["cB"]
+    assert merged == store.get_profile("cB") == store.get_profile("cA")
+    store.apply_changes([log.split("cC", "cA", "rB2")])
+    household = store.lookup_profile("phone", "+79160000001")  # rB (cA) was seen later
+    assert household.customer_id == "cA"
+    store.append([ev("c9", "rB2", T0 + 9 * DAY)], [("rB2", "phone", "+79160000001", T0)])
+    assert store.lookup_profile("phone", "+79160000001").customer_id == "cC"
+    store.apply_changes([log.erased("cC")])
+    assert store.lookup_profile("phone", "+79160000001").customer_id == "cA"
+
+
+def test_reads_racing_writes_never_go_back(store) -> None:
+    """Lookups and reads by id racing appends and merges (the embedded store caches what it
+    read): what a reader sees never goes back, and once the writer is done every read sees
+    its last commit."""
+    log = Log()
+    store.apply_changes([log.created("cA", "rA"), log.created("cB", "rB")])
+    store.append(_history()[:1], _ids()[:1])
+    done = threading.Event()
+    seen: list[int] = []
+
+    def read() -> None:
+        while not done.is_set():
+            profile = store.lookup_profile("email", "v@example.ru")
+            seen.append(profile.event_count)
+            assert store.get_profile(profile.customer_id).event_count >= profile.event_count
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(30):
+            store.append([ev(f"w{i}", "rA", T0 + i * DAY)], [])
+        store.append([ev("b-only", "rB", T0)], [("rB", "email", "v@example.ru", T0)])
+        store.apply_changes([log.merged("cB", "cA")])
+    finally:
+        done.set()
+        reader.join()
+    assert seen == sorted(seen) and seen[-1] >= 1
+    final = store.lookup_profile("email", "v@example.ru")
+    assert final.customer_id == "cB" and final.event_count == 32
+    assert store.get_profile("cA") == final
 
 
 class _other_store:  # noqa: N801 (a context manager named for what it gives)

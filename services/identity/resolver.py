@@ -5,7 +5,7 @@ finds the customers that already hold those identifiers, decides which of them t
 belongs to, merges them when that is safe, and attaches the record's identifiers to the
 result. The rules, in the order they apply:
 
-1. **Normalise.** Identifiers are normalised (``normalize.py``); placeholders
+1. **Normalise.** Identifiers are normalised (``omnicdp.core.identifiers``); placeholders
    (``noemail@mail.ru``, ``null``, ``+7 000 000-00-00``, and the retailer's own
    ``BlockedValues``) are dropped and never link. A
    malformed identifier (a phone that is no phone number, an e-mail without a domain) is
@@ -82,16 +82,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from omnicdp.core.errors import FieldViolation
-from omnicdp.core.vocabulary import IDENTIFIER_TYPES, PRIORITY
-from omnicdp.services.identity.linkage.model import LinkageModel
-from omnicdp.services.identity.matching import FAMILY_SHARED, Matcher, Prepared, weights_json
-from omnicdp.services.identity.model import IdentityRecord, Resolution, ResolvedBatch
-from omnicdp.services.identity.normalize import (
+from omnicdp.core.identifiers import (
     NO_BLOCKED_VALUES,
     BlockedValues,
     normalize_identifier,
     normalize_usable_identifiers,
 )
+from omnicdp.core.vocabulary import IDENTIFIER_TYPES, PRIORITY
+from omnicdp.services.identity.linkage.model import LinkageModel
+from omnicdp.services.identity.matching import FAMILY_SHARED, Matcher, Prepared, weights_json
+from omnicdp.services.identity.model import IdentityRecord, Resolution, ResolvedBatch
 from omnicdp.services.identity.records import normalize_features, record_id
 from omnicdp.services.identity.store.base import IdentifierMatch, IdentityStore
 from omnicdp.services.identity.store.graph import (

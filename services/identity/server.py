@@ -11,6 +11,7 @@ from pathlib import Path
 from omnicdp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from omnicdp.core import protoconv
 from omnicdp.core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from omnicdp.core.identifiers import NO_BLOCKED_VALUES, BlockedValues
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.core.tracking import tracking_uri
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
@@ -19,7 +20,6 @@ from omnicdp.services.identity.linkage.model import LinkageModel, Score
 from omnicdp.services.identity.linkage.registry import load_serving, serving_version
 from omnicdp.services.identity.matching import REVIEW_BAND, Matcher
 from omnicdp.services.identity.model import LinkedCustomer, StoredRecord
-from omnicdp.services.identity.normalize import NO_BLOCKED_VALUES, BlockedValues
 from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.settings import Settings
 from omnicdp.services.identity.store import IdentityStore, open_store

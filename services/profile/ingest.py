@@ -40,9 +40,6 @@ class IdentityResolver(Protocol):
     def resolve_batch(self, records: Sequence[IdentityRecord]) -> ResolvedBatch:
         """Resolve records of raw identifiers, one result each, in order."""
 
-    def lookup(self, id_type: str, value: str) -> str | None:
-        """The customer holding an identifier, or None."""
-
 
 def validate_event(event: EventIn, now: datetime) -> list[FieldViolation]:
     """Everything wrong with one event, field by field (identifier formats are the identity

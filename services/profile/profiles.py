@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from omnicdp.core import paging
 from omnicdp.core.errors import FieldViolation, InvalidArgument, NotFound
+from omnicdp.core.identifiers import normalize_identifier
 from omnicdp.core.vocabulary import IDENTIFIER_TYPES
-from omnicdp.services.profile.ingest import IdentityResolver
 from omnicdp.services.profile.model import Profile, StoredEvent
 from omnicdp.services.profile.store.base import ProfileStore
 
@@ -40,9 +40,9 @@ def _page(events: list[StoredEvent], size: int, size_of: SizeOf,
 
 
 class ProfileReader:
-    def __init__(self, store: ProfileStore, identity: IdentityResolver) -> None:
+    def __init__(self, store: ProfileStore, default_region: str = "RU") -> None:
         self._store = store
-        self._identity = identity
+        self._default_region = default_region
 
     def get(self, customer_id: str) -> Profile:
         if not customer_id:
@@ -60,13 +60,16 @@ class ProfileReader:
                 FieldViolation("type", f"one of {', '.join(IDENTIFIER_TYPES)}")])
         if not value:
             raise InvalidArgument("value is required", [FieldViolation("value", "required")])
+        # Normalised as ingestion normalised it, and found in this service's own mapping of
+        # records to customers (it follows the identity service's change log): no call to
+        # the identity service. A placeholder or blocked value was never stored: not found.
         try:
-            customer_id = self._identity.lookup(id_type, value)
-        except InvalidArgument as error:  # identity names identifiers.<type>; here it is value
+            normalized = normalize_identifier(id_type, value, self._default_region)
+        except InvalidArgument as error:  # named identifiers.<type>; here it is value
             raise InvalidArgument(error.message, [
                 FieldViolation("value", v.description) for v in error.violations],
                 reason=error.reason) from error
-        profile = self._store.get_profile(customer_id) if customer_id else None
+        profile = self._store.lookup_profile(id_type, normalized) if normalized else None
         if profile is None:
             raise NotFound(f"no profile has this {id_type}", reason="PROFILE_NOT_FOUND",
                            metadata={"type": id_type})

@@ -24,10 +24,11 @@ from omnicdp.services.profile.store import ProfileStore, open_store
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
     def __init__(self, store: ProfileStore, identity: IdentityClient,
-                 membership: MembershipFollower, erased_events: str = "reject") -> None:
+                 membership: MembershipFollower, erased_events: str = "reject",
+                 default_region: str = "RU") -> None:
         self._ingestor = Ingestor(store, identity, membership, erased_events)
         self._eraser = Eraser(store, identity, membership)
-        self._reader = ProfileReader(store, identity)
+        self._reader = ProfileReader(store, default_region)
         self._consents = ConsentBook(store)
         self._scores = ScoreBook(store)
 
@@ -118,6 +119,7 @@ def build(settings: Settings) -> ServiceHost:
     return ServiceHost(
         "profile",
         [Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server,
-                      ProfileServicer(store, identity, membership, settings.erased_events),
+                      ProfileServicer(store, identity, membership, settings.erased_events,
+                                       settings.default_region),
                       profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name)],
         settings.address, grace_seconds=settings.grace_seconds, on_stop=close)

@@ -21,6 +21,10 @@ class Settings:
         secret=True)
     identity_addr: str = setting("127.0.0.1:50051", "CDP_IDENTITY_ADDR",
                                  "host:port of the identity service")
+    default_region: str = setting(
+        "RU", "CDP_DEFAULT_REGION",
+        "region for phone numbers without a country code (as the identity service's: "
+        "lookups normalise identifiers as ingestion did)")
     grace_seconds: float = setting(10.0, "CDP_GRACE_SECONDS",
                                    "seconds in-flight calls get on shutdown")
     trait_strategies: str = setting(

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omnicdp.core.errors import InvalidArgument
+from omnicdp.core.identifiers import normalize_identifier
 from omnicdp.services.identity.linkage.namelists import DIMINUTIVES, OTHER_FIRST_NAMES
-from omnicdp.services.identity.normalize import normalize_identifier
 
 #: The columns :func:`record_features` returns (all strings or ``None``).
 FEATURE_COLUMNS = (
@@ -218,7 +218,7 @@ def phone_key(raw: str, country: str | None) -> str | None:
 
 
 def _placeholder_national(national: str) -> bool:
-    """The identity service's placeholder phones (normalize.py) for a Russian national
+    """The identity service's placeholder phones (omnicdp.core.identifiers) for a Russian national
     number: one digit repeated, a run of consecutive digits, seven equal last digits."""
     return (len(set(national)) == 1 or national in _ASCENDING_DIGITS
             or national in _DESCENDING_DIGITS or len(set(national[-7:])) == 1)

@@ -73,6 +73,11 @@ class ProfileStore(ABC):
         the customer is known by now; None when no event of the customer is stored."""
 
     @abstractmethod
+    def lookup_profile(self, id_type: str, value: str) -> Profile | None:
+        """The profile of the customer holding a normalised identifier (of those holding it,
+        the one seen most recently), as ``get_profile`` reads it; None when none does."""
+
+    @abstractmethod
     def list_customer_events(self, customer_id: str, after: JourneyCursor | None,
                              limit: int) -> list[StoredEvent]:
         """A customer's events, oldest first, strictly after the cursor."""

@@ -80,7 +80,7 @@ class PostgresProfileStore(SqlProfileStore):
             self._db.setup(SCHEMA, _MIGRATION_LOCK, MIGRATIONS)
             with self._db.session() as session:
                 self._lock_golden(session)
-                self._upgrade_golden(session)
+                self._upgrade(session)
         except BaseException:
             self._db.close()
             raise

@@ -112,6 +112,23 @@ GOLDEN_MIGRATIONS += (
         "CREATE INDEX scores_by_customer ON scores (customer_id)",
     )),
 )
+GOLDEN_MIGRATIONS += (
+    # DuckDB finds rows through an index on one column only: the type and value as one.
+    (7, "record identifiers carry a lookup key (their type and value)", (
+        "ALTER TABLE record_identifiers ADD COLUMN lookup_key VARCHAR",
+        "UPDATE record_identifiers SET lookup_key = id_type || ':' || value",
+    )),
+    # Apart from 7: DuckDB indexes no column updated earlier in the same transaction.
+    (8, "lookup by identifier without the identity service, and a profile read as one row", (
+        "CREATE INDEX record_identifiers_by_key ON record_identifiers (lookup_key)",
+        # What a read returns beside the golden record, kept with it by every writer of
+        # aliases, scores and consents (NULL until the store is opened once: see
+        # ``_upgrade_extras``).
+        "ALTER TABLE profiles ADD COLUMN merged_ids VARCHAR",
+        "ALTER TABLE profiles ADD COLUMN scores VARCHAR",
+        "ALTER TABLE profiles ADD COLUMN consents VARCHAR",
+    )),
+)
 SCORE_COLUMNS = ("customer_id", "name", "value", "model", "model_version", "computed_at",
                  "recorded_at")
 _SCORE_UPSERT = "ON CONFLICT (customer_id, name) DO UPDATE SET " + ", ".join(
@@ -120,10 +137,47 @@ CONSENT_COLUMNS = ("customer_id", "purpose", "channel", "status", "decided_at", 
                    "legal_basis", "proof_reference", "recorded_at")
 PROFILE_COLUMNS = ("customer_id", "first_seen", "last_seen", "event_count", "identifiers",
                    "trait_values", "traits", "counters", "updated_at")
+# A new row's extras start empty (``_refresh_extras`` fills them); an upsert keeps them.
+EXTRA_COLUMNS = ("merged_ids", "scores", "consents")
 _PROFILE_UPSERT = "ON CONFLICT (customer_id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in PROFILE_COLUMNS[1:])
+# A profile as read: the golden record and its extras, one row.
+READ_COLUMNS = ("customer_id, first_seen, last_seen, event_count, identifiers, traits, "
+                "counters, merged_ids, scores, consents")
+IDENTIFIER_INSERT_COLUMNS = ("record_id", "id_type", "value", "first_seen", "lookup_key")
 #: Customers folded again from their events per statement when a store is upgraded.
 _REBUILD_CHUNK = 500
+
+
+def _scores_json(scores: Iterable[Score]) -> str:
+    return json.dumps([[s.name, float(s.value), s.model, s.model_version,
+                        naive_utc(s.computed_at).isoformat()] for s in scores],
+                      ensure_ascii=False)
+
+
+def _scores_from_json(text: str | None) -> dict[str, Score]:
+    return {name: Score(name, value, model, version,
+                        aware_utc(datetime.fromisoformat(computed)))
+            for name, value, model, version, computed in json_value(text or "[]")}
+
+
+def _consents_json(consents: Iterable[Consent]) -> str:
+    return json.dumps([[c.purpose, c.channel, c.status, naive_utc(c.updated_at).isoformat(),
+                        c.source, c.legal_basis, c.proof_reference,
+                        naive_utc(c.recorded_at or c.updated_at).isoformat()]
+                       for c in consents], ensure_ascii=False)
+
+
+def _consents_from_json(text: str | None) -> list[Consent]:
+    return [Consent(purpose, channel, status, aware_utc(datetime.fromisoformat(decided)),
+                    source, basis, proof, aware_utc(datetime.fromisoformat(recorded)))
+            for purpose, channel, status, decided, source, basis, proof, recorded
+            in json_value(text or "[]")]
+
+
+def lookup_key(id_type: str, value: str) -> str:
+    """The indexed key of a record's normalised identifier."""
+    return f"{id_type}:{value}"
 
 
 def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
@@ -171,9 +225,9 @@ class SqlProfileStore(SqlStore, ProfileStore):
         def write(session: Session) -> set[str]:
             self._lock_golden(session)
             stored = self._insert_events(session, events)
-            session.insert("record_identifiers",
-                           ("record_id", "id_type", "value", "first_seen"),
-                           [(*key, seen) for key, seen in first_seen.items()],
+            session.insert("record_identifiers", IDENTIFIER_INSERT_COLUMNS,
+                           [(*key, seen, lookup_key(key[1], key[2]))
+                            for key, seen in first_seen.items()],
                            "ON CONFLICT (record_id, id_type, value) DO NOTHING")
             fresh = [e for e in events if e.message_id in stored]
             if fresh:
@@ -200,7 +254,9 @@ class SqlProfileStore(SqlStore, ProfileStore):
         def customer(event: StoredEvent) -> str:
             return member_of.get(event.record_id) or alias_of.get(event.customer_id,
                                                                   event.customer_id)
-        golden = self._load_golden(session, {customer(e) for e in events})
+        touched = {customer(e) for e in events}
+        golden = self._load_golden(session, touched)
+        new = touched - golden.keys()
         for event in events:
             cid = customer(event)
             record = golden.setdefault(cid, GoldenRecord(cid))
@@ -212,6 +268,9 @@ class SqlProfileStore(SqlStore, ProfileStore):
         decisions = [(customer(e), d) for e in events if (d := consent_of_event(e))]
         if decisions:
             self._insert_consents(session, decisions)
+        # A new row starts without extras, but its customer may have some already: aliases
+        # from a merge applied before its first event was stored.
+        self._refresh_extras(session, new | {cid for cid, _ in decisions}, new_rows=True)
 
     @staticmethod
     def _insert_consents(session: Session, decisions: Sequence[tuple[str, Consent]]) -> None:
@@ -222,13 +281,18 @@ class SqlProfileStore(SqlStore, ProfileStore):
 
     @staticmethod
     def _consents(session: Session, customer_id: str) -> list[Consent]:
-        return [Consent(purpose, channel, status, aware_utc(decided), source, basis, proof,
-                        aware_utc(recorded))
-                for purpose, channel, status, decided, source, basis, proof, recorded
+        return [d for _, d in SqlProfileStore._consents_of(session, [customer_id])]
+
+    @staticmethod
+    def _consents_of(session: Session, customer_ids: Sequence[str]
+                     ) -> list[tuple[str, Consent]]:
+        return [(cid, Consent(purpose, channel, status, aware_utc(decided), source, basis,
+                              proof, aware_utc(recorded)))
+                for cid, purpose, channel, status, decided, source, basis, proof, recorded
                 in session.fetch(
-                    "SELECT purpose, channel, status, decided_at, source, legal_basis, "
-                    "proof_reference, recorded_at FROM consents WHERE customer_id = %s",
-                    [customer_id])]
+                    "SELECT customer_id, purpose, channel, status, decided_at, source, "
+                    "legal_basis, proof_reference, recorded_at FROM consents "
+                    "WHERE customer_id = ANY(%s)", [list(customer_ids)])]
 
     def record_consents(self, customer_id: str,
                         decisions: Sequence[Consent]) -> list[Consent] | None:
@@ -245,6 +309,8 @@ class SqlProfileStore(SqlStore, ProfileStore):
                     seen.add(_decision_key(d))
                     fresh.append(d)
             self._insert_consents(session, [(cid, d) for d in fresh])
+            if fresh:
+                self._refresh_extras(session, [cid])
             return current_consents([*known, *fresh])
         return self._run(write, write=True)
 
@@ -290,6 +356,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
                 results.append(ScoreWrite(entry.customer_id,
                                           "stored" if stored else "unchanged", cid, stored))
             self._save_scores(session, changed)
+            self._refresh_extras(session, {cid for cid, _ in changed})
             return results
         return self._run(write, write=True)
 
@@ -353,12 +420,41 @@ class SqlProfileStore(SqlStore, ProfileStore):
 
     def _save_golden(self, session: Session, records: Iterable[GoldenRecord]) -> None:
         now = utc_now()
-        session.insert("profiles", PROFILE_COLUMNS, [
+        session.insert("profiles", PROFILE_COLUMNS + EXTRA_COLUMNS, [
             (r.customer_id, r.first_seen, r.last_seen, r.event_count, r.identifiers_json(),
              r.candidates_json(), json.dumps(r.traits(self.policy), ensure_ascii=False,
                                              default=str),
-             r.counters_json(), now)
+             r.counters_json(), now, "[]", "[]", "[]")
             for r in records if r.event_count], _PROFILE_UPSERT)
+
+    def _refresh_extras(self, session: Session, customer_ids: Iterable[str],
+                        new_rows: bool = False) -> None:
+        """Write again the merged ids, scores and current consents kept in the customers'
+        profile rows, from their own tables: three indexed reads and an update (of rows
+        just inserted, ``new_rows``, only those with extras: the others start empty)."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return
+        merged: dict[str, list[str]] = {}
+        for alias, cid in session.fetch(
+                "SELECT alias_id, customer_id FROM customer_aliases WHERE customer_id = ANY(%s)",
+                [ids]):
+            merged.setdefault(cid, []).append(alias)
+        scores: dict[str, list[Score]] = {}
+        for (cid, _), score in sorted(self._scores_of(session, ids).items()):
+            scores.setdefault(cid, []).append(score)
+        decided: dict[str, list[Consent]] = {}
+        for cid, decision in self._consents_of(session, ids):
+            decided.setdefault(cid, []).append(decision)
+        filled = sorted(merged.keys() | scores.keys() | decided.keys()) if new_rows else ids
+        if not filled:
+            return
+        for column, values in (
+                ("merged_ids", {c: json.dumps(sorted(merged.get(c, ()))) for c in filled}),
+                ("scores", {c: _scores_json(scores.get(c, ())) for c in filled}),
+                ("consents", {c: _consents_json(current_consents(decided.get(c, ())))
+                              for c in filled})):
+            update_mapped(session, "profiles", column, "customer_id", values)
 
     def _recompute_golden(self, session: Session, customer_ids: Iterable[str]) -> None:
         """Fold customers' golden records again from their own events (after a split, which
@@ -406,8 +502,16 @@ class SqlProfileStore(SqlStore, ProfileStore):
         self._delete_golden(session, sorted(moved))
         self._save_golden(session, changed.values())
 
+    def _upgrade(self, session: Session) -> None:
+        """A store from before golden records: fold every customer's record once; a store
+        from before profiles kept their extras (migration 8): write them once."""
+        self._upgrade_golden(session)
+        stale = [c for (c,) in session.fetch(
+            "SELECT customer_id FROM profiles WHERE consents IS NULL")]
+        for start in range(0, len(stale), _REBUILD_CHUNK):
+            self._refresh_extras(session, stale[start:start + _REBUILD_CHUNK])
+
     def _upgrade_golden(self, session: Session) -> None:
-        """A store from before golden records: fold every customer's record once."""
         if session.fetch("SELECT 1 FROM profiles LIMIT 1") or not session.fetch(
                 "SELECT 1 FROM events LIMIT 1"):
             return
@@ -426,7 +530,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
             self._lock_golden(session)
             cursor = self._cursor(session, lock=True)
             pending = [c for c in changes if c.seq > cursor]
-            run = _MembershipRun()
+            run = MembershipRun()
             for change in pending:
                 if change.kind in ("created", "linked") and change.record_id:
                     run.new_members[change.record_id] = change.customer_id
@@ -437,12 +541,12 @@ class SqlProfileStore(SqlStore, ProfileStore):
                         run.split_customers.add(change.other_customer_id)
                 elif change.kind == "erased":
                     self._write_run(session, run)
-                    run = _MembershipRun()
+                    run = MembershipRun()
                     self._erase_customer(session, change.customer_id)
                 elif change.kind == "merged" and change.other_customer_id:
                     if change.other_customer_id in run.redirects:
                         self._write_run(session, run)
-                        run = _MembershipRun()
+                        run = MembershipRun()
                     run.redirects[change.other_customer_id] = change.customer_id
             self._write_run(session, run)
             if pending:
@@ -452,7 +556,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
             return cursor
         return self._run(write, write=True)
 
-    def _write_run(self, session: Session, run: _MembershipRun) -> None:
+    def _write_run(self, session: Session, run: MembershipRun) -> None:
         """A run's membership, then its golden records: merges combined, split parts folded
         again from their events."""
         run.write(session)
@@ -465,6 +569,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         if stale:
             self._delete_golden(session, stale)
         self._recompute_golden(session, recompute)
+        self._refresh_extras(session, set(moved.values()) | recompute)
 
     def _erase_customer(self, session: Session, customer_id: str) -> None:
         erased = [customer_id]
@@ -509,39 +614,37 @@ class SqlProfileStore(SqlStore, ProfileStore):
 
     def get_profile(self, customer_id: str) -> Profile | None:
         def read(session: Session) -> Profile | None:
-            customer_id_now = _canonical(session, customer_id)
-            return self._profile(session, customer_id_now)
+            # One indexed read for a live id; a merged-away one follows its alias first.
+            rows = session.fetch(f"SELECT {READ_COLUMNS} FROM profiles WHERE customer_id = %s",
+                                 [customer_id])
+            if not rows:
+                alias = session.fetch(
+                    "SELECT customer_id FROM customer_aliases WHERE alias_id = %s",
+                    [customer_id])
+                rows = session.fetch(
+                    f"SELECT {READ_COLUMNS} FROM profiles WHERE customer_id = %s",
+                    [alias[0][0]]) if alias else []
+            return _profile_from_row(rows[0]) if rows else None
         return self._run(read)
 
-    @staticmethod
-    def _profile(session: Session, customer_id: str) -> Profile | None:
-        rows = session.fetch(
-            "SELECT first_seen, last_seen, event_count, identifiers, traits, counters "
-            "FROM profiles WHERE customer_id = %s", [customer_id])
-        if not rows:
-            return None
-        first, last, count, identifiers, traits, counters = rows[0]
-        merged = [r[0] for r in session.fetch(
-            "SELECT alias_id FROM customer_aliases WHERE customer_id = %s "
-            "ORDER BY alias_id", [customer_id])]
-        details = [IdentifierDetail(t, v, tuple(sources), aware_utc(datetime.fromisoformat(f)),
-                                    aware_utc(datetime.fromisoformat(la)))
-                   for t, v, sources, f, la in json_value(identifiers)]
-        details.sort(key=lambda d: (d.id_type, d.first_seen, d.value))
-        counts = json_value(counters)
-        scores = SqlProfileStore._scores_of(session, [customer_id])
-        return Profile(customer_id=customer_id,
-                       scores={name: scores[cid, name] for cid, name in sorted(scores)},
-                       consents=current_consents(SqlProfileStore._consents(session,
-                                                                           customer_id)),
-                       identifiers=[(d.id_type, d.value) for d in details],
-                       traits=json_value(traits),
-                       first_seen=aware_utc(first), last_seen=aware_utc(last),
-                       event_count=count, merged_customer_ids=merged,
-                       identifier_details=details,
-                       counters=Counters(dict(counts["events_by_channel"]),
-                                         int(counts["orders_online"]),
-                                         int(counts["orders_store"]), float(counts["revenue"])))
+    def lookup_profile(self, id_type: str, value: str) -> Profile | None:
+        def read(session: Session) -> Profile | None:
+            # Three indexed reads (an engine joining them would scan two of the tables).
+            records = [r for (r,) in session.fetch(
+                "SELECT record_id FROM record_identifiers WHERE lookup_key = %s",
+                [lookup_key(id_type, value)])]
+            if not records:
+                return None
+            customers = sorted({c for (c,) in session.fetch(
+                "SELECT customer_id FROM record_customers WHERE record_id = ANY(%s)",
+                [records])})
+            if not customers:
+                return None
+            rows = session.fetch(f"SELECT {READ_COLUMNS} FROM profiles "
+                                 "WHERE customer_id = ANY(%s)", [customers])
+            # Shared (a household's phone): the customer seen most recently.
+            return _profile_from_row(max(rows, key=lambda r: (r[2], r[0]))) if rows else None
+        return self._run(read)
 
     def list_customer_events(self, customer_id: str, after: JourneyCursor | None,
                              limit: int) -> list[StoredEvent]:
@@ -562,6 +665,27 @@ class SqlProfileStore(SqlStore, ProfileStore):
         return [event_from_row(r) for r in rows]
 
 
+def _profile_from_row(row: tuple[Any, ...]) -> Profile:
+    (customer_id, first, last, count, identifiers, traits, counters, merged, scores,
+     consents) = row
+    details = [IdentifierDetail(t, v, tuple(sources), aware_utc(datetime.fromisoformat(f)),
+                                aware_utc(datetime.fromisoformat(la)))
+               for t, v, sources, f, la in json_value(identifiers)]
+    details.sort(key=lambda d: (d.id_type, d.first_seen, d.value))
+    counts = json_value(counters)
+    return Profile(customer_id=customer_id,
+                   scores=_scores_from_json(scores),
+                   consents=_consents_from_json(consents),
+                   identifiers=[(d.id_type, d.value) for d in details],
+                   traits=json_value(traits),
+                   first_seen=aware_utc(first), last_seen=aware_utc(last),
+                   event_count=count, merged_customer_ids=json_value(merged or "[]"),
+                   identifier_details=details,
+                   counters=Counters(dict(counts["events_by_channel"]),
+                                     int(counts["orders_online"]),
+                                     int(counts["orders_store"]), float(counts["revenue"])))
+
+
 def _decision_key(d: Consent) -> tuple:
     return (d.purpose, d.channel, d.status, naive_utc(d.updated_at), d.source, d.legal_basis,
             d.proof_reference)
@@ -573,7 +697,7 @@ def _canonical(session: Session, customer_id: str) -> str:
     return rows[0][0] if rows else customer_id
 
 
-class _MembershipRun:
+class MembershipRun:
     """Merges and record assignments of consecutive changes, written as their end state."""
 
     def __init__(self) -> None:
