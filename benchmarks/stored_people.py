@@ -114,13 +114,23 @@ def open_store(backend: str, work_dir: Path, database_url: str,
                                  memory_limit=memory_limit) as store:
             yield store
         return
+    with own_database(database_url) as url, PostgresIdentityStore(url) as store:
+        yield store
+
+
+@contextmanager
+def own_database(database_url: str) -> Iterator[str]:
+    """A new PostgreSQL database beside ``database_url``'s, dropped afterwards (its URL);
+    an empty URL (the embedded backend) stays empty."""
+    if not database_url:
+        yield ""
+        return
     name = f"cdp_bench_{os.getpid()}"
     admin = psycopg.connect(database_url, autocommit=True)
     try:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
-        with PostgresIdentityStore(database_url.rsplit("/", 1)[0] + f"/{name}") as store:
-            yield store
+        yield database_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()

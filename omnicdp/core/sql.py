@@ -196,7 +196,10 @@ class DuckDBDatabase:
         self.on_rollback: list[Callable[[], None]] = []
 
     @contextmanager
-    def session(self) -> Iterator[DuckDBSession]:
+    def session(self, write: bool = True) -> Iterator[DuckDBSession]:
+        """A transaction; a read (``write=False``) runs its statements without one: every
+        transaction holds the lock it holds, so nothing commits between them (and BEGIN
+        and COMMIT cost a statement each)."""
         with self.lock:
             if self._closed:
                 raise Unavailable(f"the {self._service} store is closed")
@@ -204,6 +207,9 @@ class DuckDBDatabase:
                 yield self._open
                 return
             session = DuckDBSession(self.connection, self._column_types)
+            if not write:
+                yield session
+                return
             self.connection.execute("BEGIN TRANSACTION")
             self._open = session
             try:

@@ -116,7 +116,7 @@ class DuckDBProfileStore(SqlProfileStore):
             raise
 
     def _session(self, write: bool) -> AbstractContextManager[Session]:
-        return self._db.session()
+        return self._db.session(write)
 
     def _insert_events(self, session: Session, events: Sequence[StoredEvent]) -> set[str]:
         if not events:
@@ -180,7 +180,7 @@ class DuckDBProfileStore(SqlProfileStore):
         cached = self._views.get(customer_id)
         if cached is not None:
             return cached
-        with self._db.session():  # the read below joins it: nothing commits in between
+        with self._db.session(write=False):  # the read below joins it: nothing commits
             profile = super().get_profile(customer_id)
             if profile is not None and profile.customer_id == customer_id:
                 _remember(self._views, customer_id, profile, CACHE_VIEWS)
@@ -191,7 +191,7 @@ class DuckDBProfileStore(SqlProfileStore):
         customer_id = self._holders.get(key)
         if customer_id is not None:  # if merged away since, its survivor's profile
             return self.get_profile(customer_id)
-        with self._db.session():
+        with self._db.session(write=False):
             profile = super().lookup_profile(id_type, value)
             if profile is not None:
                 _remember(self._holders, key, profile.customer_id, CACHE_HOLDERS)
