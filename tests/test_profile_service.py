@@ -144,6 +144,24 @@ def test_journey_pages_are_in_time_order_and_complete(services) -> None:
     assert seen == sorted(times)
 
 
+def test_a_listing_of_every_event_reads_the_events_stored_when_it_began(services) -> None:
+    """A report pages through every event while ingestion goes on: its pages hold the
+    events stored when its first page was read, and a new listing holds the later ones."""
+    stub = services.profile_stub
+    ingest(stub, *[event(f"snap-{i}", email=f"snap{i}@example.ru") for i in range(3)])
+    first = stub.ListEvents(profile_pb2.ListEventsRequest(page_size=2), timeout=5)
+    assert len(first.events) == 2 and first.next_page_token and first.snapshot_seq
+    ingest(stub, *[event(f"late-{i}", email=f"snap{i}@example.ru") for i in range(2)])
+    rest = stub.ListEvents(profile_pb2.ListEventsRequest(
+        page_size=2, page_token=first.next_page_token), timeout=5)
+    assert [e.message_id for e in [*first.events, *rest.events]] == [
+        "snap-0", "snap-1", "snap-2"]
+    assert not rest.next_page_token and rest.snapshot_seq == first.snapshot_seq
+    again = stub.ListEvents(profile_pb2.ListEventsRequest(page_size=10), timeout=5)
+    assert [e.message_id for e in again.events][-2:] == ["late-0", "late-1"]
+    assert again.snapshot_seq > first.snapshot_seq
+
+
 def test_bad_page_token_names_the_field(services) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         services.profile_stub.ListEvents(profile_pb2.ListEventsRequest(page_token="garbage!"),

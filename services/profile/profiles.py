@@ -98,12 +98,17 @@ class ProfileReader:
         return events, token
 
     def all_events(self, page_size: int, page_token: str, size_of: SizeOf = json_size,
-                   max_bytes: int = MAX_PAGE_BYTES) -> tuple[list[StoredEvent], str]:
+                   max_bytes: int = MAX_PAGE_BYTES) -> tuple[list[StoredEvent], str, int | None]:
+        """A page of every stored event, the next page's token, and the listing's snapshot:
+        the last event stored when its first page was read, beyond which no page goes."""
         size = paging.page_size(page_size)
-        position = paging.decode_token("events", page_token) or {"s": 0}
-        events, more = _page(self._store.list_events(int(position["s"]), size + 1),
+        position = paging.decode_token("events", page_token)
+        if position is None:
+            position = {"s": 0, "u": self._store.last_event_seq()}
+        through = position.get("u")  # None: a token from before snapshots
+        events, more = _page(self._store.list_events(int(position["s"]), size + 1, through),
                              size, size_of, max_bytes)
         token = ""
         if more:
-            token = paging.encode_token("events", {"s": events[-1].seq})
-        return events, token
+            token = paging.encode_token("events", {"s": events[-1].seq, "u": through})
+        return events, token, through

@@ -54,9 +54,11 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
 
     def ListEvents(self, request, context):  # noqa: N802
         messages, size_of = _measured()
-        events, token = self._reader.all_events(request.page_size, request.page_token, size_of)
+        events, token, snapshot = self._reader.all_events(request.page_size,
+                                                          request.page_token, size_of)
         return profile_pb2.ListEventsResponse(
-            events=[messages[e.seq] for e in events], next_page_token=token)
+            events=[messages[e.seq] for e in events], next_page_token=token,
+            snapshot_seq=snapshot or 0)
 
 
     def UpdateConsents(self, request, context):  # noqa: N802

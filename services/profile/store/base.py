@@ -83,8 +83,14 @@ class ProfileStore(ABC):
         """A customer's events, oldest first, strictly after the cursor."""
 
     @abstractmethod
-    def list_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
-        """All events in storage order, with seq greater than after_seq."""
+    def list_events(self, after_seq: int, limit: int,
+                    through_seq: int | None = None) -> list[StoredEvent]:
+        """All events in storage order, with seq greater than after_seq (and at most
+        through_seq)."""
+
+    @abstractmethod
+    def last_event_seq(self) -> int:
+        """The highest storage sequence number so far (0: none)."""
 
     @abstractmethod
     def record_consents(self, customer_id: str,

@@ -657,12 +657,18 @@ class SqlProfileStore(SqlStore, ProfileStore):
             [_canonical(s, customer_id), naive_utc(ts), naive_utc(ts), seq, limit]))
         return [event_from_row(r) for r in rows]
 
-    def list_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
+    def list_events(self, after_seq: int, limit: int,
+                    through_seq: int | None = None) -> list[StoredEvent]:
+        bound, params = ("", [after_seq, limit]) if through_seq is None else (
+            "AND e.seq <= %s ", [after_seq, through_seq, limit])
         rows = self._run(lambda s: s.fetch(
             f"SELECT {EVENT_COLUMNS} FROM events e "
             "LEFT JOIN record_customers m ON m.record_id = e.record_id "
-            "WHERE e.seq > %s ORDER BY e.seq LIMIT %s", [after_seq, limit]))
+            f"WHERE e.seq > %s {bound}ORDER BY e.seq LIMIT %s", params))
         return [event_from_row(r) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return self._run(lambda s: s.fetch("SELECT coalesce(max(seq), 0) FROM events"))[0][0]
 
 
 def _profile_from_row(row: tuple[Any, ...]) -> Profile:
