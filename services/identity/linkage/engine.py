@@ -102,7 +102,13 @@ def _register(db_api: Any, frame: pd.DataFrame, name: str) -> Any:
         rows = frame[columns].astype(object).where(frame[columns].notna(), None)
         return db_api.register(db_api.spark.createDataFrame(rows.values.tolist(), schema),
                                table_name=name)
-    return db_api.register(frame[columns].astype("string"), table_name=name)
+    import pyarrow as pa
+
+    # Arrow string arrays straight from the values: pandas' astype("string") costs about
+    # 7 µs a cell (0.7 s for 100k records).
+    return db_api.register(pa.table({c: pa.array(frame[c].tolist(), type=pa.string(),
+                                                 from_pandas=True) for c in columns}),
+                           table_name=name)
 
 
 def train(frame: pd.DataFrame, *, seed: int = 42, max_u_pairs: int = 1_000_000,
