@@ -159,3 +159,29 @@ class IngestResult:
     customer_id: str = ""
     violations: tuple[FieldViolation, ...] = ()
     warnings: tuple[FieldViolation, ...] = ()
+
+
+@dataclass(frozen=True)
+class AudienceChange:
+    """A customer joined or left an audience (``change``: joined, left), when and why
+    (``reason``: defined, ingest, identity, merged, consent, scores, refresh)."""
+
+    seq: int
+    customer_id: str
+    change: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class AudienceState:
+    """An audience's definition (``rules.Audience``) as stored, with its member count and,
+    after a write or refresh, how many joined and left."""
+
+    audience: Any
+    created_at: datetime
+    updated_at: datetime
+    members: int
+    joined: int = 0
+    left: int = 0
+    created: bool = False

@@ -33,6 +33,7 @@ from omnicdp.services.profile.model import (
     ScoreWrite,
     StoredEvent,
 )
+from omnicdp.services.profile.store.audiences import AUDIENCE_MIGRATION, AudienceStore
 from omnicdp.services.profile.store.base import (
     IdentifierRow,
     JourneyCursor,
@@ -112,6 +113,7 @@ GOLDEN_MIGRATIONS += (
         "CREATE INDEX scores_by_customer ON scores (customer_id)",
     )),
 )
+GOLDEN_MIGRATIONS += (AUDIENCE_MIGRATION,)
 SCORE_COLUMNS = ("customer_id", "name", "value", "model", "model_version", "computed_at",
                  "recorded_at")
 _SCORE_UPSERT = "ON CONFLICT (customer_id, name) DO UPDATE SET " + ", ".join(
@@ -137,7 +139,7 @@ def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
         sent_by=sent_by or "")
 
 
-class SqlProfileStore(SqlStore, ProfileStore):
+class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
     # How the cursor row is locked against concurrent appliers until commit ("" for a
     # backend with one transaction at a time).
     CURSOR_LOCK: ClassVar[str] = ""
@@ -201,8 +203,11 @@ class SqlProfileStore(SqlStore, ProfileStore):
             return member_of.get(event.record_id) or alias_of.get(event.customer_id,
                                                                   event.customer_id)
         golden = self._load_golden(session, {customer(e) for e in events})
+        new = {customer(e) for e in events} - set(golden)
+        event_names: dict[str, set[str]] = {}
         for event in events:
             cid = customer(event)
+            event_names.setdefault(cid, set()).add(event.event)
             record = golden.setdefault(cid, GoldenRecord(cid))
             record.add_event(channel=event.channel, event=event.event, source=event.source,
                              at=naive_utc(event.timestamp), traits=event.traits,
@@ -212,6 +217,10 @@ class SqlProfileStore(SqlStore, ProfileStore):
         decisions = [(customer(e), d) for e in events if (d := consent_of_event(e))]
         if decisions:
             self._insert_consents(session, decisions)
+        # Membership follows in the same transaction: the acknowledgement means it is done.
+        unmapped_records = {e.record_id: customer(e) for e in events
+                            if e.record_id not in member_of}
+        self._audiences_after_ingest(session, golden, event_names, new, unmapped_records)
 
     @staticmethod
     def _insert_consents(session: Session, decisions: Sequence[tuple[str, Consent]]) -> None:
@@ -245,6 +254,8 @@ class SqlProfileStore(SqlStore, ProfileStore):
                     seen.add(_decision_key(d))
                     fresh.append(d)
             self._insert_consents(session, [(cid, d) for d in fresh])
+            if fresh:
+                self._audiences_after(session, [cid], "consent", "consent")
             return current_consents([*known, *fresh])
         return self._run(write, write=True)
 
@@ -290,6 +301,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
                 results.append(ScoreWrite(entry.customer_id,
                                           "stored" if stored else "unchanged", cid, stored))
             self._save_scores(session, changed)
+            self._audiences_after(session, {cid for cid, _ in changed}, "score", "scores")
             return results
         return self._run(write, write=True)
 
@@ -465,6 +477,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         if stale:
             self._delete_golden(session, stale)
         self._recompute_golden(session, recompute)
+        self._audiences_after_identity(session, set(moved.values()) | recompute, moved)
 
     def _erase_customer(self, session: Session, customer_id: str) -> None:
         erased = [customer_id]
@@ -475,6 +488,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
         self._delete_golden(session, erased)
         session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
         session.execute("DELETE FROM scores WHERE customer_id = %s", erased)
+        self._forget_customer(session, customer_id)
 
     def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
         self._run(lambda s: s.insert("erasure_audit", (
