@@ -3,17 +3,20 @@ streamed with identifiers raw or hashed."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from omnicdp.core import paging
-from omnicdp.core.errors import FieldViolation, InvalidArgument, NotFound
+from omnicdp.core.errors import DomainError, FieldViolation, InvalidArgument, NotFound
 from omnicdp.services.profile.audiences import rules
 from omnicdp.services.profile.audiences.export import Member, identifiers_for_export
 from omnicdp.services.profile.model import AudienceChange, AudienceState
 from omnicdp.services.profile.store.base import ProfileStore
 
+log = logging.getLogger(__name__)
 EXPORT_PAGE = 1000
 
 
@@ -52,10 +55,7 @@ class AudienceBook:
     def members(self, name: str, page_size: int, page_token: str,
                 hashed: bool = False) -> tuple[list[Member], str]:
         size = paging.page_size(page_size)
-        position = paging.decode_token("members", page_token) or {}
-        if position and position.get("a") != name:
-            raise InvalidArgument("page_token belongs to another audience",
-                                  [FieldViolation("page_token", "token of another list")])
+        position = _position("members", page_token, name)
         found = self._store.audience_members(_name(name), position.get("c", ""), size + 1)
         if found is None:
             raise _not_found(name)
@@ -76,16 +76,22 @@ class AudienceBook:
     def changes(self, name: str, page_size: int,
                 page_token: str) -> tuple[list[AudienceChange], str]:
         size = paging.page_size(page_size)
-        position = paging.decode_token("audience_changes", page_token) or {}
-        if position and position.get("a") != name:
-            raise InvalidArgument("page_token belongs to another audience",
-                                  [FieldViolation("page_token", "token of another list")])
+        position = _position("audience_changes", page_token, name)
         found = self._store.audience_changes(_name(name), int(position.get("s", 0)), size + 1)
         if found is None:
             raise _not_found(name)
         token = (paging.encode_token("audience_changes", {"a": name, "s": found[size - 1].seq})
                  if len(found) > size else "")
         return found[:size], token
+
+
+def _position(kind: str, page_token: str, name: str) -> dict[str, Any]:
+    """Where a page of one audience's list starts (``{}``: at the beginning)."""
+    position = paging.decode_token(kind, page_token) or {}
+    if position and position.get("a") != name:
+        raise InvalidArgument("page_token belongs to another audience",
+                              [FieldViolation("page_token", "token of another list")])
+    return position
 
 
 def _exported(member: Member, hashed: bool) -> Member:
@@ -102,3 +108,35 @@ def _name(name: str) -> str:
 def _not_found(name: str) -> NotFound:
     return NotFound(f"no audience named {name}", reason="AUDIENCE_NOT_FOUND",
                     metadata={"audience": name})
+
+
+class PeriodicRefresh:
+    """Every ``seconds``, every audience evaluated again (memberships "within N days" end
+    without new events), in a background thread; ``seconds`` 0: never."""
+
+    def __init__(self, book: AudienceBook, seconds: float) -> None:
+        self._book, self._seconds = book, seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._seconds > 0:
+            self._thread = threading.Thread(target=self._run, name="audience-refresh",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            try:
+                states = self._book.refresh([])
+            except DomainError as error:
+                log.warning("refreshing audiences failed: %s", error)
+                continue
+            log.info("audiences refreshed: %s", ", ".join(
+                f"{s.audience.name} +{s.joined} -{s.left} = {s.members}" for s in states)
+                or "none defined")

@@ -273,7 +273,7 @@ def parse(name: str, document: Any) -> Audience:
         description = ""
     include = _conditions(document.get("include"), "include", problems)
     exclude = _conditions(document.get("exclude"), "exclude", problems)
-    if not include and not exclude and "include" not in [p.field for p in problems]:
+    if not document.get("include") and not document.get("exclude"):
         problems.append(FieldViolation("include", "at least one condition (include or "
                                                   "exclude) is required"))
     consent = _consent(document.get("consent"), problems)

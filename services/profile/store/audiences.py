@@ -246,9 +246,12 @@ class AudienceStore:
 
     @staticmethod
     def _forget_customer(session: Session, customer_id: str) -> None:
-        """Erasure: no row of the customer stays, memberships nor their history."""
+        """Erasure: no row of the customer stays, memberships nor their history, under its
+        id or the ids merged into it (called while ``customer_aliases`` still has them)."""
+        ids = [customer_id] + [a for (a,) in session.fetch(
+            "SELECT alias_id FROM customer_aliases WHERE customer_id = %s", [customer_id])]
         for table in ("audience_members", "audience_changes"):
-            session.execute(f"DELETE FROM {table} WHERE customer_id = %s", [customer_id])
+            session.execute(f"DELETE FROM {table} WHERE customer_id = ANY(%s)", [ids])
 
     def _evaluate_all(self, session: Session, defined: _Defined,
                       reason: str) -> tuple[int, int]:

@@ -484,11 +484,11 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
         for table in ("events", "record_identifiers"):
             session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})", erased)
         session.execute("DELETE FROM record_customers WHERE customer_id = %s", erased)
+        self._forget_customer(session, customer_id)  # before its aliases go
         session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
         self._delete_golden(session, erased)
         session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
         session.execute("DELETE FROM scores WHERE customer_id = %s", erased)
-        self._forget_customer(session, customer_id)
 
     def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:
         self._run(lambda s: s.insert("erasure_audit", (
