@@ -7,6 +7,7 @@ racing ingests; windows closing on refresh."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from omnicdp.api.profile.v1 import audience_pb2, audience_pb2_grpc, profile_pb2
+from omnicdp.cli.main import main
 from omnicdp.core import protoconv
 from omnicdp.core.errors import InvalidArgument
 from omnicdp.core.sql import utc_now
@@ -353,3 +355,22 @@ def test_a_window_closes_on_refresh(services, monkeypatch) -> None:
     assert client.refresh() == [("sofa", 0, 1, 0)]
     assert [(c.change, c.reason) for c in all_changes(client, "sofa")] == [
         ("joined", "ingest"), ("left", "refresh")]
+
+
+def test_the_cli_defines_lists_and_refreshes(services, tmp_path, capsys) -> None:
+    address = ["--profile-addr", services.address(services.profile), "--json"]
+    ingest(services.profile_stub, tracked("a-1", "Product Viewed", email="anna@example.ru",
+                                          properties={"category": "sofas"}))
+    definition = tmp_path / "sofa.json"
+    definition.write_text(json.dumps({k: v for k, v in SOFA_RETARGETING.items()
+                                      if k != "consent"}))
+    assert main(["audiences", "define", "sofa-retargeting", str(definition), *address]) == 0
+    assert json.loads(capsys.readouterr().out)["members"] == 1
+    assert main(["audiences", "list", *address]) == 0
+    assert [a["name"] for a in json.loads(capsys.readouterr().out)] == ["sofa-retargeting"]
+    assert main(["audiences", "refresh", *address]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"name": "sofa-retargeting", "joined": 0, "left": 0, "members": 1}]
+    definition.write_text(json.dumps({"include": [{"trait": {"name": "city", "op": "??"}}]}))
+    assert main(["audiences", "define", "bad", str(definition), *address]) == 2
+    assert "include[0].trait.op" in capsys.readouterr().err
