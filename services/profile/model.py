@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from omnicdp.core.errors import FieldViolation
+from omnicdp.services.profile.audiences.rules import Audience
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,10 @@ class AudienceChange:
 
 @dataclass(frozen=True)
 class AudienceState:
-    """An audience's definition (``rules.Audience``) as stored, with its member count and,
-    after a write or refresh, how many joined and left."""
+    """An audience's definition as stored, with its member count and, after a write or
+    refresh, how many joined and left."""
 
-    audience: Any
+    audience: Audience
     created_at: datetime
     updated_at: datetime
     members: int
