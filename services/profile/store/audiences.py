@@ -22,7 +22,7 @@ records' lock (PostgreSQL), so two ingests of one customer evaluate one after th
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,7 +71,7 @@ def now() -> datetime:
     return utc_now()
 
 
-class _Defined:
+class Defined:
     """An audience as loaded for an evaluation, with its change log position."""
 
     def __init__(self, audience: rules.Audience, change_seq: int) -> None:
@@ -87,6 +87,7 @@ class AudienceStore:
     def put_audience(self, audience: rules.Audience) -> AudienceState:
         def write(session: Session) -> AudienceState:
             self._lock_golden(session)
+            self._definitions_changed()
             at = utc_now()
             rows = session.fetch("SELECT created_at, change_seq FROM audiences WHERE name = %s",
                                  [audience.name])
@@ -99,8 +100,9 @@ class AudienceStore:
             else:
                 session.execute("UPDATE audiences SET definition = %s, updated_at = %s "
                                 "WHERE name = %s", [definition, at, audience.name])
-            defined = _Defined(audience, rows[0][1] if rows else 0)
+            defined = Defined(audience, rows[0][1] if rows else 0)
             joined, left = self._evaluate_all(session, defined, "defined")
+            self._definitions_changed()
             state = self._state(session, audience.name)
             assert state is not None
             return AudienceState(state.audience, state.created_at, state.updated_at,
@@ -130,25 +132,34 @@ class AudienceStore:
             for table in ("audience_members", "audience_changes"):
                 session.execute(f"DELETE FROM {table} WHERE audience = %s", [name])
             session.execute("DELETE FROM audiences WHERE name = %s", [name])
+            self._definitions_changed()
             return True
         return self._run(write, write=True)
 
     def refresh_audiences(self, names: Sequence[str] | None = None) -> list[AudienceState]:
         """Evaluate audiences (all when ``names`` is None) over their candidates again:
-        memberships whose window has closed end. Unknown names are left out."""
-        def write(session: Session) -> list[AudienceState]:
-            self._lock_golden(session)
-            done = []
-            for defined in self._defined(session):
-                if names is not None and defined.audience.name not in names:
-                    continue
+        memberships whose window has closed end. Unknown names are left out. One
+        transaction an audience, so ingestion waits for one at a time at most."""
+        known = [name for (name,) in self._run(lambda session: session.fetch(
+            "SELECT name FROM audiences ORDER BY name"))]
+
+        def refresh(name: str) -> Callable[[Session], AudienceState | None]:
+            def write(session: Session) -> AudienceState | None:
+                self._lock_golden(session)
+                defined = next((d for d in self._defined(session)
+                                if d.audience.name == name), None)
+                if defined is None:  # deleted meanwhile
+                    return None
                 joined, left = self._evaluate_all(session, defined, "refresh")
-                state = self._state(session, defined.audience.name)
+                state = self._state(session, name)
                 assert state is not None
-                done.append(AudienceState(state.audience, state.created_at, state.updated_at,
-                                          state.members, joined, left))
-            return done
-        return self._run(write, write=True)
+                return AudienceState(state.audience, state.created_at, state.updated_at,
+                                     state.members, joined, left)
+            return write
+
+        done = [self._run(refresh(name), write=True) for name in known
+                if names is None or name in names]
+        return [state for state in done if state is not None]
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -194,11 +205,15 @@ class AudienceStore:
         return AudienceState(rules.parse(name, json.loads(definition)), aware_utc(created),
                              aware_utc(updated), int(count))
 
-    @staticmethod
-    def _defined(session: Session) -> list[_Defined]:
-        return [_Defined(rules.parse(name, json.loads(definition)), int(seq))
+    def _defined(self, session: Session) -> list[Defined]:
+        """Every audience, by name (a backend may keep them between transactions)."""
+        return [Defined(rules.parse(name, json.loads(definition)), int(seq))
                 for name, definition, seq in session.fetch(
                     "SELECT name, definition, change_seq FROM audiences ORDER BY name")]
+
+    def _definitions_changed(self) -> None:
+        """An audience was defined, redefined or deleted (a backend that keeps definitions
+        forgets them)."""
 
     # -- upkeep, in the transactions of the writes ---------------------------------------
 
@@ -253,7 +268,7 @@ class AudienceStore:
         for table in ("audience_members", "audience_changes"):
             session.execute(f"DELETE FROM {table} WHERE customer_id = ANY(%s)", [ids])
 
-    def _evaluate_all(self, session: Session, defined: _Defined,
+    def _evaluate_all(self, session: Session, defined: Defined,
                       reason: str) -> tuple[int, int]:
         audience = defined.audience
         at = now()
@@ -282,7 +297,7 @@ class AudienceStore:
             joined, left = joined + delta[0], left + delta[1]
         return joined, left
 
-    def _reevaluate(self, session: Session, defined: Sequence[_Defined],
+    def _reevaluate(self, session: Session, defined: Sequence[Defined],
                     scope: Mapping[str, set[str]], reason: str,
                     golden: Mapping[str, GoldenRecord] | None = None,
                     extra_records: Mapping[str, str] | None = None,
@@ -295,9 +310,8 @@ class AudienceStore:
         if not customers:
             return 0, 0
         at = at or now()
-        audiences = [d.audience for d in defined]
-        facts = self._facts(session, customers, audiences, at, golden or {},
-                            extra_records or {})
+        facts = self._facts(session, [(d.audience, scope[d.audience.name]) for d in defined],
+                            at, golden or {}, extra_records or {})
         current = set(session.fetch(
             "SELECT audience, customer_id FROM audience_members WHERE customer_id = ANY(%s)",
             [customers]))
@@ -322,7 +336,7 @@ class AudienceStore:
             self._write_membership(session, self._defined(session), [], leaves, reason)
 
     @staticmethod
-    def _write_membership(session: Session, defined: Sequence[_Defined],
+    def _write_membership(session: Session, defined: Sequence[Defined],
                           joins: Sequence[tuple[str, str]], leaves: Sequence[tuple[str, str]],
                           reason: str) -> None:
         if not joins and not leaves:
@@ -350,42 +364,48 @@ class AudienceStore:
         for d in defined:
             d.change_seq = seq[d.audience.name]
 
-    def _facts(self, session: Session, customers: Sequence[str],
-               audiences: Sequence[rules.Audience], at: datetime,
-               golden: Mapping[str, GoldenRecord],
+    def _facts(self, session: Session, scoped: Sequence[tuple[rules.Audience, set[str]]],
+               at: datetime, golden: Mapping[str, GoldenRecord],
                extra_records: Mapping[str, str]) -> dict[str, evaluate.CustomerFacts]:
-        """What the audiences' rules read of these customers, a statement or two each."""
-        facts = {cid: evaluate.CustomerFacts(cid) for cid in customers}
-        if any(a.uses("trait") or a.uses("counter") for a in audiences):
-            records = dict(golden)
-            missing = [c for c in customers if c not in records]
-            records.update(self._load_golden(session, missing))
+        """What the audiences' rules read of the customers in their scopes, a statement or
+        two each, each kind only for the customers of the audiences that read it."""
+        facts = {cid: evaluate.CustomerFacts(cid) for _, scope in scoped for cid in scope}
+
+        def needing(wanted: Callable[[rules.Audience], bool]) -> list[str]:
+            return sorted({cid for a, scope in scoped if wanted(a) for cid in scope})
+
+        if customers := needing(lambda a: a.uses("trait") or a.uses("counter")):
+            records = {c: golden[c] for c in customers if c in golden}
+            records.update(self._load_golden(session, [c for c in customers
+                                                       if c not in records]))
             for cid, record in records.items():
-                if cid in facts:
-                    facts[cid].traits = record.traits(self.policy)
-                    facts[cid].counters = evaluate.counters_of(record.counters(),
-                                                               record.event_count)
-        if any(a.uses("score") for a in audiences):
+                facts[cid].traits = record.traits(self.policy)
+                facts[cid].counters = evaluate.counters_of(record.counters(),
+                                                           record.event_count)
+        if customers := needing(lambda a: a.uses("score")):
             scores: dict[str, dict[str, float]] = {}
             for (cid, name), score in self._scores_of(session, customers).items():
                 scores.setdefault(cid, {})[name] = score.value
             for cid, values in scores.items():
                 facts[cid].scores = values
-        if any(a.consent for a in audiences):
+        if customers := needing(lambda a: a.consent is not None):
             decisions: dict[str, list[Consent]] = {}
             for cid, purpose, channel, status, decided, recorded in session.fetch(
                     "SELECT customer_id, purpose, channel, status, decided_at, recorded_at "
-                    "FROM consents WHERE customer_id = ANY(%s)", [list(customers)]):
+                    "FROM consents WHERE customer_id = ANY(%s)", [customers]):
                 decisions.setdefault(cid, []).append(
                     Consent(purpose, channel, status, decided, recorded_at=recorded))
             for cid, made in decisions.items():
                 facts[cid].consents = current_consents(made)
+        audiences = [a for a, _ in scoped if a.event_conditions]
+        customers = needing(lambda a: bool(a.event_conditions))
         names, since = evaluate.event_window(audiences, at)
-        if names:
+        if names and customers:
             owner = dict(session.fetch(
                 "SELECT record_id, customer_id FROM record_customers "
-                "WHERE customer_id = ANY(%s)", [list(customers)]))
-            owner.update({r: c for r, c in extra_records.items() if c in facts})
+                "WHERE customer_id = ANY(%s)", [customers]))
+            wanted = set(customers)
+            owner.update({r: c for r, c in extra_records.items() if c in wanted})
             if owner:
                 window = "" if since is None else " AND own.ts >= %s"
                 params: list[Any] = [sorted(owner), sorted(names)]

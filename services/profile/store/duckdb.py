@@ -13,6 +13,7 @@ from pathlib import Path
 from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
 from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
 from omnicdp.services.profile.model import StoredEvent
+from omnicdp.services.profile.store.audiences import Defined
 from omnicdp.services.profile.store.sql import CONSUMER, GOLDEN_MIGRATIONS, SqlProfileStore
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -83,8 +84,12 @@ class DuckDBProfileStore(SqlProfileStore):
         self.policy = policy or TraitPolicy()
         self._cache: OrderedDict[str, GoldenRecord] = OrderedDict()
         self._cache_size = cache_customers
+        # The audiences, read once: this process makes every change to them (and to their
+        # change counters, kept in these objects as they are written).
+        self._audiences: list[Defined] | None = None
         self._db = DuckDBDatabase(path, "profile")
         self._db.on_rollback.append(self._cache.clear)
+        self._db.on_rollback.append(self._definitions_changed)
         try:
             with self._db.session() as session:
                 migrate(session, MIGRATIONS, "profile")
@@ -135,6 +140,14 @@ class DuckDBProfileStore(SqlProfileStore):
         super()._delete_golden(session, customer_ids)
         for customer_id in customer_ids:
             self._cache.pop(customer_id, None)
+
+    def _defined(self, session: Session) -> list[Defined]:
+        if self._audiences is None:
+            self._audiences = super()._defined(session)
+        return self._audiences
+
+    def _definitions_changed(self) -> None:
+        self._audiences = None
 
     def close(self) -> None:
         self._db.close()
