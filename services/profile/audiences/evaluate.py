@@ -93,6 +93,3 @@ def is_member(audience: Audience, facts: CustomerFacts, now: datetime) -> bool:
     return (all(_holds(c, facts, now) for c in audience.include)
             and not any(_holds(c, facts, now) for c in audience.exclude))
 
-
-def members(audience: Audience, facts: Iterable[CustomerFacts], now: datetime) -> set[str]:
-    return {f.customer_id for f in facts if is_member(audience, f, now)}

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 HASHED_TYPES = ("email", "phone")
-HASHES = ("sha256",)
 
 
 @dataclass(frozen=True)
