@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -24,7 +25,11 @@ from omnicdp.core.sql import utc_now
 from omnicdp.services.profile.audiences import rules
 from omnicdp.services.profile.client import AudienceClient
 from omnicdp.services.profile.store import audiences as audience_store
+from tests import test_profile_store as contract
 from tests.test_profile_service import event, ingest
+from tests.test_profile_store import stored
+
+store_url, store, log = contract.store_url, contract.store, contract.log
 
 NOW = datetime.now(UTC)
 BOTH = pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
@@ -374,3 +379,23 @@ def test_the_cli_defines_lists_and_refreshes(services, tmp_path, capsys) -> None
     definition.write_text(json.dumps({"include": [{"trait": {"name": "city", "op": "??"}}]}))
     assert main(["audiences", "define", "bad", str(definition), *address]) == 2
     assert "include[0].trait.op" in capsys.readouterr().err
+
+
+def test_a_split_evaluates_both_parts_again(store, log) -> None:
+    """At the store: the record that bought the sofa is split off the viewer's customer, who
+    then belongs to the audience again (the change log written out by hand)."""
+    now = datetime.now(UTC)
+    viewed = replace(stored("v-1", "c1", at=now - timedelta(days=2), record="rec-web"),
+                     event="Product Viewed", properties={"category": "sofas"})
+    bought = replace(stored("o-1", "c1", at=now - timedelta(days=1), record="rec-pos"),
+                     event="Order Completed", channel="store",
+                     properties={"products": [{"category": "sofas"}]})
+    store.apply_changes([log.created("c1", "rec-web"), log.linked("c1", "rec-pos")])
+    store.append([viewed, bought], [])
+    audience = rules.parse("sofa", {k: v for k, v in SOFA_RETARGETING.items()
+                                    if k != "consent"})
+    assert store.put_audience(audience).members == 0
+    store.apply_changes([log.split("c2", "c1", "rec-pos")])
+    assert [m.customer_id for m in store.audience_members("sofa", "", 10)] == ["c1"]
+    assert [(c.customer_id, c.change, c.reason)
+            for c in store.audience_changes("sofa", 0, 10)] == [("c1", "joined", "identity")]
