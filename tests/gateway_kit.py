@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import schemathesis
 import yaml
+from fastapi.testclient import TestClient
 
 from omnicdp.services.gateway.keys import SCOPES
 
@@ -43,6 +45,27 @@ def assert_conforms(document: dict, method: str, path: str, response) -> None:
             assert name.lower() in {h.lower() for h in response.headers}, name
     schema = schemathesis.openapi.from_dict(document)
     schema[path][method.upper()].validate_response(response)
+
+
+def serve_gateway(services, tmp_path, *extra_keys: dict) -> Iterator[TestClient]:
+    """The gateway's app in front of the test's services, with ``write_keys``'s keys and
+    ``extra_keys`` (entries of the keys file)."""
+    from omnicdp.services.gateway.keys import ApiKeys
+    from omnicdp.services.gateway.routes import Backends, create_app
+
+    backends = Backends.connect(services.address(services.profile),
+                                services.address(services.identity),
+                                services.address(services.attribution), deadline=10)
+    keys_file = write_keys(tmp_path / "keys.yaml")
+    keys = yaml.safe_load(keys_file.read_text())
+    keys["keys"] += list(extra_keys)
+    keys_file.write_text(yaml.safe_dump(keys))
+    try:
+        with TestClient(create_app(ApiKeys.load(keys_file), backends,
+                                   max_body_bytes=64_000)) as client:
+            yield client
+    finally:
+        backends.close()
 
 
 def write_keys(path, **rate_limits: int):

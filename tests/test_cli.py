@@ -21,6 +21,8 @@ from omnicdp.services.profile.settings import Settings as ProfileSettings
     ["serve", "attribution", "--help"], ["serve", "gateway", "--help"],
     ["attribution", "run", "--help"], ["ltv", "fit", "--help"], ["ltv", "score", "--help"],
     ["ltv", "refit", "--help"], ["ltv", "promote", "--help"],
+    ["audiences", "define", "--help"], ["audiences", "list", "--help"],
+    ["audiences", "refresh", "--help"],
 ])
 def test_every_subcommand_has_help(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as caught:

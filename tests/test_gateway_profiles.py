@@ -9,13 +9,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from omnicdp.services.gateway.keys import ApiKeys
-from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.profile.client import CustomerScores, ProfileClient, Score
-from tests.gateway_kit import READER, WRITER, assert_conforms, auth, ev, write_keys
+from tests.gateway_kit import READER, WRITER, assert_conforms, auth, ev, serve_gateway
 
 PROBLEM = "application/problem+json"
 POS = "pos-key-events-only"  # a key with events:write alone
@@ -25,17 +22,8 @@ POS = "pos-key-events-only"  # a key with events:write alone
 def gateway(services, tmp_path) -> Iterator[TestClient]:
     """The writer key holds every scope (profiles:erase included); the reader only
     profiles:read."""
-    backends = Backends.connect(services.address(services.profile),
-                                services.address(services.identity),
-                                services.address(services.attribution), deadline=10)
-    keys_file = write_keys(tmp_path / "keys.yaml")
-    keys = yaml.safe_load(keys_file.read_text())
-    keys["keys"].append({"name": "pos", "key": POS, "scopes": ["events:write"]})
-    keys_file.write_text(yaml.safe_dump(keys))
-    app = create_app(ApiKeys.load(keys_file), backends, max_body_bytes=64_000)
-    with TestClient(app) as client:
-        yield client
-    backends.close()
+    yield from serve_gateway(services, tmp_path,
+                             {"name": "pos", "key": POS, "scopes": ["events:write"]})
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 
 from omnicdp.api.profile.v1 import profile_pb2
 from omnicdp.core import protoconv
+from omnicdp.services.profile.client import AudienceClient
 from tests.conftest import Services, running_services
 from tests.pg import temporary_database
 from tests.test_profile_service import T0, event, ingest
@@ -63,6 +64,10 @@ class Stack:
     def score_rows(self) -> list[str]:
         return [text for table, text in self.rows_as_text() if table.endswith("scores")]
 
+    def audience_rows(self) -> list[str]:
+        return [text for table, text in self.rows_as_text()
+                if table.split(":")[-1].split(".")[-1].startswith("audience_")]
+
     def personal_data_left(self) -> list[tuple[str, str]]:
         return [(table, needle) for table, text in self.rows_as_text()
                 for needle in NEEDLES if needle in text.lower()]
@@ -79,6 +84,16 @@ def start(backend: str, tmp_path: Path, cleanup: ExitStack, **settings) -> Stack
     services = next(generator)
     cleanup.callback(lambda: next(generator, None))
     return Stack(services, url, tmp_path)
+
+
+def define_store_buyers(services: Services) -> None:
+    """An audience the person joins with his store purchase (and Olga does not)."""
+    client = AudienceClient(services.address(services.profile))
+    try:
+        client.put("store-buyers", {"include": [{"counter": {"name": "orders_store",
+                                                             "op": "gte", "value": 1}}]})
+    finally:
+        client.close()
 
 
 def load_the_person(stub) -> str:
@@ -130,9 +145,11 @@ def test_erasure_leaves_nothing_of_the_person_and_rejects_later_events(
     with ExitStack() as cleanup:
         stack = start(backend, tmp_path, cleanup)
         stub = stack.stub
+        define_store_buyers(stack.services)
         first_id = load_the_person(stub)  # the anonymous visitor's id, merged away since
         assert stack.personal_data_left()  # the scan finds him before
         assert len(stack.score_rows()) == 2  # his and Olga's
+        assert len(stack.audience_rows()) == 2  # his membership and its joining
 
         erased = stub.EraseProfile(profile_pb2.EraseProfileRequest(
             customer_id=first_id, actor="privacy-desk", reason="ticket 4711"), timeout=10)
@@ -142,6 +159,8 @@ def test_erasure_leaves_nothing_of_the_person_and_rejects_later_events(
         assert stack.personal_data_left() == []
         # Scores carry no identifier the scan would find: his row is gone, Olga's stays.
         assert [erased.customer_id in text for text in stack.score_rows()] == [False]
+        # Nor do memberships: his membership and its history are gone.
+        assert stack.audience_rows() == []
         for customer_id in (first_id, erased.customer_id):
             with pytest.raises(grpc.RpcError) as gone:
                 stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=customer_id),

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from omnicdp.cli import attribution, identity, ltv
+from omnicdp.cli import attribution, audiences, identity, ltv
 from omnicdp.core import settings
 
 # The services `cdp serve` runs. Each has the same shape: a light `settings` module (its
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     identity.add_parser(commands)
     ltv.add_parser(commands)
+    audiences.add_parser(commands)
 
     attribution.add_parser(commands)
     return parser

@@ -103,6 +103,17 @@ def _value(message: struct_pb2.Value) -> Any:
     return getattr(message, kind)
 
 
+def value_to_python(message: struct_pb2.Value) -> Any:
+    """A ``google.protobuf.Value`` as the JSON value it holds (numbers as floats)."""
+    return _value(message)
+
+
+def value_from_python(value: Any) -> struct_pb2.Value:
+    holder = struct_pb2.Struct()
+    holder.update({"v": value})
+    return holder.fields["v"]
+
+
 def struct_from_dict(values: dict[str, Any] | None) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     if values:

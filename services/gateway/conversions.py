@@ -13,10 +13,13 @@ from omnicdp.services.attribution.client import DIMENSIONS, AttributionReport
 from omnicdp.services.gateway import schemas
 from omnicdp.services.gateway.problems import ProblemError, violations_to_json
 from omnicdp.services.profile.client import (
+    AudienceChange,
+    AudienceState,
     Consent,
     Erasure,
     EventIn,
     IngestResult,
+    Member,
     Profile,
     Score,
     StoredEvent,
@@ -185,3 +188,23 @@ def report_options(post_view: list[str], event_post_view: list[str],
     if problems:
         raise ProblemError(422, "INVALID_ARGUMENT", "invalid report parameters", problems)
     return options
+
+
+def audience_json(state: AudienceState) -> dict[str, Any]:
+    definition = state.audience.to_dict()
+    return {**definition, "consent": definition.get("consent"),
+            "summary": state.audience.describe(), "member_count": state.members,
+            "created_at": rfc3339(state.created_at), "updated_at": rfc3339(state.updated_at)}
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    identifiers: dict[str, list[str]] = {}
+    for id_type, value in member.identifiers:
+        identifiers.setdefault(id_type, []).append(value)
+    return {"customer_id": member.customer_id, "since": rfc3339(member.since),
+            "identifiers": identifiers}
+
+
+def audience_change_json(change: AudienceChange) -> dict[str, Any]:
+    return {"seq": change.seq, "customer_id": change.customer_id, "change": change.change,
+            "at": rfc3339(change.at), "reason": change.reason}

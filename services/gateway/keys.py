@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 SCOPES = frozenset({"events:write", "profiles:read", "profiles:erase", "audiences:read",
-                    "reports:read"})
+                    "audiences:write", "reports:read"})
 DEFAULT_RATE_LIMIT = 6000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -19,6 +19,7 @@ from omnicdp.services.gateway.problems import PROBLEM
 
 BATCH_SCHEMA_REF = "#/components/schemas/EventBatch"
 CONSENT_UPDATE_REF = "#/components/schemas/ConsentUpdate"
+AUDIENCE_DEFINITION_REF = "#/components/schemas/AudienceDefinition"
 PROBLEM_REF = "#/components/schemas/Problem"
 NOT_READY_REF = "#/components/schemas/NotReady"
 SEGMENT_BATCH_REF = "#/components/schemas/SegmentBatch"
@@ -32,7 +33,8 @@ ERROR_DESCRIPTIONS = {
          "message of the request could be stored (`INVALID_EVENTS`, each in `rejected`).",
     401: "No valid API key (`UNAUTHENTICATED`).",
     403: "The API key lacks the operation's scope (`PERMISSION_DENIED`).",
-    404: "Unknown customer or identifier (`PROFILE_NOT_FOUND`).",
+    404: "Unknown customer or identifier (`PROFILE_NOT_FOUND`), or audience "
+         "(`AUDIENCE_NOT_FOUND`).",
     408: "The body did not arrive within the body timeout (`REQUEST_TIMEOUT`).",
     409: "The service is not set up for what was asked, e.g. `mlflow=true` with no MLflow "
          "store (`MLFLOW_NOT_CONFIGURED`).",
@@ -128,6 +130,7 @@ def complete(app: FastAPI) -> None:
     """Wrap ``app.openapi`` so the document it serves is complete."""
     generate = app.openapi
     extra_schemas = _component_schemas(schemas.EventBatch, schemas.ConsentUpdate,
+                                       schemas.AudienceDefinition,
                                        schemas.Problem, schemas.NotReady,
                                        schemas.SegmentBatch, schemas.SegmentMessage,
                                        schemas.SegmentProblem)

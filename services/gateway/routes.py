@@ -9,9 +9,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ from omnicdp.services.gateway.ingest import check_event, ingest
 from omnicdp.services.gateway.keys import ApiKey, ApiKeys
 from omnicdp.services.gateway.problems import ProblemError
 from omnicdp.services.identity.client import IdentityClient
-from omnicdp.services.profile.client import ProfileClient
+from omnicdp.services.profile.client import AudienceClient, ProfileClient
 
 
 @dataclass
@@ -43,20 +43,22 @@ class Backends:
     profile: ProfileClient
     attribution: AttributionClient
     identity: IdentityClient  # only for readiness: the profile service calls it
+    audiences: AudienceClient  # the profile service's AudienceService
 
     @classmethod
     def connect(cls, profile_addr: str, identity_addr: str, attribution_addr: str,
                 deadline: float) -> "Backends":
         return cls(ProfileClient(profile_addr, deadline),
                    AttributionClient(attribution_addr, deadline),
-                   IdentityClient(identity_addr, deadline))
+                   IdentityClient(identity_addr, deadline),
+                   AudienceClient(profile_addr, deadline))
 
     def health(self) -> dict[str, str]:
         return {"profile": self.profile.health(), "identity": self.identity.health(),
                 "attribution": self.attribution.health()}
 
     def close(self) -> None:
-        for client in (self.profile, self.attribution, self.identity):
+        for client in (self.profile, self.attribution, self.identity, self.audiences):
             client.close()
 
 
@@ -231,6 +233,86 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         version that computed it and when; a merged-away id answers the survivor's."""
         customer_id_now, scores = backends.profile.customer_scores(customer_id)
         return {"customer_id": customer_id_now, "scores": conversions.scores_json(scores)}
+
+    audience_name = Annotated[str, Path(
+        pattern=schemas.AUDIENCE_NAME_PATTERN,
+        description="The audience's name: 2 to 64 lower-case letters, digits, - and _, "
+                    "starting with a letter.")]
+
+    @app.put("/v1/audiences/{name}", response_model=schemas.AudienceWritten,
+             tags=["audiences"],
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"$ref": openapi.AUDIENCE_DEFINITION_REF}}}}},
+             responses=openapi.problems(400, 401, 403, 408, 413, 415, 422, 429, 500, 503,
+                                        504))
+    async def put_audience(name: audience_name, request: Request,
+                           _key: Annotated[ApiKey, require("audiences:write")]):
+        """Define an audience, or redefine the one of this name: it is evaluated over every
+        customer before the answer, which says how many joined and left. From then on its
+        membership follows every ingested event, merge, consent decision and score within
+        the call that changes it, and windows ("within N days") close on the periodic
+        refresh. A bad definition is 400 with each failing field named."""
+        document = await bodies.read_json(request, max_body_bytes, body_timeout)
+        state = await run_in_threadpool(backends.audiences.put, name, document)
+        return {**conversions.audience_json(state), "created": state.created,
+                "joined": state.joined, "left": state.left}
+
+    @app.get("/v1/audiences", response_model=schemas.AudienceList, tags=["audiences"],
+             responses=openapi.problems(400, 401, 403, 422, 429, 500, 503, 504))
+    def list_audiences(_key: Annotated[ApiKey, require("audiences:read")],
+                       page_size: Annotated[int, Query(ge=0, le=1000)] = 100,
+                       page_token: str = ""):
+        """Every audience by name, with its rules and member count, paginated."""
+        states, token = backends.audiences.list(page_size, page_token)
+        return {"audiences": [conversions.audience_json(s) for s in states],
+                "next_page_token": token}
+
+    @app.get("/v1/audiences/{name}", response_model=schemas.Audience, tags=["audiences"],
+             responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def get_audience(name: audience_name, _key: Annotated[ApiKey, require("audiences:read")]):
+        """An audience's rules (and in words) and member count."""
+        return conversions.audience_json(backends.audiences.get(name))
+
+    @app.delete("/v1/audiences/{name}", response_model=schemas.AudienceDeleted,
+                tags=["audiences"],
+                responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def delete_audience(name: audience_name,
+                        _key: Annotated[ApiKey, require("audiences:write")]):
+        """Delete an audience with its members and the history of its membership."""
+        backends.audiences.delete(name)
+        return {"name": name, "deleted": True}
+
+    @app.get("/v1/audiences/{name}/members", response_model=schemas.AudienceMembers,
+             tags=["audiences"],
+             responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def get_audience_members(
+        name: audience_name, _key: Annotated[ApiKey, require("audiences:read")],
+        page_size: Annotated[int, Query(ge=0, le=1000)] = 100, page_token: str = "",
+        hash: Annotated[Literal["sha256"] | None, Query(
+            description="`sha256`: e-mails and phones only, each the SHA-256 hex digest of "
+                        "the normalised value (e-mail lower-cased and trimmed, phone in "
+                        "E.164), as ad platforms match them; omitted: every identifier "
+                        "raw.")] = None,
+    ):
+        """The audience's members by customer id, paginated, with their identifiers. A
+        customer without the audience's required consent is never a member."""
+        members, token = backends.audiences.members(name, page_size, page_token,
+                                                    hashed=hash == "sha256")
+        return JSONResponse({"audience": name, "hash": hash,
+                             "members": [conversions.member_json(m) for m in members],
+                             "next_page_token": token})
+
+    @app.get("/v1/audiences/{name}/changes", response_model=schemas.AudienceChanges,
+             tags=["audiences"],
+             responses=openapi.problems(400, 401, 403, 404, 422, 429, 500, 503, 504))
+    def get_audience_changes(name: audience_name,
+                             _key: Annotated[ApiKey, require("audiences:read")],
+                             page_size: Annotated[int, Query(ge=0, le=1000)] = 100,
+                             page_token: str = ""):
+        """Who joined and who left the audience, oldest first, with when and why."""
+        changes, token = backends.audiences.changes(name, page_size, page_token)
+        return {"changes": [conversions.audience_change_json(c) for c in changes],
+                "next_page_token": token}
 
     @app.get("/v1/reports/attribution", response_model=schemas.AttributionReport,
              tags=["reports"],

@@ -409,3 +409,141 @@ class SegmentProblem(Problem):
     message: str
     rejected: list[SegmentRejection] | None = Field(
         default=None, description="`INVALID_EVENTS`: every message, and what is wrong.")
+
+
+# -- audiences ---------------------------------------------------------------------------
+
+AUDIENCE_OPERATORS = ("eq", "neq", "in", "contains", "gt", "gte", "lt", "lte", "exists")
+AudienceOperator = Literal[AUDIENCE_OPERATORS]  # type: ignore[valid-type]
+AUDIENCE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}[a-z0-9]$"
+_TEST_VALUE = ("Compared with the value found: a text, number or true/false; a list for "
+               "`in`; a number for `gt`, `gte`, `lt`, `lte`; omitted for `exists`.")
+
+
+class PropertyTest(BaseModel):
+    """A test of an event property: passes when any value found at the path does (`neq`:
+    values exist and none equals)."""
+
+    model_config = ConfigDict(extra="forbid")
+    property: str = Field(min_length=1, max_length=256,
+                          description="A path into the properties; `products.category` steps "
+                                      "into objects and lists.")
+    op: AudienceOperator
+    value: Any = Field(default=None, description=_TEST_VALUE)
+
+
+class ValueTest(BaseModel):
+    """A test of a trait, score or counter; a missing value fails every test."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=256,
+                      description="The trait (`city`), score (`ltv_clv`) or counter "
+                                  "(`event_count`, `orders`, `orders_online`, `orders_store`, "
+                                  "`revenue`).")
+    op: AudienceOperator
+    value: Any = Field(default=None, description=_TEST_VALUE)
+
+
+class EventCondition(BaseModel):
+    """The customer's events of this name (on the channel, within the last days, passing
+    every test) number from `min_count` to `max_count`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=256, description="e.g. `Product Viewed`")
+    channel: ChannelName | None = None
+    within_days: int | None = Field(default=None, ge=1, le=3650,
+                                    description="Only events of the last N days; omitted: "
+                                                "any time.")
+    min_count: int | None = Field(default=None, ge=0, le=1_000_000,
+                                  description="Default 1 (0 when `max_count` is 0).")
+    max_count: int | None = Field(default=None, ge=0, le=1_000_000,
+                                  description="`0`: the customer did not do it.")
+    where: list[PropertyTest] = Field(default_factory=list, max_length=16)
+
+
+class AudienceCondition(BaseModel):
+    """Exactly one of `event`, `trait`, `score`, `counter`."""
+
+    model_config = ConfigDict(extra="forbid")
+    event: EventCondition | None = None
+    trait: ValueTest | None = None
+    score: ValueTest | None = None
+    counter: ValueTest | None = None
+
+
+class ConsentRequirement(BaseModel):
+    """A purpose the customer must have granted: on `channel`, that channel's decision or
+    else the every-channel one; without a channel, the every-channel decision."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: ConsentPurpose
+    channel: ChannelName | None = None
+
+
+class AudienceDefinition(BaseModel):
+    """Members are the customers for whom every `include` condition holds, no `exclude`
+    condition holds, and the `consent` purpose is granted."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(default="", max_length=1024)
+    include: list[AudienceCondition] = Field(default_factory=list, max_length=32)
+    exclude: list[AudienceCondition] = Field(default_factory=list, max_length=32)
+    consent: ConsentRequirement | None = None
+
+
+class Audience(BaseModel):
+    name: str
+    description: str
+    include: list[dict[str, Any]]
+    exclude: list[dict[str, Any]]
+    consent: dict[str, Any] | None = Field(description="null: no consent required")
+    summary: str = Field(description="The rules in words.")
+    member_count: int
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class AudienceWritten(Audience):
+    created: bool = Field(description="No audience had this name before.")
+    joined: int = Field(description="Customers who joined when it was evaluated.")
+    left: int = Field(description="Customers who left when it was evaluated.")
+
+
+class AudienceList(BaseModel):
+    audiences: list[Audience]
+    next_page_token: str
+
+
+class AudienceMember(BaseModel):
+    customer_id: str
+    since: datetime | None = Field(description="When the customer joined.")
+    identifiers: dict[str, list[str]] = Field(
+        description="By type; hashed: only `email` and `phone`, each the SHA-256 hex digest "
+                    "of the normalised value (e-mail lower-cased and trimmed, phone E.164).")
+
+
+class AudienceMembers(BaseModel):
+    audience: str
+    hash: Literal["sha256"] | None = Field(description="How identifiers are hashed; null: "
+                                                       "raw.")
+    members: list[AudienceMember]
+    next_page_token: str
+
+
+class AudienceChange(BaseModel):
+    seq: int
+    customer_id: str
+    change: Literal["joined", "left"]
+    at: datetime
+    reason: str = Field(description="defined, ingest, identity, merged, consent, scores or "
+                                    "refresh")
+
+
+class AudienceChanges(BaseModel):
+    changes: list[AudienceChange] = Field(description="Oldest first.")
+    next_page_token: str
+
+
+class AudienceDeleted(BaseModel):
+    name: str
+    deleted: bool

@@ -3,12 +3,17 @@ raised as the domain errors the profile service raised (``omnicdp.core.status``)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
+from omnicdp.api.profile.v1 import audience_pb2, audience_pb2_grpc, profile_pb2, profile_pb2_grpc
 from omnicdp.core import channels, protoconv
 from omnicdp.services.profile import convert
+from omnicdp.services.profile.audiences import rules
+from omnicdp.services.profile.audiences.export import Member
 from omnicdp.services.profile.model import (
+    AudienceChange,
+    AudienceState,
     Consent,
     CustomerScores,
     Erasure,
@@ -20,8 +25,9 @@ from omnicdp.services.profile.model import (
     StoredEvent,
 )
 
-__all__ = ["Consent", "CustomerScores", "EventIn", "Erasure", "IngestResult", "Profile",
-           "ProfileClient", "Score", "ScoreWrite", "StoredEvent"]
+__all__ = ["AudienceChange", "AudienceClient", "AudienceState", "Consent", "CustomerScores",
+           "EventIn", "Erasure", "IngestResult", "Member", "Profile", "ProfileClient", "Score",
+           "ScoreWrite", "StoredEvent"]
 
 class ProfileClient(channels.ServiceClient):
     PEER = "profile"
@@ -104,3 +110,57 @@ class ProfileClient(channels.ServiceClient):
             yield from page
             if not token:
                 return
+
+
+class AudienceClient(channels.ServiceClient):
+    """The profile service's audiences (``AudienceService``, same address)."""
+
+    PEER = "profile"
+    STUB = audience_pb2_grpc.AudienceServiceStub
+
+    def put(self, name: str, definition: Mapping[str, Any]) -> AudienceState:
+        """Define or redefine an audience from its JSON definition (checked here first, so
+        a bad one fails with every field named before any call)."""
+        audience = rules.parse(name, definition)
+        response = self._unary("PutAudience", audience_pb2.PutAudienceRequest(
+            audience=convert.audience_to_proto(audience)))
+        return convert.audience_state_from_proto(response.audience, response.joined,
+                                                 response.left, response.created)
+
+    def get(self, name: str) -> AudienceState:
+        response = self._unary("GetAudience", audience_pb2.GetAudienceRequest(name=name))
+        return convert.audience_state_from_proto(response.audience)
+
+    def list(self, page_size: int = 0, page_token: str = "") -> tuple[list[AudienceState], str]:
+        response = self._unary("ListAudiences", audience_pb2.ListAudiencesRequest(
+            page_size=page_size, page_token=page_token))
+        return ([convert.audience_state_from_proto(a) for a in response.audiences],
+                response.next_page_token)
+
+    def delete(self, name: str) -> None:
+        self._unary("DeleteAudience", audience_pb2.DeleteAudienceRequest(name=name))
+
+    def members(self, name: str, page_size: int = 0, page_token: str = "",
+                hashed: bool = False) -> tuple[list[Member], str]:
+        response = self._unary("ListAudienceMembers", audience_pb2.ListAudienceMembersRequest(
+            name=name, page_size=page_size, page_token=page_token,
+            hashing=convert.hashing_to_proto(hashed)))
+        return [convert.member_from_proto(m) for m in response.members], response.next_page_token
+
+    def changes(self, name: str, page_size: int = 0,
+                page_token: str = "") -> tuple[list[AudienceChange], str]:
+        response = self._unary("ListAudienceChanges", audience_pb2.ListAudienceChangesRequest(
+            name=name, page_size=page_size, page_token=page_token))
+        return ([convert.audience_change_from_proto(c) for c in response.changes],
+                response.next_page_token)
+
+    def export(self, name: str, hashed: bool = False) -> Iterator[Member]:
+        for response in self._stream("ExportAudience", audience_pb2.ExportAudienceRequest(
+                name=name, hashing=convert.hashing_to_proto(hashed))):
+            yield convert.member_from_proto(response.member)
+
+    def refresh(self, names: Sequence[str] = ()) -> list[tuple[str, int, int, int]]:
+        """Evaluate audiences again (all when none named): (name, joined, left, members)."""
+        response = self._unary("RefreshAudiences",
+                               audience_pb2.RefreshAudiencesRequest(names=list(names)))
+        return [(a.name, a.joined, a.left, a.member_count) for a in response.audiences]

@@ -3,10 +3,16 @@ direction, ``client.py`` the other."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from omnicdp.api.common.v1 import common_pb2
-from omnicdp.api.profile.v1 import profile_pb2
+from omnicdp.api.profile.v1 import audience_pb2, profile_pb2
 from omnicdp.core import protoconv
+from omnicdp.services.profile.audiences import rules
+from omnicdp.services.profile.audiences.export import Member
 from omnicdp.services.profile.model import (
+    AudienceChange,
+    AudienceState,
     Consent,
     Counters,
     CustomerScores,
@@ -211,3 +217,131 @@ def result_from_proto(message: profile_pb2.EventResult) -> IngestResult:
         customer_id=message.customer_id,
         violations=protoconv.violations_from_proto(message.violations),
         warnings=protoconv.violations_from_proto(message.warnings))
+
+
+# -- audiences -------------------------------------------------------------------------------
+
+_HASHING = {False: audience_pb2.IDENTIFIER_HASHING_NONE,
+            True: audience_pb2.IDENTIFIER_HASHING_SHA256}
+_CHANGE = {"joined": audience_pb2.MEMBERSHIP_CHANGE_JOINED,
+           "left": audience_pb2.MEMBERSHIP_CHANGE_LEFT}
+_CHANGE_NAME = {value: name for name, value in _CHANGE.items()}
+
+
+def hashing_from_proto(value: int) -> bool:
+    """Whether identifiers are to be hashed (unspecified: not)."""
+    return value == audience_pb2.IDENTIFIER_HASHING_SHA256
+
+
+def hashing_to_proto(hashed: bool) -> int:
+    return _HASHING[hashed]
+
+
+def _test_from_proto(test: audience_pb2.ValueTest, key: str) -> dict[str, Any]:
+    document: dict[str, Any] = {key: test.field, "op": test.op}
+    if test.HasField("value"):
+        document["value"] = protoconv.value_to_python(test.value)
+    return document
+
+
+def _test_to_proto(document: dict[str, Any], key: str) -> audience_pb2.ValueTest:
+    test = audience_pb2.ValueTest(field=document[key], op=document["op"])
+    if "value" in document:
+        test.value.CopyFrom(protoconv.value_from_python(document["value"]))
+    return test
+
+
+def _condition_from_proto(condition: audience_pb2.AudienceCondition) -> dict[str, Any]:
+    kind = condition.WhichOneof("condition")
+    if kind is None:
+        return {}
+    if kind != "event":
+        return {kind: _test_from_proto(getattr(condition, kind), "name")}
+    event = condition.event
+    document: dict[str, Any] = {"name": event.name}
+    if event.channel:
+        document["channel"] = protoconv.channel_name(event.channel)
+    for name in ("within_days", "min_count", "max_count"):
+        if event.HasField(name):
+            document[name] = getattr(event, name)
+    if event.where:
+        document["where"] = [_test_from_proto(t, "property") for t in event.where]
+    return {"event": document}
+
+
+def _condition_to_proto(document: dict[str, Any]) -> audience_pb2.AudienceCondition:
+    [(kind, body)] = document.items()
+    if kind != "event":
+        return audience_pb2.AudienceCondition(**{kind: _test_to_proto(body, "name")})
+    event = audience_pb2.EventCondition(
+        name=body["name"], channel=protoconv.channel_value(body.get("channel")),
+        where=[_test_to_proto(t, "property") for t in body.get("where", [])])
+    for name in ("within_days", "min_count", "max_count"):
+        if body.get(name) is not None:
+            setattr(event, name, body[name])
+    return audience_pb2.AudienceCondition(event=event)
+
+
+def audience_definition_from_proto(audience: audience_pb2.Audience) -> dict[str, Any]:
+    """The definition a message carries, as the JSON object ``rules.parse`` checks."""
+    document: dict[str, Any] = {
+        "description": audience.description,
+        "include": [_condition_from_proto(c) for c in audience.include],
+        "exclude": [_condition_from_proto(c) for c in audience.exclude]}
+    if audience.HasField("consent"):
+        document["consent"] = {"purpose": audience.consent.purpose}
+        if audience.consent.channel:
+            document["consent"]["channel"] = protoconv.channel_name(audience.consent.channel)
+    return document
+
+
+def audience_to_proto(audience: rules.Audience,
+                      state: AudienceState | None = None) -> audience_pb2.Audience:
+    document = audience.to_dict()
+    message = audience_pb2.Audience(
+        name=audience.name, description=audience.description,
+        include=[_condition_to_proto(c) for c in document["include"]],
+        exclude=[_condition_to_proto(c) for c in document["exclude"]],
+        summary=audience.describe())
+    if audience.consent:
+        message.consent.CopyFrom(audience_pb2.ConsentRequirement(
+            purpose=audience.consent.purpose,
+            channel=protoconv.channel_value(audience.consent.channel or None)))
+    if state is not None:
+        message.create_time.CopyFrom(protoconv.timestamp_from_datetime(state.created_at))
+        message.update_time.CopyFrom(protoconv.timestamp_from_datetime(state.updated_at))
+        message.member_count = state.members
+    return message
+
+
+def audience_state_from_proto(message: audience_pb2.Audience, joined: int = 0, left: int = 0,
+                              created: bool = False) -> AudienceState:
+    return AudienceState(
+        rules.parse(message.name, audience_definition_from_proto(message)),
+        protoconv.timestamp_to_datetime(message.create_time),
+        protoconv.timestamp_to_datetime(message.update_time),
+        message.member_count, joined, left, created)
+
+
+def member_to_proto(member: Member) -> audience_pb2.AudienceMember:
+    return audience_pb2.AudienceMember(
+        customer_id=member.customer_id, since=protoconv.timestamp_from_datetime(member.since),
+        identifiers=protoconv.identifier_list_to_proto(member.identifiers),
+        hashing=hashing_to_proto(member.hashed))
+
+
+def member_from_proto(message: audience_pb2.AudienceMember) -> Member:
+    return Member(message.customer_id, protoconv.timestamp_to_datetime(message.since),
+                  tuple(protoconv.identifier_list_from_proto(message.identifiers)),
+                  hashing_from_proto(message.hashing))
+
+
+def audience_change_to_proto(change: AudienceChange) -> audience_pb2.AudienceChange:
+    return audience_pb2.AudienceChange(
+        seq=change.seq, customer_id=change.customer_id, change=_CHANGE[change.change],
+        change_time=protoconv.timestamp_from_datetime(change.at), reason=change.reason)
+
+
+def audience_change_from_proto(message: audience_pb2.AudienceChange) -> AudienceChange:
+    return AudienceChange(message.seq, message.customer_id, _CHANGE_NAME[message.change],
+                          protoconv.timestamp_to_datetime(message.change_time), message.reason)

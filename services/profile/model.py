@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from omnicdp.core.errors import FieldViolation
+from omnicdp.services.profile.audiences.rules import Audience
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,29 @@ class IngestResult:
     customer_id: str = ""
     violations: tuple[FieldViolation, ...] = ()
     warnings: tuple[FieldViolation, ...] = ()
+
+
+@dataclass(frozen=True)
+class AudienceChange:
+    """A customer joined or left an audience (``change``: joined, left), when and why
+    (``reason``: defined, ingest, identity, merged, consent, scores, refresh)."""
+
+    seq: int
+    customer_id: str
+    change: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class AudienceState:
+    """An audience's definition as stored, with its member count and, after a write or
+    refresh, how many joined and left."""
+
+    audience: Audience
+    created_at: datetime
+    updated_at: datetime
+    members: int
+    joined: int = 0
+    left: int = 0
+    created: bool = False

@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from omnicdp.api.common.v1 import common_pb2
-from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
+from omnicdp.api.profile.v1 import (
+    audience_pb2,
+    audience_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
+)
 from omnicdp.core import protoconv
 from omnicdp.core.server import Registration, ServiceHost
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile import convert
+from omnicdp.services.profile.audiences.book import AudienceBook, PeriodicRefresh
 from omnicdp.services.profile.consents import ConsentBook
 from omnicdp.services.profile.erasure import Eraser
 from omnicdp.services.profile.golden import TraitPolicy
@@ -96,6 +102,58 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             erased_at=protoconv.timestamp_from_datetime(erased.erased_at))
 
 
+class AudienceServicer(audience_pb2_grpc.AudienceServiceServicer):
+    def __init__(self, store: ProfileStore) -> None:
+        self._book = AudienceBook(store)
+
+    def PutAudience(self, request, context):  # noqa: N802 (generated name)
+        state = self._book.put(request.audience.name,
+                               convert.audience_definition_from_proto(request.audience))
+        return audience_pb2.PutAudienceResponse(
+            audience=convert.audience_to_proto(state.audience, state), created=state.created,
+            joined=state.joined, left=state.left)
+
+    def GetAudience(self, request, context):  # noqa: N802
+        state = self._book.get(request.name)
+        return audience_pb2.GetAudienceResponse(
+            audience=convert.audience_to_proto(state.audience, state))
+
+    def ListAudiences(self, request, context):  # noqa: N802
+        states, token = self._book.list(request.page_size, request.page_token)
+        return audience_pb2.ListAudiencesResponse(
+            audiences=[convert.audience_to_proto(s.audience, s) for s in states],
+            next_page_token=token)
+
+    def DeleteAudience(self, request, context):  # noqa: N802
+        self._book.delete(request.name)
+        return audience_pb2.DeleteAudienceResponse(name=request.name)
+
+    def ListAudienceMembers(self, request, context):  # noqa: N802
+        members, token = self._book.members(request.name, request.page_size,
+                                            request.page_token,
+                                            convert.hashing_from_proto(request.hashing))
+        return audience_pb2.ListAudienceMembersResponse(
+            members=[convert.member_to_proto(m) for m in members], next_page_token=token)
+
+    def ListAudienceChanges(self, request, context):  # noqa: N802
+        changes, token = self._book.changes(request.name, request.page_size,
+                                            request.page_token)
+        return audience_pb2.ListAudienceChangesResponse(
+            changes=[convert.audience_change_to_proto(c) for c in changes],
+            next_page_token=token)
+
+    def ExportAudience(self, request, context):  # noqa: N802
+        for member in self._book.export(request.name,
+                                        convert.hashing_from_proto(request.hashing)):
+            yield audience_pb2.ExportAudienceResponse(member=convert.member_to_proto(member))
+
+    def RefreshAudiences(self, request, context):  # noqa: N802
+        states = self._book.refresh(list(request.names))
+        return audience_pb2.RefreshAudiencesResponse(audiences=[
+            audience_pb2.AudienceRefresh(name=s.audience.name, joined=s.joined, left=s.left,
+                                         member_count=s.members) for s in states])
+
+
 def _measured() -> tuple[dict[int, common_pb2.Event], SizeOf]:
     """A page's events measured as the messages they are sent as (converted once)."""
     messages: dict[int, common_pb2.Event] = {}
@@ -112,8 +170,11 @@ def build(settings: Settings) -> ServiceHost:
     identity = IdentityClient(settings.identity_addr)
     membership = MembershipFollower(store, identity)
     membership.start()
+    refresher = PeriodicRefresh(AudienceBook(store), settings.audience_refresh_seconds)
+    refresher.start()
 
     def close() -> None:
+        refresher.stop()
         membership.stop()
         identity.close()
         store.close()
@@ -123,5 +184,8 @@ def build(settings: Settings) -> ServiceHost:
         [Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server,
                       ProfileServicer(store, identity, membership, settings.erased_events,
                                        settings.default_region),
-                      profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name)],
+                      profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name),
+         Registration(audience_pb2_grpc.add_AudienceServiceServicer_to_server,
+                      AudienceServicer(store),
+                      audience_pb2.DESCRIPTOR.services_by_name["AudienceService"].full_name)],
         settings.address, grace_seconds=settings.grace_seconds, on_stop=close)

@@ -43,7 +43,16 @@ class Settings:
         "events carrying an identifier of an erased person: reject (the partner sees "
         "status rejected) or accept (acknowledged, neither stored nor built into a profile)")
 
+    audience_refresh_seconds: float = setting(
+        3600.0, "CDP_AUDIENCE_REFRESH_SECONDS",
+        "how often every audience is evaluated again, so that memberships whose 'within N "
+        "days' window has closed end (0: never; RefreshAudiences and `cdp audiences "
+        "refresh` do it on demand)")
+
     def validate(self) -> None:
+        if self.audience_refresh_seconds < 0:
+            raise SystemExit("invalid --audience-refresh-seconds / "
+                             "CDP_AUDIENCE_REFRESH_SECONDS: 0 (never) or more seconds")
         if self.erased_events not in ERASED_EVENT_POLICIES:
             raise SystemExit(f"invalid --erased-events / CDP_ERASED_EVENTS "
                              f"{self.erased_events!r}: one of "

@@ -30,6 +30,11 @@ POLISHED = 1e-9
 # there its expected purchases (a ratio of two huge terms) lose all precision past 1e6; at
 # 1e4 they are still within 1e-8 of the limit.
 LOWER, UPPER = 1e-8, 1e4
+# How near a bound (a factor, on the log scale) an optimum is tried on it.
+NEAR_EDGE = 3.0
+# A change of the mean log-likelihood this small (relative) is no change: a ridge this flat
+# toward a bound ends on it.
+FLAT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -56,13 +61,31 @@ def maximise(objective: Objective, start: np.ndarray, model: str, count: float) 
         raise FailedPrecondition(f"the {model} fit did not converge ({result.message}); "
                                  "the data may be too few or degenerate",
                                  reason="LTV_FIT_FAILED")
-    at_bound = (result.x <= np.log(LOWER) + 1e-6) | (result.x >= np.log(UPPER) - 1e-6)
+    point = _onto_edges(on_logs, result.x, float(result.fun))
+    at_bound = (point <= np.log(LOWER) + 1e-6) | (point >= np.log(UPPER) - 1e-6)
     # An edge is no stationary point: no Newton step there, and the standard errors are
     # those of the free parameters with the others held on their bounds.
-    log_params = result.x if at_bound.any() else _polish(on_logs, result.x)
+    log_params = point if at_bound.any() else _polish(on_logs, point)
     params = np.exp(log_params)
     return Maximum(params, _standard_errors(on_logs, log_params, count, ~at_bound) * params,
                    int(result.nit), at_bound)
+
+
+def _onto_edges(on_logs: Objective, point: np.ndarray, value: float) -> np.ndarray:
+    """An optimum found on a ridge that stays flat or falls toward a bound (L-BFGS-B stops
+    there on a relative change of the objective, where exactly depends on the libraries)
+    is put on that bound: each parameter within a factor ``exp(NEAR_EDGE)`` of one moves
+    onto it when that does not make the objective worse (by more than ``FLAT``)."""
+    point = point.copy()
+    for i in range(point.size):
+        for edge in (np.log(LOWER), np.log(UPPER)):
+            if 0 < abs(point[i] - edge) < NEAR_EDGE:
+                trial = point.copy()
+                trial[i] = edge
+                moved = on_logs(trial)[0]
+                if np.isfinite(moved) and moved <= value + FLAT * max(1.0, abs(value)):
+                    point, value = trial, moved
+    return point
 
 
 def _standard_errors(on_logs: Objective, point: np.ndarray, count: float,

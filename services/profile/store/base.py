@@ -18,7 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from omnicdp.services.identity.client import Change
+from omnicdp.services.profile.audiences.export import Member
+from omnicdp.services.profile.audiences.rules import Audience
 from omnicdp.services.profile.model import (
+    AudienceChange,
+    AudienceState,
     Consent,
     CustomerScores,
     Erasure,
@@ -122,6 +126,39 @@ class ProfileStore(ABC):
     @abstractmethod
     def erasure_log(self) -> list[tuple[Erasure, str]]:
         """The erasure audit log, oldest first, with who asked for each."""
+
+    @abstractmethod
+    def put_audience(self, audience: Audience) -> AudienceState:
+        """In one transaction: define or redefine an audience and evaluate it over every
+        candidate customer; its state with how many joined and left."""
+
+    @abstractmethod
+    def get_audience(self, name: str) -> AudienceState | None: ...
+
+    @abstractmethod
+    def list_audiences(self) -> list[AudienceState]:
+        """Every audience, by name, with its member count."""
+
+    @abstractmethod
+    def delete_audience(self, name: str) -> bool:
+        """Delete an audience with its members and changes; False when there is none."""
+
+    @abstractmethod
+    def refresh_audiences(self, names: Sequence[str] | None = None) -> list[AudienceState]:
+        """Evaluate audiences (all when None) again, so memberships whose window closed
+        end; each with how many joined and left."""
+
+    @abstractmethod
+    def audience_members(self, name: str, after_customer: str,
+                         limit: int) -> list[Member] | None:
+        """Members by customer id after ``after_customer``, with their identifiers; None
+        when there is no such audience."""
+
+    @abstractmethod
+    def audience_changes(self, name: str, after_seq: int,
+                         limit: int) -> list[AudienceChange] | None:
+        """Joins and leaves in order after ``after_seq``; None when there is no such
+        audience."""
 
     @abstractmethod
     def close(self) -> None: ...

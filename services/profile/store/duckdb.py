@@ -13,6 +13,7 @@ from pathlib import Path
 from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
 from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
 from omnicdp.services.profile.model import Profile, StoredEvent
+from omnicdp.services.profile.store.audiences import Defined
 from omnicdp.services.profile.store.sql import (
     CONSUMER,
     GOLDEN_MIGRATIONS,
@@ -102,9 +103,13 @@ class DuckDBProfileStore(SqlProfileStore):
         self._cache_size = cache_customers
         self._views: OrderedDict[str, Profile] = OrderedDict()
         self._holders: OrderedDict[str, str] = OrderedDict()  # lookup key -> customer
+        # The audiences, read once: this process makes every change to them (and to their
+        # change counters, kept in these objects as they are written).
+        self._audiences: list[Defined] | None = None
         self._db = DuckDBDatabase(path, "profile")
         for cache in (self._cache, self._views, self._holders):
             self._db.on_rollback.append(cache.clear)
+        self._db.on_rollback.append(self._definitions_changed)
         try:
             for migration in MIGRATIONS:  # each in its own transaction (see migration 8)
                 with self._db.session() as session:
@@ -197,6 +202,14 @@ class DuckDBProfileStore(SqlProfileStore):
                 _remember(self._holders, key, profile.customer_id, CACHE_HOLDERS)
                 _remember(self._views, profile.customer_id, profile, CACHE_VIEWS)
         return profile
+
+    def _defined(self, session: Session) -> list[Defined]:
+        if self._audiences is None:
+            self._audiences = super()._defined(session)
+        return self._audiences
+
+    def _definitions_changed(self) -> None:
+        self._audiences = None
 
     def close(self) -> None:
         self._db.close()

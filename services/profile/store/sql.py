@@ -33,6 +33,7 @@ from omnicdp.services.profile.model import (
     ScoreWrite,
     StoredEvent,
 )
+from omnicdp.services.profile.store.audiences import AUDIENCE_MIGRATION, AudienceStore
 from omnicdp.services.profile.store.base import (
     IdentifierRow,
     JourneyCursor,
@@ -129,6 +130,7 @@ GOLDEN_MIGRATIONS += (
         "ALTER TABLE profiles ADD COLUMN consents VARCHAR",
     )),
 )
+GOLDEN_MIGRATIONS += (AUDIENCE_MIGRATION,)
 SCORE_COLUMNS = ("customer_id", "name", "value", "model", "model_version", "computed_at",
                  "recorded_at")
 _SCORE_UPSERT = "ON CONFLICT (customer_id, name) DO UPDATE SET " + ", ".join(
@@ -191,7 +193,7 @@ def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
         sent_by=sent_by or "")
 
 
-class SqlProfileStore(SqlStore, ProfileStore):
+class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
     # How the cursor row is locked against concurrent appliers until commit ("" for a
     # backend with one transaction at a time).
     CURSOR_LOCK: ClassVar[str] = ""
@@ -257,8 +259,10 @@ class SqlProfileStore(SqlStore, ProfileStore):
         touched = {customer(e) for e in events}
         golden = self._load_golden(session, touched)
         new = touched - golden.keys()
+        event_names: dict[str, set[str]] = {}
         for event in events:
             cid = customer(event)
+            event_names.setdefault(cid, set()).add(event.event)
             record = golden.setdefault(cid, GoldenRecord(cid))
             record.add_event(channel=event.channel, event=event.event, source=event.source,
                              at=naive_utc(event.timestamp), traits=event.traits,
@@ -271,6 +275,10 @@ class SqlProfileStore(SqlStore, ProfileStore):
         # A new row starts without extras, but its customer may have some already: aliases
         # from a merge applied before its first event was stored.
         self._refresh_extras(session, new | {cid for cid, _ in decisions}, new_rows=True)
+        # Membership follows in the same transaction: the acknowledgement means it is done.
+        unmapped_records = {e.record_id: customer(e) for e in events
+                            if e.record_id not in member_of}
+        self._audiences_after_ingest(session, golden, event_names, new, unmapped_records)
 
     @staticmethod
     def _insert_consents(session: Session, decisions: Sequence[tuple[str, Consent]]) -> None:
@@ -311,6 +319,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
             self._insert_consents(session, [(cid, d) for d in fresh])
             if fresh:
                 self._refresh_extras(session, [cid])
+                self._audiences_after(session, [cid], "consent", "consent")
             return current_consents([*known, *fresh])
         return self._run(write, write=True)
 
@@ -357,6 +366,7 @@ class SqlProfileStore(SqlStore, ProfileStore):
                                           "stored" if stored else "unchanged", cid, stored))
             self._save_scores(session, changed)
             self._refresh_extras(session, {cid for cid, _ in changed})
+            self._audiences_after(session, {cid for cid, _ in changed}, "score", "scores")
             return results
         return self._run(write, write=True)
 
@@ -570,12 +580,14 @@ class SqlProfileStore(SqlStore, ProfileStore):
             self._delete_golden(session, stale)
         self._recompute_golden(session, recompute)
         self._refresh_extras(session, set(moved.values()) | recompute)
+        self._audiences_after_identity(session, set(moved.values()) | recompute, moved)
 
     def _erase_customer(self, session: Session, customer_id: str) -> None:
         erased = [customer_id]
         for table in ("events", "record_identifiers"):
             session.execute(f"DELETE FROM {table} WHERE record_id IN ({MEMBERS})", erased)
         session.execute("DELETE FROM record_customers WHERE customer_id = %s", erased)
+        self._forget_customer(session, customer_id)  # before its aliases go
         session.execute("DELETE FROM customer_aliases WHERE customer_id = %s", erased)
         self._delete_golden(session, erased)
         session.execute("DELETE FROM consents WHERE customer_id = %s", erased)
