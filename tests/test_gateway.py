@@ -184,15 +184,23 @@ def test_a_report_not_waited_for_is_an_operation_to_poll(client) -> None:
 
 
 def test_identity_down_is_503_and_nothing_is_stored(client, services) -> None:
+    """Ingestion needs identity: 503, nothing half-written. Lookups do not: the profile
+    service answers them alone, so a known customer is still found."""
+    before = client.post("/v1/events", json={"events": [ev("m-up")]}, headers=auth(WRITER))
+    assert before.json()["results"][0]["status"] == "accepted"
     services.identity.stop(grace=0)
-    response = client.post("/v1/events", json={"events": [ev("m-down")]}, headers=auth(WRITER))
+    response = client.post("/v1/events", json={"events": [ev(
+        "m-down", identifiers={"email": "down@example.ru"})]}, headers=auth(WRITER))
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert "Retry-After" in response.headers
-    page = client.get("/v1/profiles:lookup", params={"type": "email",
-                                                     "value": "maria@example.ru"},
-                      headers=auth(READER))
-    assert page.status_code == 503  # lookups need identity too; nothing half-written
+
+    def lookup(email: str):
+        return client.get("/v1/profiles:lookup", params={"type": "email", "value": email},
+                          headers=auth(READER))
+    known = lookup("maria@example.ru")
+    assert known.status_code == 200 and known.json()["event_count"] == 1
+    assert lookup("down@example.ru").status_code == 404  # the refused event: not stored
 
 
 def test_openapi_documents_the_contract(client) -> None:
