@@ -148,6 +148,6 @@ def test_a_split_leaves_the_scores_with_the_part_that_keeps_the_id(store, log) -
     store.append([stored("m1", "cA", record="rA"), stored("m2", "cA", record="rB")], [])
     store.set_scores([CustomerScores("cA", (Score("p_alive", 0.7, "cdp-ltv", "1", AT),))])
     store.apply_changes([log.split("cN", "cA", "rB")])
-    assert store.customer_scores("cA") == ("cA", [Score("p_alive", 0.7, "cdp-ltv", "1", AT)])
-    assert store.customer_scores("cN") == ("cN", [])
+    assert store.get_profile("cA").scores == {
+        "p_alive": Score("p_alive", 0.7, "cdp-ltv", "1", AT)}
     assert store.get_profile("cN").scores == {}

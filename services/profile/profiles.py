@@ -39,20 +39,25 @@ def _page(events: list[StoredEvent], size: int, size_of: SizeOf,
     return kept, len(events) > size
 
 
+def read_profile(store: ProfileStore, customer_id: str) -> Profile:
+    """The profile under the id the customer is known by now; NotFound when it has none."""
+    if not customer_id:
+        raise InvalidArgument("customer_id is required",
+                              [FieldViolation("customer_id", "required")])
+    profile = store.get_profile(customer_id)
+    if profile is None:
+        raise NotFound(f"no profile with customer_id {customer_id}",
+                       reason="PROFILE_NOT_FOUND", metadata={"customer_id": customer_id})
+    return profile
+
+
 class ProfileReader:
     def __init__(self, store: ProfileStore, default_region: str = "RU") -> None:
         self._store = store
         self._default_region = default_region
 
     def get(self, customer_id: str) -> Profile:
-        if not customer_id:
-            raise InvalidArgument("customer_id is required",
-                                  [FieldViolation("customer_id", "required")])
-        profile = self._store.get_profile(customer_id)
-        if profile is None:
-            raise NotFound(f"no profile with customer_id {customer_id}",
-                           reason="PROFILE_NOT_FOUND", metadata={"customer_id": customer_id})
-        return profile
+        return read_profile(self._store, customer_id)
 
     def lookup(self, id_type: str, value: str) -> Profile:
         if id_type not in IDENTIFIER_TYPES:

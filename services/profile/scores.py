@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from omnicdp.core import jsonvalues
-from omnicdp.core.errors import FieldViolation, InvalidArgument, NotFound
+from omnicdp.core.errors import FieldViolation, InvalidArgument
 from omnicdp.services.profile.model import CustomerScores, Score, ScoreWrite
+from omnicdp.services.profile.profiles import read_profile
 from omnicdp.services.profile.store.base import ProfileStore
 
 MAX_CUSTOMERS = 1000
@@ -82,11 +83,5 @@ class ScoreBook:
 
     def get(self, customer_id: str) -> tuple[str, list[Score]]:
         """The id the customer is known by now and its scores, by name."""
-        if not customer_id:
-            raise InvalidArgument("customer_id is required",
-                                  [FieldViolation("customer_id", "required")])
-        found = self._store.customer_scores(customer_id)
-        if found is None:
-            raise NotFound(f"no profile with customer_id {customer_id}",
-                           reason="PROFILE_NOT_FOUND", metadata={"customer_id": customer_id})
-        return found
+        profile = read_profile(self._store, customer_id)  # its row keeps the scores
+        return profile.customer_id, sorted(profile.scores.values(), key=lambda s: s.name)

@@ -27,7 +27,6 @@ from omnicdp.services.profile.model import (
     CustomerScores,
     Erasure,
     Profile,
-    Score,
     ScoreWrite,
     StoredEvent,
 )
@@ -113,11 +112,6 @@ class ProfileStore(ABC):
         """In one transaction: keep each score unless the customer's stored score of that
         name was computed later (or is the same); a merged-away id writes to its survivor.
         One result per entry, in order; an unknown customer is ``not_found``."""
-
-    @abstractmethod
-    def customer_scores(self, customer_id: str) -> tuple[str, list[Score]] | None:
-        """The id the customer is known by now and its scores by name; None when the
-        customer has no profile."""
 
     @abstractmethod
     def record_erasure(self, erasure: Erasure, actor: str, change_seq: int) -> None:

@@ -370,15 +370,6 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
             return results
         return self._run(write, write=True)
 
-    def customer_scores(self, customer_id: str) -> tuple[str, list[Score]] | None:
-        def read(session: Session) -> tuple[str, list[Score]] | None:
-            cid = _canonical(session, customer_id)
-            if not session.fetch("SELECT 1 FROM profiles WHERE customer_id = %s", [cid]):
-                return None
-            return cid, sorted(self._scores_of(session, [cid]).values(),
-                               key=lambda s: s.name)
-        return self._run(read)
-
     @staticmethod
     def _scores_of(session: Session, customer_ids: Sequence[str]
                    ) -> dict[tuple[str, str], Score]:
