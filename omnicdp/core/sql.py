@@ -163,8 +163,13 @@ class DuckDBDatabase:
     # A batch looks up a few thousand keys at once; DuckDB's defaults (2048 rows, 0.1% of
     # the table) would answer such ``key = ANY(...)`` lookups with full scans. The buffer
     # pool is bounded (DuckDB's default is 80% of the machine's memory): a service's memory
-    # must not grow with its data; what does not fit is read from the file.
-    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05")
+    # must not grow with its data; what does not fit is read from the file. A service's
+    # statements are point reads and small writes, one transaction at a time: one thread
+    # runs each without scheduling tasks across workers (an indexed point read took 590 us
+    # instead of 740 on 2 cores, SELECT 1 140 instead of 200), and leaves the other cores
+    # to the service's own threads.
+    SETTINGS = ("SET index_scan_max_count = 100000", "SET index_scan_percentage = 0.05",
+                "SET threads = 1")
     MEMORY_LIMIT = "512MB"
 
     def __init__(self, path: str | os.PathLike[str], service: str,
