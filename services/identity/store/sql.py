@@ -7,7 +7,6 @@ everything else is here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,7 +20,6 @@ from omnicdp.core.sql import (
     Session,
     SqlStore,
     aware_utc,
-    migrate,
     naive_utc,
     update_mapped,
     utc_now,
@@ -55,6 +53,7 @@ from omnicdp.services.identity.store.graph import (
     Seen,
     StoredCandidate,
     key_hash,
+    sha256_hex,
 )
 
 T = TypeVar("T")
@@ -64,7 +63,8 @@ ONE_PER_PERSON = ("user_id", "loyalty_id")
 RULES_AUTHOR = "rules/deterministic-v1"
 
 # Versioned schema, applied in order at start inside one transaction, recorded in
-# schema_migrations. Types are the common subset of DuckDB and PostgreSQL.
+# schema_migrations. Types are the common subset of DuckDB and PostgreSQL. A backend applies
+# ``migrations(...)``: these, then those whose SQL differs by backend.
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "records, links, customers, identifiers and the change log", (
         """CREATE TABLE customers (
@@ -204,6 +204,54 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def migrations(sha256_hex_sql: str) -> tuple[Migration, ...]:
+    """Every migration both backends share, in order. ``sha256_hex_sql`` is the backend's
+    SQL for what ``sha256_hex`` computes, with ``{}`` for the text (the two have no common
+    spelling of it)."""
+    return (*MIGRATIONS, _minimised_placeholder_guard(sha256_hex_sql))
+
+
+def _minimised_placeholder_guard(sha256_hex_sql: str) -> Migration:
+    """Migration 7: the placeholder guard only counts different names per identifier, so
+    it keeps digests of the identifier and of the names, never their values (rows converted
+    in place). DuckDB alters no table an index depends on: each table is built again."""
+    # The digests sha256_hex and name_digest compute, so that lookups find converted rows.
+    value = sha256_hex_sql.format("value")
+    name = sha256_hex_sql.format("kind || ':' || name")
+    return (7, "placeholder detection keeps digests of identifiers and names, no values", (
+        f"CREATE TABLE identifier_names_hashed AS SELECT DISTINCT key, id_type, {value} "
+        f"AS value_sha256, kind, {name} AS name_sha256 FROM identifier_names",
+        "DROP TABLE identifier_names",
+        """CREATE TABLE identifier_names (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value_sha256 VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            name_sha256 VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value_sha256, kind, name_sha256)
+        )""",
+        "CREATE INDEX identifier_names_by_key ON identifier_names (key)",
+        "INSERT INTO identifier_names SELECT key, id_type, value_sha256, kind, name_sha256 "
+        "FROM identifier_names_hashed",
+        "DROP TABLE identifier_names_hashed",
+        f"CREATE TABLE placeholders_hashed AS SELECT key, id_type, {value} AS value_sha256, "
+        "detected_at, reason FROM placeholders",
+        "DROP TABLE placeholders",
+        """CREATE TABLE placeholders (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value_sha256 VARCHAR NOT NULL,
+            detected_at TIMESTAMP NOT NULL,
+            reason VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value_sha256)
+        )""",
+        "CREATE INDEX placeholders_by_key ON placeholders (key)",
+        "INSERT INTO placeholders SELECT key, id_type, value_sha256, detected_at, reason "
+        "FROM placeholders_hashed",
+        "DROP TABLE placeholders_hashed",
+    ))
+
+
 IDENTIFIER_COLUMNS = ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
                       "record_id")
 
@@ -219,9 +267,6 @@ class SqlIdentityStore(SqlStore, IdentityStore):
     @abstractmethod
     def _next_seqs(self, session: Session, count: int) -> list[int]:
         """Numbers for ``count`` new change log entries, in commit order."""
-
-    def _migrate(self, session: Session) -> None:
-        migrate(session, MIGRATIONS, "identity")
 
     # -- writes --------------------------------------------------------------------------
 
@@ -298,15 +343,17 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                 session.insert("record_blocking", ("key", "record_id"), blocking)
         self._write_sightings(session, delta.sightings, delta.seen_records)
         if delta.names:
-            session.insert("identifier_names", ("key", "id_type", "value", "kind", "name"),
-                           [(key_hash(t, v), t, v, kind, name)
-                            for t, v, kind, name in delta.names],
-                           "ON CONFLICT (id_type, value, kind, name) DO NOTHING")
+            session.insert("identifier_names", ("key", "id_type", "value_sha256", "kind",
+                                                "name_sha256"),
+                           [(key_hash(t, v), t, sha256_hex(v), kind, digest)
+                            for t, v, kind, digest in delta.names],
+                           "ON CONFLICT (id_type, value_sha256, kind, name_sha256) DO NOTHING")
         if delta.placeholders:
-            session.insert("placeholders", ("key", "id_type", "value", "detected_at", "reason"),
-                           [(key_hash(t, v), t, v, utc_now(), why)
+            session.insert("placeholders", ("key", "id_type", "value_sha256", "detected_at",
+                                            "reason"),
+                           [(key_hash(t, v), t, sha256_hex(v), utc_now(), why)
                             for (t, v), why in delta.placeholders.items()],
-                           "ON CONFLICT (id_type, value) DO NOTHING")
+                           "ON CONFLICT (id_type, value_sha256) DO NOTHING")
         if delta.links:
             session.insert("links", ("record_a", "record_b", "rule", "created_at",
                                      "created_by", "probability", "weights"),
@@ -475,9 +522,9 @@ class SqlIdentityStore(SqlStore, IdentityStore):
             session.execute("DELETE FROM identifiers WHERE customer_id = %s", [live])
             if identifiers:  # the names seen with its e-mails and phones (placeholder guard)
                 session.execute(
-                    "DELETE FROM identifier_names WHERE key = ANY(%s) AND value = ANY(%s)",
+                    "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s)",
                     [sorted({key_hash(t, v) for t, v in identifiers}),
-                     sorted({v for _, v in identifiers})])
+                     sorted({sha256_hex(v) for _, v in identifiers})])
             if records:
                 session.execute("DELETE FROM record_identifiers WHERE record_id = ANY(%s)",
                                 [records])
@@ -944,14 +991,17 @@ class SqlGraphSource:
         return {(t, v) for id_type, digest in rows for t, v in by_hash[digest] if t == id_type}
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
-        wanted = set(keys)
-        hashes = [[key_hash(t, v) for t, v in wanted]]
-        names = [row for row in self._session.fetch(
-            "SELECT id_type, value, kind, name FROM identifier_names WHERE key = ANY(%s)",
-            hashes) if (row[0], row[1]) in wanted]
-        placeholders = {(t, v) for t, v in self._session.fetch(
-            "SELECT id_type, value FROM placeholders WHERE key = ANY(%s)", hashes)
-            if (t, v) in wanted}
+        # Found by the 64-bit key, kept by type and digest: a key two values share (a
+        # collision) never lends one value the other's names or placeholder status.
+        wanted = {(t, sha256_hex(v)): (t, v) for t, v in set(keys)}
+        hashes = [[key_hash(t, v) for t, v in wanted.values()]]
+        names = [(*wanted[(t, digest)], kind, name) for t, digest, kind, name in
+                 self._session.fetch("SELECT id_type, value_sha256, kind, name_sha256 "
+                                     "FROM identifier_names WHERE key = ANY(%s)", hashes)
+                 if (t, digest) in wanted]
+        placeholders = {wanted[(t, digest)] for t, digest in self._session.fetch(
+            "SELECT id_type, value_sha256 FROM placeholders WHERE key = ANY(%s)", hashes)
+            if (t, digest) in wanted}
         return names, placeholders
 
 
@@ -995,10 +1045,6 @@ def _side_of(record_b: str, record_a: str, nodes: list[str],
 
     from_a, from_b = hops(record_a), hops(record_b)
     return {node for node, d in from_b.items() if d < from_a.get(node, len(nodes) + 1)}
-
-
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _components(nodes: list[str], edges: list[tuple[str, str]]) -> list[set[str]]:
