@@ -44,6 +44,8 @@ from omnicdp.services.identity.store.base import (
     sort_identifier_rows,
 )
 from omnicdp.services.identity.store.graph import (
+    NAME_KINDS,
+    WATCHED_TYPES,
     ChangeEntry,
     CustomerRow,
     Delta,
@@ -53,6 +55,7 @@ from omnicdp.services.identity.store.graph import (
     Seen,
     StoredCandidate,
     key_hash,
+    name_digest,
     sha256_hex,
 )
 
@@ -506,25 +509,25 @@ class SqlIdentityStore(SqlStore, IdentityStore):
         return self._run(unlink, write=True)
 
     def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
-        """Delete the customer's records, features, identifiers and links; keep SHA-256
-        tombstones of its identifiers (for suppression) and an audit entry without
-        personal data; log an ``erased`` change. Its ids then resolve to nothing."""
+        """Delete the customer's records, features, identifiers, links and the names seen
+        with its identifiers; keep SHA-256 tombstones (for suppression) of its identifiers
+        that no other live customer holds (a spouse's later events with the family phone
+        are the spouse's), and an audit entry without personal data; log an ``erased``
+        change. Its ids then resolve to nothing."""
         def erase_all(session: Session) -> Erased:
             live = _live_customer(session, customer_id)
             records = [r for (r,) in session.fetch(
                 "SELECT record_id FROM records WHERE customer_id = %s", [live])]
-            identifiers = session.fetch(
-                "SELECT DISTINCT id_type, value FROM identifiers WHERE customer_id = %s", [live])
+            held = {(t, v) for t, v in session.fetch(
+                "SELECT DISTINCT id_type, value FROM identifiers WHERE customer_id = %s",
+                [live])}
+            shared = _held_by_others(session, held, live)
             now = utc_now()
             session.insert("erased_identifiers", ("id_type", "value_sha256", "erased_at"),
-                           [(t, sha256_hex(v), now) for t, v in identifiers],
+                           [(t, sha256_hex(v), now) for t, v in sorted(held - shared)],
                            "ON CONFLICT (id_type, value_sha256) DO NOTHING")
             session.execute("DELETE FROM identifiers WHERE customer_id = %s", [live])
-            if identifiers:  # the names seen with its e-mails and phones (placeholder guard)
-                session.execute(
-                    "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s)",
-                    [sorted({key_hash(t, v) for t, v in identifiers}),
-                     sorted({sha256_hex(v) for _, v in identifiers})])
+            _forget_names(session, held - shared, shared, records)
             if records:
                 session.execute("DELETE FROM record_identifiers WHERE record_id = ANY(%s)",
                                 [records])
@@ -543,7 +546,8 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                             [live, live])
             seq = self._log(session, [ChangeEntry("erased", live)])
             self._audit(session, "erase", actor, reason, live,
-                        f"{len(records)} records, {len(identifiers)} identifiers")
+                        f"{len(records)} records, {len(held)} identifiers ({len(shared)} "
+                        "still held by other customers, not tombstoned)")
             return Erased(live, len(records), seq)
         return self._run(erase_all, write=True)
 
@@ -1012,6 +1016,42 @@ def _live_customer(session: Session, customer_id: str) -> str:
         raise NotFound(f"no customer {customer_id}", reason="CUSTOMER_NOT_FOUND",
                        metadata={"customer_id": customer_id})
     return rows[0][1] or rows[0][0]
+
+
+def _held_by_others(session: Session, keys: set[Key], customer_id: str) -> set[Key]:
+    """Which of the identifiers another live customer holds too (a family's phone)."""
+    if not keys:
+        return set()
+    rows = session.fetch(
+        "SELECT i.id_type, i.value FROM identifiers i JOIN customers c "
+        "ON c.customer_id = i.customer_id WHERE i.key = ANY(%s) AND i.customer_id <> %s "
+        "AND c.erased_at IS NULL AND c.merged_into IS NULL",
+        [sorted({key_hash(t, v) for t, v in keys}), customer_id])
+    return {(t, v) for t, v in rows} & keys  # a key hash two values share is no match
+
+
+def _forget_names(session: Session, own: set[Key], shared: set[Key],
+                  records: Sequence[str]) -> None:
+    """Delete the names the placeholder guard saw with an erased customer's identifiers:
+    all of them under identifiers it alone held, and its own under those others hold too
+    (theirs keep counting)."""
+    if own:
+        session.execute(
+            "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s)",
+            [sorted({key_hash(t, v) for t, v in own}), sorted({sha256_hex(v) for _, v in own})])
+    watched = {(t, v) for t, v in shared if t in WATCHED_TYPES}
+    if not watched or not records:
+        return
+    names = {name_digest(kind, name)
+             for (features,) in session.fetch(
+                 "SELECT features FROM records WHERE record_id = ANY(%s)", [list(records)])
+             for kind, name in json.loads(features).items() if kind in NAME_KINDS and name}
+    if names:
+        session.execute(
+            "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s) "
+            "AND name_sha256 = ANY(%s)",
+            [sorted({key_hash(t, v) for t, v in watched}),
+             sorted({sha256_hex(v) for _, v in watched}), sorted(names)])
 
 
 def _weights(text: str | None) -> tuple[tuple[str, str, float], ...]:
