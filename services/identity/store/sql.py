@@ -1023,7 +1023,7 @@ def _held_by_others(session: Session, keys: set[Key], customer_id: str) -> set[K
     if not keys:
         return set()
     rows = session.fetch(
-        "SELECT i.id_type, i.value FROM identifiers i JOIN customers c "
+        "SELECT DISTINCT i.id_type, i.value FROM identifiers i JOIN customers c "
         "ON c.customer_id = i.customer_id WHERE i.key = ANY(%s) AND i.customer_id <> %s "
         "AND c.erased_at IS NULL AND c.merged_into IS NULL",
         [sorted({key_hash(t, v) for t, v in keys}), customer_id])
@@ -1035,6 +1035,7 @@ def _forget_names(session: Session, own: set[Key], shared: set[Key],
     """Delete the names the placeholder guard saw with an erased customer's identifiers:
     all of them under identifiers it alone held, and its own under those others hold too
     (theirs keep counting)."""
+    own = {(t, v) for t, v in own if t in WATCHED_TYPES}
     if own:
         session.execute(
             "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s)",
