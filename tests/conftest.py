@@ -35,6 +35,8 @@ class Services:
     profile: ServiceHost
     attribution: ServiceHost
     channels: list[grpc.Channel]
+    data_dir: Path  # the DuckDB files, when database_url is empty
+    database_url: str = ""
 
     def address(self, host: ServiceHost) -> str:
         return f"127.0.0.1:{host.port}"
@@ -88,7 +90,7 @@ def running_services(tmp_path: Path, database_url: str,
         profile_addr=f"127.0.0.1:{profile.port}",
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
     attribution.start()
-    running = Services(identity, profile, attribution, [])
+    running = Services(identity, profile, attribution, [], tmp_path, database_url)
     yield running
     for channel in running.channels:
         channel.close()

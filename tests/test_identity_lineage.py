@@ -15,7 +15,9 @@ import pytest
 
 from omnicdp.core.errors import NotFound
 from omnicdp.services.identity.client import IdentityClient
+from omnicdp.services.identity.store.graph import name_digest
 from omnicdp.services.profile.client import EventIn, Profile, ProfileClient
+from tests.store_scan import rows_as_text
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
@@ -95,17 +97,35 @@ def test_merge_then_unmerge_restores_both_customers(services) -> None:
         identity.close()
 
 
+# Eva's values as the stores normalise them, and her birth dates on her card's forms.
+EVA = ("eva@mail.ru", "79163330000", "dev-eva", "cardeva")
+EVA_BIRTHS = tuple(f"1991-02-{day:02}" for day in range(1, 21))  # 20: the default threshold
+
+
 @pytest.mark.parametrize("services", ["duckdb", "postgres"], indirect=True)
 def test_erasure_removes_the_person_from_identity_and_profile(services) -> None:
+    """Her e-mail was found a placeholder first (her card's forms gave it with 20 birth
+    dates); after erasure no table of either store holds her values, her names, or the
+    digests the placeholder guard kept of them."""
     profiles = ProfileClient(services.address(services.profile))
     identity = IdentityClient(services.address(services.identity))
     try:
-        [first] = profiles.ingest([event("e1", 0, {"first_name": "Eva"},
-                                         email="eva@mail.ru", phone="+79163330000")])
+        [first] = profiles.ingest([event("e1", 0, {"first_name": "Eva"}, email="eva@mail.ru",
+                                         phone="+79163330000", loyalty_id="CARD-EVA")])
         profiles.ingest([event("e2", 1, {}, phone="+79163330000", device_id="dev-eva")])
-        [other] = profiles.ingest([event("o1", 2, {}, email="oleg@mail.ru")])
+        forms = profiles.ingest([event(f"f{i}", 2 + i, {"first_name": "Eva",
+                                                         "date_of_birth": birth},
+                                       email="Eva@Mail.ru", loyalty_id="card-eva")
+                                 for i, birth in enumerate(EVA_BIRTHS)])
+        assert {f.customer_id for f in forms} == {first.customer_id}
+        assert identity.lookup("email", "eva@mail.ru") is None  # a placeholder now
+        [other] = profiles.ingest([event("o1", 30, {}, email="oleg@mail.ru")])
+        digests = {name_digest("first_name", "eva"),
+                   *(name_digest("date_of_birth", birth) for birth in EVA_BIRTHS)}
+        needles = {*EVA, '"eva"', "card-eva", "1991-02-", *digests}  # '"eva"': in JSON
+        assert found_in_stores(services, needles) >= {*EVA, '"eva"', *digests}  # before
         erased = identity.erase(first.customer_id, actor="dpo", reason="erasure request 42")
-        assert erased.records_erased == 2
+        assert erased.records_erased == 2 + len(EVA_BIRTHS)
 
         with pytest.raises(NotFound):
             identity.get_customer(first.customer_id)
@@ -117,9 +137,17 @@ def test_erasure_removes_the_person_from_identity_and_profile(services) -> None:
             profiles.lookup_profile("phone", "+79163330000")
         assert profiles.get_profile(other.customer_id).event_count == 1  # others untouched
         assert {e.message_id for e in profiles.all_events()} == {"o1"}
+        assert found_in_stores(services, needles) == set()
+        assert "oleg@mail.ru" in found_in_stores(services, {"oleg@mail.ru"})
     finally:
         profiles.close()
         identity.close()
+
+
+def found_in_stores(services, needles: set[str]) -> set[str]:
+    """Which of the needles some row of some table of either store holds (lower case)."""
+    return {needle for _, text in rows_as_text(services.database_url, services.data_dir)
+            for needle in needles if needle in text.lower()}
 
 
 def _profile_or_none(profiles: ProfileClient, customer_id: str) -> Profile | None:

@@ -19,9 +19,11 @@ from omnicdp.core.identifiers import (
     normalize_usable_identifiers,
 )
 from omnicdp.services.identity.model import IdentityRecord, Resolution
+from omnicdp.services.identity.records import normalize_features
 from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store import IdentityStore
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
+from omnicdp.services.identity.store.graph import name_digest, sha256_hex
 from omnicdp.services.identity.store.postgres import PostgresIdentityStore
 from omnicdp.services.identity.store.sql import SqlIdentityStore
 from tests.pg import temporary_database
@@ -647,24 +649,81 @@ def test_phones_are_read_in_the_records_country_then_the_default_region(
     assert resolution.identifiers == {"phone": e164}
 
 
+def every_row(store: SqlIdentityStore) -> str:
+    """Every row of every table of the store, as text (lower case)."""
+    def read(session) -> dict[str, list[tuple]]:
+        tables = [t for (t,) in session.fetch(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() ORDER BY table_name")]
+        assert {"identifier_names", "placeholders", "audit_log", "near_misses"} <= set(tables)
+        return {table: session.fetch(f"SELECT * FROM {table}") for table in tables}
+    return repr(store._run(read)).lower()
+
+
 def test_erasure_keeps_hashed_tombstones_and_an_audit_entry_without_personal_data(
-    resolver: Resolver, store: IdentityStore
+    store: IdentityStore
 ) -> None:
-    person = resolve_one(resolver, 0, email="eva@mail.ru", phone="+79163330000")
+    """Her e-mail was typed on her card's forms with three birth dates, so the guard found
+    it a placeholder; erased, no table holds any of her values or her names' digests."""
+    resolver = Resolver(store, placeholder_threshold=3)
+    person = resolve_one(resolver, 0, email="eva@mail.ru", phone="+79163330000",
+                         loyalty_id="CARD-EVA")
     resolve_one(resolver, 1, phone="+79163330000", device_id="dev-eva")
+    births = [f"1990-01-0{day}" for day in (1, 2, 3)]
+    resolver.resolve([IdentityRecord(f"form-{birth}", {"email": "Eva@Mail.ru",
+                                                       "loyalty_id": "card-eva"},
+                                     T0 + timedelta(days=i + 1),
+                                     traits={"first_name": "Evdokia", "date_of_birth": birth})
+                      for i, birth in enumerate(births)])
+    assert store.lookup("email", "eva@mail.ru") is None  # a placeholder: it links no one
+    assert store.lookup("loyalty_id", "CARDEVA") == person.customer_id
+    digests = [name_digest(kind, name) for birth in births for kind, name in normalize_features(
+        {"first_name": "Evdokia", "date_of_birth": birth}).items()]
+    assert all(d in every_row(store) for d in digests)  # the scan would find them
+    assert sha256_hex("eva@mail.ru") in every_row(store)  # its placeholder row
+
     erased = store.erase(person.customer_id or "", actor="dpo", reason="request 42")
-    assert erased.records_erased == 2
+    assert erased.records_erased == 5
     assert store.is_erased("email", "eva@mail.ru") and store.is_erased("device_id", "dev-eva")
     assert not store.is_erased("email", "someone@mail.ru")
     assert store.resolve_redirects(person.customer_id or "") is None
     assert store.count_customers(include_merged=True) == 0
-    stored = repr(snapshot(store))
-    audit = repr(store._run(lambda s: s.fetch("SELECT * FROM audit_log")))
-    for personal in ("eva@mail.ru", "+79163330000", "dev-eva", person.identity_record_id):
-        assert personal not in stored + audit
+    stored = every_row(store)
+    for personal in ("eva@mail.ru", "79163330000", "dev-eva", "card-eva", "cardeva",
+                     "evdokia", "1990-01-0", person.identity_record_id, *digests):
+        assert personal.lower() not in stored
+    audit = repr(store._run(lambda s: s.fetch("SELECT * FROM audit_log WHERE action = 'erase'")))
     # The random customer id stays as a tombstone (never reissued), but not in the audit.
     assert person.customer_id not in audit and "request 42" in audit
     assert [c.kind for c in store.changes(0, 100)][-1] == "erased"
+
+
+def test_erasure_leaves_a_value_another_customer_holds_to_them(store: IdentityStore) -> None:
+    """Spouses with their own e-mails share the home phone: erasing one tombstones the
+    e-mail, not the phone; the other's later events with the phone are theirs, and the
+    names seen with the phone are the survivor's only."""
+    resolver = Resolver(store, placeholder_threshold=3)
+    phone = "+74951234567"
+    [pavel, irina] = resolver.resolve([
+        IdentityRecord("p", {"email": "pavel@mail.ru", "phone": phone}, T0,
+                       traits={"first_name": "Pavel"}),
+        IdentityRecord("i", {"email": "irina@mail.ru", "phone": phone},
+                       T0 + timedelta(minutes=1), traits={"first_name": "Irina"})])
+    assert pavel.customer_id != irina.customer_id  # their e-mails disagree
+
+    store.erase(pavel.customer_id or "", actor="dpo", reason="request 43")
+    assert store.is_erased("email", "pavel@mail.ru") and not store.is_erased("phone", phone)
+    [later, his] = resolver.resolve([
+        IdentityRecord("i2", {"phone": phone}, T0 + timedelta(days=1)),
+        IdentityRecord("p2", {"email": "pavel@mail.ru"}, T0 + timedelta(days=1))])
+    assert later.customer_id == irina.customer_id and not later.suppressed
+    assert his.suppressed and his.customer_id is None
+    stored = every_row(store)
+    assert name_digest("first_name", "pavel") not in stored
+    assert name_digest("first_name", "irina") in stored
+    audit = repr(store._run(lambda s: s.fetch("SELECT detail FROM audit_log "
+                                              "WHERE action = 'erase'")))
+    assert "2 identifiers (1 still held by other customers" in audit
 
 
 def test_a_shared_placeholder_email_stops_linking_and_unlinks_the_strangers_it_joined(

@@ -1,7 +1,9 @@
 """Erasure over real gRPC on both backends: after EraseProfile no table of the profile or the
 identity store holds any of the person's identifiers or names, raw or normalised, JSON
-included; the audit entry holds none; a later event with the person's e-mail is rejected or
-accepted without a profile, as configured; no log line carries them."""
+included, nor the digests the placeholder guard kept of his names; the audit entry holds
+none; a later event with the person's e-mail is rejected or accepted without a profile, as
+configured, while a phone another customer still holds keeps bringing that customer's
+events; no log line carries them."""
 
 from __future__ import annotations
 
@@ -11,23 +13,29 @@ from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import grpc
-import psycopg
 import pytest
 
 from omnicdp.api.profile.v1 import profile_pb2
 from omnicdp.core import protoconv
+from omnicdp.services.identity.client import IdentityClient
+from omnicdp.services.identity.store.graph import name_digest
 from omnicdp.services.profile.client import AudienceClient
 from tests.conftest import Services, running_services
 from tests.pg import temporary_database
+from tests.store_scan import rows_as_text
 from tests.test_profile_service import T0, event, ingest
 
 # Zinovy Quarkov as partners sent him, and as the stores would normalise him.
 PERSON = {"email": "Zinovy.Quarkov@Mail.ru", "phone": "+7 916 555-12-34",
           "loyalty_id": "LC 990177", "anonymous_id": "anon-zq-5521"}
 NEEDLES = ("zinovy", "quarkov", "зиновий", "кварков", "555-12-34", "9165551234",
-           "lc 990177", "lc990177", "anon-zq-5521", "1983-07-19")
+           "lc 990177", "lc990177", "anon-zq-5521", "1983-07-")
+# The birth dates his card's forms gave with his e-mail (which made it a placeholder), and
+# the digests the placeholder guard keeps of them and of his first name.
+FORM_BIRTHS = tuple(f"1983-07-{day:02}" for day in range(1, 21))
+NAME_DIGESTS = (name_digest("first_name", "zinovy"),
+                *(name_digest("date_of_birth", birth) for birth in FORM_BIRTHS))
 OTHER_EMAIL = "olga.control@mail.ru"
 
 
@@ -38,28 +46,7 @@ class Stack:
 
     def rows_as_text(self) -> Iterator[tuple[str, str]]:
         """(table, row as text) for every row of every table of both stores."""
-        if self.database_url:
-            with psycopg.connect(self.database_url) as conn:
-                tables = conn.execute(
-                    "SELECT table_schema, table_name FROM information_schema.tables "
-                    "WHERE table_schema IN ('profile', 'identity')").fetchall()
-                assert len(tables) > 10
-                for schema, table in tables:
-                    for (text,) in conn.execute(f'SELECT t::text FROM "{schema}"."{table}" t'):
-                        yield f"{schema}.{table}", text
-            return
-        for name in ("profile.duckdb", "identity.duckdb"):
-            # The services hold the files open: a connection in the same process shares them.
-            conn = duckdb.connect(str(self.data_dir / name))
-            try:
-                tables = [t for (t,) in conn.execute(
-                    "SELECT table_name FROM duckdb_tables()").fetchall()]
-                assert len(tables) > 4
-                for table in tables:
-                    for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
-                        yield f"{name}:{table}", str(row)
-            finally:
-                conn.close()
+        return rows_as_text(self.database_url, self.data_dir)
 
     def score_rows(self) -> list[str]:
         return [text for table, text in self.rows_as_text() if table.endswith("scores")]
@@ -70,7 +57,7 @@ class Stack:
 
     def personal_data_left(self) -> list[tuple[str, str]]:
         return [(table, needle) for table, text in self.rows_as_text()
-                for needle in NEEDLES if needle in text.lower()]
+                for needle in (*NEEDLES, *NAME_DIGESTS) if needle in text.lower()]
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -130,6 +117,26 @@ def load_the_person(stub) -> str:
     return anonymous.customer_id
 
 
+def make_his_email_a_placeholder(services: Services, customer: str) -> None:
+    """His card's forms carry his e-mail with 20 birth dates (a form that demanded one):
+    the guard finds the e-mail not identifying, while his card keeps the records his."""
+    forms = []
+    for i, birth in enumerate(FORM_BIRTHS):
+        form = event(f"zq-form-{i}", type_="identify", name="", at=T0 + timedelta(hours=i + 2),
+                     email="zinovy.quarkov@mail.ru", loyalty_id=PERSON["loyalty_id"])
+        form.traits.CopyFrom(protoconv.struct_from_dict({"first_name": "Zinovy",
+                                                         "date_of_birth": birth}))
+        forms.append(form)
+    results = ingest(services.profile_stub, *forms)
+    assert {r.customer_id for r in results} == {customer}
+    identity = IdentityClient(services.address(services.identity))
+    try:
+        assert identity.lookup("email", PERSON["email"]) is None  # links no one now
+        assert identity.lookup("loyalty_id", PERSON["loyalty_id"]) == customer
+    finally:
+        identity.close()
+
+
 def lookup_code(stub, value: str) -> grpc.StatusCode:
     try:
         stub.LookupProfile(profile_pb2.LookupProfileRequest(
@@ -147,14 +154,19 @@ def test_erasure_leaves_nothing_of_the_person_and_rejects_later_events(
         stub = stack.stub
         define_store_buyers(stack.services)
         first_id = load_the_person(stub)  # the anonymous visitor's id, merged away since
-        assert stack.personal_data_left()  # the scan finds him before
+        customer = stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=first_id),
+                                   timeout=5).profile.customer_id
+        make_his_email_a_placeholder(stack.services, customer)
+        found = {needle for _, needle in stack.personal_data_left()}
+        assert found >= {"zinovy", "lc990177", *NAME_DIGESTS}  # the scan finds him before
+        assert [t for t, _ in stack.rows_as_text() if t.endswith("placeholders")]
         assert len(stack.score_rows()) == 2  # his and Olga's
         assert len(stack.audience_rows()) == 2  # his membership and its joining
 
         erased = stub.EraseProfile(profile_pb2.EraseProfileRequest(
             customer_id=first_id, actor="privacy-desk", reason="ticket 4711"), timeout=10)
 
-        assert (erased.events_erased, erased.consents_erased) == (3, 1)
+        assert (erased.events_erased, erased.consents_erased) == (3 + len(FORM_BIRTHS), 1)
         assert erased.identifiers_erased == 4 and erased.records_erased >= 3
         assert stack.personal_data_left() == []
         # Scores carry no identifier the scan would find: his row is gone, Olga's stays.
@@ -202,6 +214,38 @@ def test_later_events_of_an_erased_person_can_be_accepted_without_a_profile(
         assert [w.field for w in again.warnings] == ["identifiers"]
         assert lookup_code(stub, PERSON["email"]) == grpc.StatusCode.NOT_FOUND
         assert stack.personal_data_left() == []
+
+
+def test_a_home_phone_the_other_spouse_holds_still_brings_her_events(
+        backend: str, tmp_path: Path) -> None:
+    """Spouses, two customers by their own e-mails, share the home phone. Erasing him
+    tombstones his e-mail, not the phone: her later store purchase with it is accepted onto
+    her profile, while an event with his e-mail is still refused."""
+    with ExitStack() as cleanup:
+        stack = start(backend, tmp_path, cleanup)
+        stub = stack.stub
+        his, hers = ingest(
+            stub, event("p-1", type_="identify", name="", email="pavel.home@mail.ru",
+                        phone="+7 495 123-45-67"),
+            event("i-1", type_="identify", name="", at=T0 + timedelta(minutes=1),
+                  email="irina.home@mail.ru", phone="8 (495) 123-45-67"))
+        assert his.customer_id and hers.customer_id and his.customer_id != hers.customer_id
+
+        stub.EraseProfile(profile_pb2.EraseProfileRequest(
+            customer_id=his.customer_id, actor="privacy-desk", reason="ticket 4713"), timeout=10)
+
+        purchase, again = ingest(
+            stub, event("i-2", name="Order Completed", channel="store",
+                        at=T0 + timedelta(days=1), phone="84951234567"),
+            event("p-2", at=T0 + timedelta(days=1), email="Pavel.Home@mail.ru"))
+        assert purchase.status == profile_pb2.INGEST_STATUS_ACCEPTED
+        assert purchase.customer_id == hers.customer_id
+        assert stub.GetProfile(profile_pb2.GetProfileRequest(customer_id=hers.customer_id),
+                               timeout=5).profile.event_count == 2
+        assert again.status == profile_pb2.INGEST_STATUS_REJECTED
+        assert [v.field for v in again.violations] == ["identifiers"]
+        left = " ".join(text for _, text in stack.rows_as_text()).lower()
+        assert "pavel" not in left and "irina.home@mail.ru" in left
 
 
 def test_erasure_needs_an_actor_and_a_known_customer(services) -> None:

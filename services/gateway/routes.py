@@ -160,8 +160,9 @@ def create_app(keys: ApiKeys, backends: Backends, max_body_bytes: int = MAX_BODY
         """Erase a customer (152-FZ, GDPR art. 17): its events, identifiers, traits and
         consents here and its records in the identity graph. The audit log keeps who (the
         API key's name), which customer, when and the counts, never values; the hashed
-        identifiers stay on a suppression list, so the person's later events build no
-        profile (they are rejected, or accepted and dropped, as the service is set)."""
+        identifiers no other customer holds stay on a suppression list, so the person's
+        later events build no profile (they are rejected, or accepted and dropped, as the
+        service is set), while a family phone still brings the other holder's events."""
         return conversions.erasure_json(
             backends.profile.erase_profile(customer_id, key.name, reason))
 

@@ -2,12 +2,12 @@
 service hold of a person goes, and an audit entry without personal data stays.
 
 The identity service erases the customer (``EraseCustomer``: records, identifiers and
-links deleted; SHA-256 tombstones of the identifiers kept, which suppress the person's later
-events; an ``erased`` change logged). The profile service applies that change as it applies
-every change, before answering: the customer's events, identifier rows, golden record,
-consents and scores are deleted in one transaction (so an erasure made directly at the
-identity service reaches the profile too). The audit entry records who asked, the customer
-id, when, and how much was erased: counts, never values.
+links deleted; SHA-256 tombstones kept of the identifiers no other customer holds, which
+suppress the person's later events; an ``erased`` change logged). The profile service
+applies that change as it applies every change, before answering: the customer's events,
+identifier rows, golden record, consents and scores are deleted in one transaction (so an
+erasure made directly at the identity service reaches the profile too). The audit entry
+records who asked, the customer id, when, and how much was erased: counts, never values.
 """
 
 from __future__ import annotations

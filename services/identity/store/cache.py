@@ -87,7 +87,8 @@ class GraphCache:
         self.customers: _Lru[str, CustomerEntry] = _Lru(customers)
         self.holders: _Lru[Key, frozenset[str]] = _Lru(3 * customers)
         self.records: _Lru[str, str | None] = _Lru(4 * customers)
-        # names seen with a watched identifier, (kind, name), and whether it is a placeholder
+        # names seen with a watched identifier, (kind, name digest), and whether it is a
+        # placeholder
         self.names: _Lru[Key, tuple[frozenset[tuple[str, str]], bool]] = _Lru(3 * customers)
         self.hits = 0
         self.misses = 0

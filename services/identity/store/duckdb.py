@@ -32,13 +32,16 @@ from omnicdp.services.identity.store.graph import (
     Key,
     Seen,
 )
-from omnicdp.services.identity.store.sql import MIGRATIONS, SqlGraphSource, SqlIdentityStore
+from omnicdp.services.identity.store.sql import SqlGraphSource, SqlIdentityStore, migrations
 
 T = TypeVar("T")
 Row = tuple[str, str, str]  # (id_type, value, customer_id)
 
 #: Sightings kept unfolded at most (about 250 bytes of memory each).
 FOLD_ROWS = 50_000
+
+#: DuckDB's SQL for ``graph.sha256_hex`` of a text (its UTF-8 bytes, hex in lower case).
+SHA256_HEX = "sha256({})"
 
 # The embedded backend's own tables, numbered apart from the shared migrations.
 EMBEDDED_MIGRATIONS: tuple[Migration, ...] = (
@@ -122,7 +125,7 @@ class DuckDBIdentityStore(SqlIdentityStore):
             raise
 
     def _migrate(self, session: Session) -> None:
-        migrate(session, MIGRATIONS + EMBEDDED_MIGRATIONS, "identity")
+        migrate(session, migrations(SHA256_HEX) + EMBEDDED_MIGRATIONS, "identity")
 
     def _forget(self) -> None:
         self._seq = None

@@ -30,6 +30,18 @@ def key_hash(id_type: str, value: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def sha256_hex(value: str) -> str:
+    """The SHA-256 hex digest of a text's UTF-8 bytes: how the store keeps an identifier it
+    must recognise but not hold (a tombstone, a placeholder, the names seen with one)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def name_digest(kind: str, name: str) -> str:
+    """A first name or birth date as the placeholder guard keeps it: only whether two are
+    the same matters, so the name itself is not stored."""
+    return sha256_hex(f"{kind}:{name}")
+
+
 class Seen(NamedTuple):
     """When a customer was first and last seen with an identifier, and the latest record
     that carried it (the end a link to this customer is drawn to)."""
@@ -122,7 +134,7 @@ class Delta:
     seen_records: dict[str, datetime] = field(default_factory=dict)  # existing -> last seen
     links: list[NewLink] = field(default_factory=list)
     changes: list[ChangeEntry] = field(default_factory=list)
-    # (id_type, value, kind, name) seen for the first time
+    # (id_type, value, kind, name digest) seen for the first time (``name_digest``)
     names: list[tuple[str, str, str, str]] = field(default_factory=list)
     # (customer, other) pairs kept apart, inherited by a merge's survivor (both directions)
     separations: set[tuple[str, str]] = field(default_factory=set)
@@ -151,8 +163,8 @@ class GraphSource(Protocol):
         """The live customer of each record that exists."""
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
-        """The names seen with these identifiers, (type, value, kind, name), and which of
-        them are known placeholders."""
+        """The names seen with these identifiers, (type, value, kind, name digest), and
+        which of them are known placeholders."""
 
     def candidates(self, keys: Sequence[int], per_key: int) -> dict[int, list[StoredCandidate]]:
         """Stored records under each of the hashed blocking keys (the first ``per_key`` by
@@ -173,7 +185,7 @@ class GraphTransaction:
         self._complete_keys: set[Key] = set()
         self._records: dict[str, str | None] = {}  # record -> customer (None: does not exist)
         self._unannounced: set[str] = set()  # created here, no record stored in them yet
-        self._names: dict[Key, dict[str, set[str]]] = {}
+        self._names: dict[Key, dict[str, set[str]]] = {}  # key -> kind -> name digests
         self._placeholders: set[Key] = set()
         self._blocked: dict[int, list[StoredCandidate]] = {}  # blocking key -> stored records
         self.delta = Delta()
@@ -314,7 +326,7 @@ class GraphTransaction:
                       threshold: int) -> None:
         """Note the record's first name and birth date against its shared-prone identifiers;
         one seen with ``threshold`` different names (or dates) becomes a placeholder. Names
-        are kept up to the threshold only."""
+        are kept up to the threshold only, as digests (``name_digest``)."""
         for key in identifiers.items():
             if key[0] not in WATCHED_TYPES or key in self._placeholders:
                 continue
@@ -322,10 +334,10 @@ class GraphTransaction:
             for kind in NAME_KINDS:
                 name = features.get(kind)
                 seen = self._names.setdefault(key, {}).setdefault(kind, set())
-                if not name or name in seen:
+                if not name or (digest := name_digest(kind, name)) in seen:
                     continue
-                seen.add(name)
-                self.delta.names.append((key[0], key[1], kind, name))
+                seen.add(digest)
+                self.delta.names.append((key[0], key[1], kind, digest))
                 if len(seen) >= threshold:
                     self._placeholders.add(key)
                     self.delta.placeholders[key] = (

@@ -22,13 +22,15 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from omnicdp.core.sql import PostgresDatabase, Session
-from omnicdp.services.identity.store.sql import MIGRATIONS, SqlIdentityStore
+from omnicdp.services.identity.store.sql import SqlIdentityStore, migrations
 
 T = TypeVar("T")
 
 SCHEMA = "identity"
 _MIGRATION_LOCK = 7_142_101
 _WRITERS_LOCK = 7_142_103
+#: PostgreSQL's SQL for ``graph.sha256_hex`` of a text (its UTF-8 bytes, hex in lower case).
+SHA256_HEX = "encode(sha256(convert_to({}, 'UTF8')), 'hex')"
 
 
 class PostgresIdentityStore(SqlIdentityStore):
@@ -37,7 +39,7 @@ class PostgresIdentityStore(SqlIdentityStore):
     def __init__(self, url: str, max_connections: int = 8) -> None:
         self._db = PostgresDatabase(url, SCHEMA, "identity", max_connections)
         try:
-            self._db.setup(SCHEMA, _MIGRATION_LOCK, MIGRATIONS, before=(
+            self._db.setup(SCHEMA, _MIGRATION_LOCK, migrations(SHA256_HEX), before=(
                 f"CREATE SEQUENCE IF NOT EXISTS {SCHEMA}.change_seq AS BIGINT",))
         except BaseException:
             self._db.close()

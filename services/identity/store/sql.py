@@ -7,7 +7,6 @@ everything else is here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,7 +20,6 @@ from omnicdp.core.sql import (
     Session,
     SqlStore,
     aware_utc,
-    migrate,
     naive_utc,
     update_mapped,
     utc_now,
@@ -46,6 +44,8 @@ from omnicdp.services.identity.store.base import (
     sort_identifier_rows,
 )
 from omnicdp.services.identity.store.graph import (
+    NAME_KINDS,
+    WATCHED_TYPES,
     ChangeEntry,
     CustomerRow,
     Delta,
@@ -55,6 +55,8 @@ from omnicdp.services.identity.store.graph import (
     Seen,
     StoredCandidate,
     key_hash,
+    name_digest,
+    sha256_hex,
 )
 
 T = TypeVar("T")
@@ -64,7 +66,8 @@ ONE_PER_PERSON = ("user_id", "loyalty_id")
 RULES_AUTHOR = "rules/deterministic-v1"
 
 # Versioned schema, applied in order at start inside one transaction, recorded in
-# schema_migrations. Types are the common subset of DuckDB and PostgreSQL.
+# schema_migrations. Types are the common subset of DuckDB and PostgreSQL. A backend applies
+# ``migrations(...)``: these, then those whose SQL differs by backend.
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "records, links, customers, identifiers and the change log", (
         """CREATE TABLE customers (
@@ -204,6 +207,54 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def migrations(sha256_hex_sql: str) -> tuple[Migration, ...]:
+    """Every migration both backends share, in order. ``sha256_hex_sql`` is the backend's
+    SQL for what ``sha256_hex`` computes, with ``{}`` for the text (the two have no common
+    spelling of it)."""
+    return (*MIGRATIONS, _minimised_placeholder_guard(sha256_hex_sql))
+
+
+def _minimised_placeholder_guard(sha256_hex_sql: str) -> Migration:
+    """Migration 7: the placeholder guard only counts different names per identifier, so
+    it keeps digests of the identifier and of the names, never their values (rows converted
+    in place). DuckDB alters no table an index depends on: each table is built again."""
+    # The digests sha256_hex and name_digest compute, so that lookups find converted rows.
+    value = sha256_hex_sql.format("value")
+    name = sha256_hex_sql.format("kind || ':' || name")
+    return (7, "placeholder detection keeps digests of identifiers and names, no values", (
+        f"CREATE TABLE identifier_names_hashed AS SELECT DISTINCT key, id_type, {value} "
+        f"AS value_sha256, kind, {name} AS name_sha256 FROM identifier_names",
+        "DROP TABLE identifier_names",
+        """CREATE TABLE identifier_names (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value_sha256 VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            name_sha256 VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value_sha256, kind, name_sha256)
+        )""",
+        "CREATE INDEX identifier_names_by_key ON identifier_names (key)",
+        "INSERT INTO identifier_names SELECT key, id_type, value_sha256, kind, name_sha256 "
+        "FROM identifier_names_hashed",
+        "DROP TABLE identifier_names_hashed",
+        f"CREATE TABLE placeholders_hashed AS SELECT key, id_type, {value} AS value_sha256, "
+        "detected_at, reason FROM placeholders",
+        "DROP TABLE placeholders",
+        """CREATE TABLE placeholders (
+            key BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            value_sha256 VARCHAR NOT NULL,
+            detected_at TIMESTAMP NOT NULL,
+            reason VARCHAR NOT NULL,
+            PRIMARY KEY (id_type, value_sha256)
+        )""",
+        "CREATE INDEX placeholders_by_key ON placeholders (key)",
+        "INSERT INTO placeholders SELECT key, id_type, value_sha256, detected_at, reason "
+        "FROM placeholders_hashed",
+        "DROP TABLE placeholders_hashed",
+    ))
+
+
 IDENTIFIER_COLUMNS = ("key", "id_type", "value", "customer_id", "first_seen", "last_seen",
                       "record_id")
 
@@ -219,9 +270,6 @@ class SqlIdentityStore(SqlStore, IdentityStore):
     @abstractmethod
     def _next_seqs(self, session: Session, count: int) -> list[int]:
         """Numbers for ``count`` new change log entries, in commit order."""
-
-    def _migrate(self, session: Session) -> None:
-        migrate(session, MIGRATIONS, "identity")
 
     # -- writes --------------------------------------------------------------------------
 
@@ -298,15 +346,17 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                 session.insert("record_blocking", ("key", "record_id"), blocking)
         self._write_sightings(session, delta.sightings, delta.seen_records)
         if delta.names:
-            session.insert("identifier_names", ("key", "id_type", "value", "kind", "name"),
-                           [(key_hash(t, v), t, v, kind, name)
-                            for t, v, kind, name in delta.names],
-                           "ON CONFLICT (id_type, value, kind, name) DO NOTHING")
+            session.insert("identifier_names", ("key", "id_type", "value_sha256", "kind",
+                                                "name_sha256"),
+                           [(key_hash(t, v), t, sha256_hex(v), kind, digest)
+                            for t, v, kind, digest in delta.names],
+                           "ON CONFLICT (id_type, value_sha256, kind, name_sha256) DO NOTHING")
         if delta.placeholders:
-            session.insert("placeholders", ("key", "id_type", "value", "detected_at", "reason"),
-                           [(key_hash(t, v), t, v, utc_now(), why)
+            session.insert("placeholders", ("key", "id_type", "value_sha256", "detected_at",
+                                            "reason"),
+                           [(key_hash(t, v), t, sha256_hex(v), utc_now(), why)
                             for (t, v), why in delta.placeholders.items()],
-                           "ON CONFLICT (id_type, value) DO NOTHING")
+                           "ON CONFLICT (id_type, value_sha256) DO NOTHING")
         if delta.links:
             session.insert("links", ("record_a", "record_b", "rule", "created_at",
                                      "created_by", "probability", "weights"),
@@ -459,25 +509,25 @@ class SqlIdentityStore(SqlStore, IdentityStore):
         return self._run(unlink, write=True)
 
     def erase(self, customer_id: str, actor: str, reason: str) -> Erased:
-        """Delete the customer's records, features, identifiers and links; keep SHA-256
-        tombstones of its identifiers (for suppression) and an audit entry without
-        personal data; log an ``erased`` change. Its ids then resolve to nothing."""
+        """Delete the customer's records, features, identifiers, links and the names seen
+        with its identifiers; keep SHA-256 tombstones (for suppression) of its identifiers
+        that no other live customer holds (a spouse's later events with the family phone
+        are the spouse's), and an audit entry without personal data; log an ``erased``
+        change. Its ids then resolve to nothing."""
         def erase_all(session: Session) -> Erased:
             live = _live_customer(session, customer_id)
             records = [r for (r,) in session.fetch(
                 "SELECT record_id FROM records WHERE customer_id = %s", [live])]
-            identifiers = session.fetch(
-                "SELECT DISTINCT id_type, value FROM identifiers WHERE customer_id = %s", [live])
+            held = {(t, v) for t, v in session.fetch(
+                "SELECT DISTINCT id_type, value FROM identifiers WHERE customer_id = %s",
+                [live])}
+            shared = _held_by_others(session, held, live)
             now = utc_now()
             session.insert("erased_identifiers", ("id_type", "value_sha256", "erased_at"),
-                           [(t, sha256_hex(v), now) for t, v in identifiers],
+                           [(t, sha256_hex(v), now) for t, v in sorted(held - shared)],
                            "ON CONFLICT (id_type, value_sha256) DO NOTHING")
             session.execute("DELETE FROM identifiers WHERE customer_id = %s", [live])
-            if identifiers:  # the names seen with its e-mails and phones (placeholder guard)
-                session.execute(
-                    "DELETE FROM identifier_names WHERE key = ANY(%s) AND value = ANY(%s)",
-                    [sorted({key_hash(t, v) for t, v in identifiers}),
-                     sorted({v for _, v in identifiers})])
+            _forget_names(session, held - shared, shared, records)
             if records:
                 session.execute("DELETE FROM record_identifiers WHERE record_id = ANY(%s)",
                                 [records])
@@ -496,7 +546,8 @@ class SqlIdentityStore(SqlStore, IdentityStore):
                             [live, live])
             seq = self._log(session, [ChangeEntry("erased", live)])
             self._audit(session, "erase", actor, reason, live,
-                        f"{len(records)} records, {len(identifiers)} identifiers")
+                        f"{len(records)} records, {len(held)} identifiers ({len(shared)} "
+                        "still held by other customers, not tombstoned)")
             return Erased(live, len(records), seq)
         return self._run(erase_all, write=True)
 
@@ -944,14 +995,17 @@ class SqlGraphSource:
         return {(t, v) for id_type, digest in rows for t, v in by_hash[digest] if t == id_type}
 
     def names(self, keys: Sequence[Key]) -> tuple[list[tuple[str, str, str, str]], set[Key]]:
-        wanted = set(keys)
-        hashes = [[key_hash(t, v) for t, v in wanted]]
-        names = [row for row in self._session.fetch(
-            "SELECT id_type, value, kind, name FROM identifier_names WHERE key = ANY(%s)",
-            hashes) if (row[0], row[1]) in wanted]
-        placeholders = {(t, v) for t, v in self._session.fetch(
-            "SELECT id_type, value FROM placeholders WHERE key = ANY(%s)", hashes)
-            if (t, v) in wanted}
+        # Found by the 64-bit key, kept by type and digest: a key two values share (a
+        # collision) never lends one value the other's names or placeholder status.
+        wanted = {(t, sha256_hex(v)): (t, v) for t, v in set(keys)}
+        hashes = [[key_hash(t, v) for t, v in wanted.values()]]
+        names = [(*wanted[(t, digest)], kind, name) for t, digest, kind, name in
+                 self._session.fetch("SELECT id_type, value_sha256, kind, name_sha256 "
+                                     "FROM identifier_names WHERE key = ANY(%s)", hashes)
+                 if (t, digest) in wanted]
+        placeholders = {wanted[(t, digest)] for t, digest in self._session.fetch(
+            "SELECT id_type, value_sha256 FROM placeholders WHERE key = ANY(%s)", hashes)
+            if (t, digest) in wanted}
         return names, placeholders
 
 
@@ -962,6 +1016,43 @@ def _live_customer(session: Session, customer_id: str) -> str:
         raise NotFound(f"no customer {customer_id}", reason="CUSTOMER_NOT_FOUND",
                        metadata={"customer_id": customer_id})
     return rows[0][1] or rows[0][0]
+
+
+def _held_by_others(session: Session, keys: set[Key], customer_id: str) -> set[Key]:
+    """Which of the identifiers another live customer holds too (a family's phone)."""
+    if not keys:
+        return set()
+    rows = session.fetch(
+        "SELECT DISTINCT i.id_type, i.value FROM identifiers i JOIN customers c "
+        "ON c.customer_id = i.customer_id WHERE i.key = ANY(%s) AND i.customer_id <> %s "
+        "AND c.erased_at IS NULL AND c.merged_into IS NULL",
+        [sorted({key_hash(t, v) for t, v in keys}), customer_id])
+    return {(t, v) for t, v in rows} & keys  # a key hash two values share is no match
+
+
+def _forget_names(session: Session, own: set[Key], shared: set[Key],
+                  records: Sequence[str]) -> None:
+    """Delete the names the placeholder guard saw with an erased customer's identifiers:
+    all of them under identifiers it alone held, and its own under those others hold too
+    (theirs keep counting)."""
+    own = {(t, v) for t, v in own if t in WATCHED_TYPES}
+    if own:
+        session.execute(
+            "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s)",
+            [sorted({key_hash(t, v) for t, v in own}), sorted({sha256_hex(v) for _, v in own})])
+    watched = {(t, v) for t, v in shared if t in WATCHED_TYPES}
+    if not watched or not records:
+        return
+    names = {name_digest(kind, name)
+             for (features,) in session.fetch(
+                 "SELECT features FROM records WHERE record_id = ANY(%s)", [list(records)])
+             for kind, name in json.loads(features).items() if kind in NAME_KINDS and name}
+    if names:
+        session.execute(
+            "DELETE FROM identifier_names WHERE key = ANY(%s) AND value_sha256 = ANY(%s) "
+            "AND name_sha256 = ANY(%s)",
+            [sorted({key_hash(t, v) for t, v in watched}),
+             sorted({sha256_hex(v) for _, v in watched}), sorted(names)])
 
 
 def _weights(text: str | None) -> tuple[tuple[str, str, float], ...]:
@@ -995,10 +1086,6 @@ def _side_of(record_b: str, record_a: str, nodes: list[str],
 
     from_a, from_b = hops(record_a), hops(record_b)
     return {node for node, d in from_b.items() if d < from_a.get(node, len(nodes) + 1)}
-
-
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _components(nodes: list[str], edges: list[tuple[str, str]]) -> list[set[str]]:
