@@ -158,7 +158,10 @@ def test_the_sofa_ads_stop_when_he_buys_the_sofa_in_the_store(services) -> None:
 
 
 @BOTH
-def test_audiences_include_and_exclude_the_right_customers(services) -> None:
+def test_audiences_include_and_exclude_the_right_customers(services, monkeypatch) -> None:
+    # Defining evaluates everyone by ranges of customer ids: two a range here, so the three
+    # customers span two ranges, and a range's reads hold customers of the other.
+    monkeypatch.setattr(audience_store, "CHUNK", 2)
     stub, client = services.profile_stub, audiences(services)
     anna, boris, vera = ("anna@example.ru", "boris@example.ru", "vera@example.ru")
     for message in [

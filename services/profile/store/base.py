@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from omnicdp.core.sql import aware_utc
 from omnicdp.services.identity.client import Change
 from omnicdp.services.profile.audiences.export import Member
 from omnicdp.services.profile.audiences.rules import Audience
@@ -27,6 +28,7 @@ from omnicdp.services.profile.model import (
     CustomerScores,
     Erasure,
     Profile,
+    Score,
     ScoreWrite,
     StoredEvent,
 )
@@ -40,6 +42,21 @@ JourneyCursor = tuple[datetime, int]
 def json_value(value: Any) -> Any:
     """A JSON column as read: text from DuckDB, already decoded from PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else value
+
+
+def scores_from_json(text: str | None) -> dict[str, Score]:
+    """A profile row's scores, by name."""
+    return {name: Score(name, value, model, version,
+                        aware_utc(datetime.fromisoformat(computed)))
+            for name, value, model, version, computed in json_value(text or "[]")}
+
+
+def consents_from_json(text: str | None) -> list[Consent]:
+    """A profile row's current consent decisions."""
+    return [Consent(purpose, channel, status, aware_utc(datetime.fromisoformat(decided)),
+                    source, basis, proof, aware_utc(datetime.fromisoformat(recorded)))
+            for purpose, channel, status, decided, source, basis, proof, recorded
+            in json_value(text or "[]")]
 
 
 class ProfileStore(ABC):

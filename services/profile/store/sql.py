@@ -38,7 +38,9 @@ from omnicdp.services.profile.store.base import (
     IdentifierRow,
     JourneyCursor,
     ProfileStore,
+    consents_from_json,
     json_value,
+    scores_from_json,
 )
 
 CONSUMER = "identity"  # the change log this store follows
@@ -157,24 +159,11 @@ def _scores_json(scores: Iterable[Score]) -> str:
                       ensure_ascii=False)
 
 
-def _scores_from_json(text: str | None) -> dict[str, Score]:
-    return {name: Score(name, value, model, version,
-                        aware_utc(datetime.fromisoformat(computed)))
-            for name, value, model, version, computed in json_value(text or "[]")}
-
-
 def _consents_json(consents: Iterable[Consent]) -> str:
     return json.dumps([[c.purpose, c.channel, c.status, naive_utc(c.updated_at).isoformat(),
                         c.source, c.legal_basis, c.proof_reference,
                         naive_utc(c.recorded_at or c.updated_at).isoformat()]
                        for c in consents], ensure_ascii=False)
-
-
-def _consents_from_json(text: str | None) -> list[Consent]:
-    return [Consent(purpose, channel, status, aware_utc(datetime.fromisoformat(decided)),
-                    source, basis, proof, aware_utc(datetime.fromisoformat(recorded)))
-            for purpose, channel, status, decided, source, basis, proof, recorded
-            in json_value(text or "[]")]
 
 
 def lookup_key(id_type: str, value: str) -> str:
@@ -683,8 +672,8 @@ def _profile_from_row(row: tuple[Any, ...]) -> Profile:
     details.sort(key=lambda d: (d.id_type, d.first_seen, d.value))
     counts = json_value(counters)
     return Profile(customer_id=customer_id,
-                   scores=_scores_from_json(scores),
-                   consents=_consents_from_json(consents),
+                   scores=scores_from_json(scores),
+                   consents=consents_from_json(consents),
                    identifiers=[(d.id_type, d.value) for d in details],
                    traits=json_value(traits),
                    first_seen=aware_utc(first), last_seen=aware_utc(last),
