@@ -162,6 +162,7 @@ def test_audiences_include_and_exclude_the_right_customers(services, monkeypatch
     # Defining evaluates everyone by ranges of customer ids: two a range here, so the three
     # customers span two ranges, and a range's reads hold customers of the other.
     monkeypatch.setattr(audience_store, "CHUNK", 2)
+    monkeypatch.setattr(audience_store, "INDEXED_CHUNK", 2)
     stub, client = services.profile_stub, audiences(services)
     anna, boris, vera = ("anna@example.ru", "boris@example.ru", "vera@example.ru")
     for message in [

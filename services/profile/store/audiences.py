@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from omnicdp.core.sql import Session, aware_utc, naive_utc, update_mapped, utc_now
 from omnicdp.services.profile.audiences import evaluate, rules
@@ -69,8 +69,11 @@ AUDIENCE_MIGRATION = (9, "audiences: definitions, members and the changes of mem
     )""",
     "CREATE INDEX audience_changes_by_customer ON audience_changes (customer_id)",
 ))
-#: Customers evaluated per range of ids when an audience is defined or refreshed.
+#: Customers evaluated per range of ids when an audience is defined or refreshed: scanning
+#: (``SCAN_EVENTS``), or reading the customers' events by index (a longer list of records
+#: than this and PostgreSQL's plans turn from the index).
 CHUNK = 10_000
+INDEXED_CHUNK = 1_000
 
 
 def now() -> datetime:
@@ -88,6 +91,12 @@ class Defined:
 class AudienceStore:
     """Membership upkeep mixed into ``SqlProfileStore`` (which supplies ``_run``,
     ``_lock_golden``, ``_load_golden``, ``_scores_of`` and ``policy``)."""
+
+    #: Evaluating everyone, a range of customers' events are read by scanning the events
+    #: with the rules' names (DuckDB, where a point read costs about as much as scanning
+    #: thousands of rows), or through the customers' records by index (PostgreSQL, where
+    #: defining the sofa audience on 100k customers took 7.6 s against 9.6 scanning).
+    SCAN_EVENTS: ClassVar[bool] = True
 
     # -- definitions ---------------------------------------------------------------------
 
@@ -298,8 +307,9 @@ class AudienceStore:
         everyone = sorted(set(candidates) | set(current))
         members = set(current)
         joined = left = 0
-        for start in range(0, len(everyone), CHUNK):
-            chunk = everyone[start:start + CHUNK]
+        size = CHUNK if self.SCAN_EVENTS else INDEXED_CHUNK
+        for start in range(0, len(everyone), size):
+            chunk = everyone[start:start + size]
             facts = self._range_facts(session, audience, chunk, at)
             joins = [(audience.name, c) for c in chunk
                      if c not in members and evaluate.is_member(audience, facts[c], at)]
@@ -333,9 +343,13 @@ class AudienceStore:
             if audience.consent is not None:
                 fact.consents = consents_from_json(consents)
         names, since = evaluate.event_window([audience], at)
-        if names:
-            # Properties are decoded only for rules that test them (most of the time spent).
-            tested = any(c.where for c in audience.event_conditions)
+        # Properties are read only for rules that test them (most of the time spent).
+        tested = any(c.where for c in audience.event_conditions)
+        if names and not self.SCAN_EVENTS:
+            for cid, found in self._events_of(session, chunk, names, since, {},
+                                              tested).items():
+                facts[cid].events = found
+        elif names:
             window = "" if since is None else " AND e.ts >= %s"
             params: list[Any] = [sorted(names), low, high]
             if since is not None:
@@ -460,29 +474,39 @@ class AudienceStore:
         customers = needing(lambda a: bool(a.event_conditions))
         names, since = evaluate.event_window(audiences, at)
         if names and customers:
-            owner = dict(session.fetch(
-                "SELECT record_id, customer_id FROM record_customers "
-                "WHERE customer_id = ANY(%s)", [customers]))
-            wanted = set(customers)
-            owner.update({r: c for r, c in extra_records.items() if c in wanted})
-            if owner:
-                window = "" if since is None else " AND own.ts >= %s"
-                params: list[Any] = [sorted(owner), sorted(names)]
-                if since is not None:
-                    params.append(naive_utc(since))
-                events: dict[str, list[evaluate.EventFact]] = {}
-                # The records' events first, by the record index, then the names and days:
-                # given both at once DuckDB scans the whole table instead of the index.
-                for record_id, event, channel, ts, properties in session.fetch(
-                        "WITH own AS MATERIALIZED (SELECT record_id, event, channel, ts, "
-                        "properties FROM events WHERE record_id = ANY(%s)) "
-                        "SELECT record_id, event, channel, ts, properties FROM own "
-                        f"WHERE own.event = ANY(%s){window}", params):
-                    events.setdefault(owner[record_id], []).append(evaluate.EventFact(
-                        event, channel, naive_utc(ts), json_value(properties)))
-                for cid, found in events.items():
-                    facts[cid].events = found
+            for cid, found in self._events_of(session, customers, names, since,
+                                              extra_records).items():
+                facts[cid].events = found
         return facts
+
+    @staticmethod
+    def _events_of(session: Session, customers: Sequence[str], names: Collection[str],
+                   since: datetime | None, extra_records: Mapping[str, str],
+                   properties: bool = True) -> dict[str, list[evaluate.EventFact]]:
+        """The customers' events with these names since then, through their records (and
+        ``extra_records``, not yet mapped: record -> customer), by index."""
+        owner = dict(session.fetch(
+            "SELECT record_id, customer_id FROM record_customers "
+            "WHERE customer_id = ANY(%s)", [list(customers)]))
+        wanted = set(customers)
+        owner.update({r: c for r, c in extra_records.items() if c in wanted})
+        if not owner:
+            return {}
+        window = "" if since is None else " AND own.ts >= %s"
+        params: list[Any] = [sorted(owner), sorted(names)]
+        if since is not None:
+            params.append(naive_utc(since))
+        events: dict[str, list[evaluate.EventFact]] = {}
+        # The records' events first, by the record index, then the names and days: given
+        # both at once DuckDB scans the whole table instead of the index.
+        for record_id, event, channel, ts, props in session.fetch(
+                "WITH own AS MATERIALIZED (SELECT record_id, event, channel, ts, "
+                f"{'properties' if properties else 'NULL AS properties'} FROM events "
+                "WHERE record_id = ANY(%s)) SELECT record_id, event, channel, ts, properties "
+                f"FROM own WHERE own.event = ANY(%s){window}", params):
+            events.setdefault(owner[record_id], []).append(evaluate.EventFact(
+                event, channel, naive_utc(ts), json_value(props) or {}))
+        return events
 
 
 def _identifier_pairs(identifiers: Any) -> tuple[tuple[str, str], ...]:

@@ -68,6 +68,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 class PostgresProfileStore(SqlProfileStore):
     CURSOR_LOCK = " FOR UPDATE"  # replicas apply the identity change log one at a time
+    SCAN_EVENTS = False  # a customer's events by index (AudienceStore)
     # Golden records change one transaction at a time across replicas (as identity's graph
     # does), so an ingest and a merge never fold into a record the other is rewriting.
     GOLDEN_LOCK = f"SELECT pg_advisory_xact_lock({_GOLDEN_LOCK})"
