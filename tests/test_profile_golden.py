@@ -181,6 +181,32 @@ def test_a_split_folds_each_part_from_its_own_events(store, log) -> None:
     assert (new.first_seen, new.last_seen) == (T0 - DAY, T0 + 2 * DAY)
 
 
+def test_a_split_takes_the_consents_its_events_carried(store, log) -> None:
+    """Each part keeps the decisions its own records' consent events carried; one made
+    through the API stays with the id it was made for."""
+    def consent(message_id: str, record: str, purpose: str, at: datetime) -> StoredEvent:
+        event = ev(message_id, record, at, source="app", name="Consent Updated")
+        event.properties.update({"purpose": purpose, "status": "granted",
+                                 "proof_reference": f"proof-{message_id}"})
+        return event
+
+    store.apply_changes([log.created("cA", "rA"), log.linked("cA", "rB")])
+    store.append([consent("m1", "rA", "marketing_email", T0),
+                  consent("m2", "rB", "sms", T0 + DAY),
+                  ev("m3", "rB", T0 + DAY)], [])
+    store.record_consents("cA", [Consent("push", "", "denied", T0 + 2 * DAY,
+                                         "call_center", "consent", "call-7")])
+    before = {c.purpose for c in store.get_profile("cA").consents}
+    assert before == {"marketing_email", "sms", "push"}
+    store.apply_changes([log.split("cN", "cA", "rB")])
+    kept, new = store.get_profile("cA"), store.get_profile("cN")
+    assert {c.purpose for c in kept.consents} == {"marketing_email", "push"}
+    assert [(c.purpose, c.proof_reference) for c in new.consents] == [
+        ("sms", "proof-m2")]
+    assert [c.purpose for c in store.consent_history("cN", 0, 10)] == ["sms"]
+    assert len(store.consent_history("cA", 0, 10)) == 2
+
+
 def test_merging_into_a_split_part_in_one_run(store, log) -> None:
     store.apply_changes([log.created("cA", "rA"), log.linked("cA", "rB"),
                          log.created("cC", "rB2")])

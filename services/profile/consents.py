@@ -75,12 +75,17 @@ def from_event(event: StoredEvent) -> Consent | None:
     """The decision a stored event carries, or None."""
     if event.event != CONSENT_EVENT:
         return None
-    props = event.properties
+    return carried(event.properties, event.timestamp, event.source, event.received_at)
+
+
+def carried(props: Mapping[str, Any], at: datetime, source: str,
+            received_at: datetime) -> Consent:
+    """The decision of a ``Consent Updated`` event with these properties, time and source."""
     return Consent(purpose=props["purpose"], channel=props.get("channel") or "",
-                   status=props["status"], updated_at=event.timestamp, source=event.source,
+                   status=props["status"], updated_at=at, source=source,
                    legal_basis=props.get("legal_basis") or "consent",
                    proof_reference=props.get("proof_reference") or "",
-                   recorded_at=event.received_at)
+                   recorded_at=received_at)
 
 
 def current(decisions: Iterable[Consent]) -> list[Consent]:

@@ -18,7 +18,9 @@ from omnicdp.core.sql import (
     update_mapped,
     utc_now,
 )
+from omnicdp.core.vocabulary import CONSENT_EVENT
 from omnicdp.services.identity.client import Change
+from omnicdp.services.profile.consents import carried as carried_consent
 from omnicdp.services.profile.consents import current as current_consents
 from omnicdp.services.profile.consents import from_event as consent_of_event
 from omnicdp.services.profile.golden import GoldenRecord, TraitPolicy
@@ -474,6 +476,28 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
         self._delete_golden(session, ids)
         self._save_golden(session, golden.values())
 
+    def _split_consents(self, session: Session, customer_ids: Iterable[str]) -> None:
+        """A split: each decision a ``Consent Updated`` event carried goes with the part
+        whose records carried the event; one made through the API (no event) stays with the
+        id it was made for, the part that kept it."""
+        ids = sorted(set(customer_ids))
+        owner = dict(session.fetch(
+            "SELECT record_id, customer_id FROM record_customers WHERE customer_id = ANY(%s)",
+            [ids])) if ids else {}
+        if not owner:
+            return
+        part_of = {_decision_key(carried_consent(json_value(properties), aware_utc(ts), source,
+                                                 aware_utc(received))): owner[record_id]
+                   for record_id, ts, source, received, properties in session.fetch(
+                       "SELECT record_id, ts, source, received_at, properties FROM events "
+                       "WHERE record_id = ANY(%s) AND event = %s", [sorted(owner), CONSENT_EVENT])}
+        decisions = self._consents_of(session, ids)
+        placed = [(part_of.get(_decision_key(d), cid), d) for cid, d in decisions]
+        if placed == decisions:
+            return
+        session.execute("DELETE FROM consents WHERE customer_id = ANY(%s)", [ids])
+        self._insert_consents(session, placed)
+
     def _combine_golden(self, session: Session, moved: dict[str, str]) -> None:
         """Merges: each merged customer's golden record added to its survivor's, without
         reading events (``moved``: merged customer -> where it ended up)."""
@@ -559,6 +583,7 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
         if stale:
             self._delete_golden(session, stale)
         self._recompute_golden(session, recompute)
+        self._split_consents(session, recompute)
         self._refresh_extras(session, set(moved.values()) | recompute)
         self._audiences_after_identity(session, set(moved.values()) | recompute, moved)
 
