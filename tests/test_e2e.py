@@ -78,8 +78,14 @@ def request(url: str, key: str, body: dict | None = None, headers: dict | None =
     req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
                                  headers={"Authorization": f"Bearer {key}",
                                           "Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return response.status, json.loads(response.read())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        # The problem document names what failed (which service, why): keep it in the
+        # error a failing test shows.
+        error.msg = f"{error.msg}: {error.read()[:500]!r}"
+        raise
 
 
 def wait_until(condition, timeout: float = 20.0) -> bool:
