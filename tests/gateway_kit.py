@@ -47,7 +47,8 @@ def assert_conforms(document: dict, method: str, path: str, response) -> None:
     schema[path][method.upper()].validate_response(response)
 
 
-def serve_gateway(services, tmp_path, *extra_keys: dict) -> Iterator[TestClient]:
+def serve_gateway(services, tmp_path, *extra_keys: dict, deadline: float = 10,
+                  evaluate_deadline: float = 120) -> Iterator[TestClient]:
     """The gateway's app in front of the test's services, with ``write_keys``'s keys and
     ``extra_keys`` (entries of the keys file)."""
     from omnicdp.services.gateway.keys import ApiKeys
@@ -55,7 +56,8 @@ def serve_gateway(services, tmp_path, *extra_keys: dict) -> Iterator[TestClient]
 
     backends = Backends.connect(services.address(services.profile),
                                 services.address(services.identity),
-                                services.address(services.attribution), deadline=10)
+                                services.address(services.attribution), deadline,
+                                evaluate_deadline)
     keys_file = write_keys(tmp_path / "keys.yaml")
     keys = yaml.safe_load(keys_file.read_text())
     keys["keys"] += list(extra_keys)

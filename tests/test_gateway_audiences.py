@@ -130,3 +130,14 @@ def test_a_bad_definition_is_a_problem_naming_each_field(gateway, document) -> N
     malformed = gateway.put("/v1/audiences/sofa", content=b"{", headers=auth(WRITER))
     assert (malformed.status_code, malformed.json()["code"]) == (400, "MALFORMED_JSON")
     assert gateway.get("/v1/audiences", headers=auth(WRITER)).json()["audiences"] == []
+
+
+def test_defining_has_a_deadline_of_its_own(services, tmp_path) -> None:
+    """Defining evaluates every customer: its call gets the evaluation deadline, not the
+    (here impossibly short) deadline of every other call."""
+    for gateway in serve_gateway(services, tmp_path, deadline=0.0001, evaluate_deadline=30):
+        put = gateway.put("/v1/audiences/sofa-retargeting", json=SOFA_RETARGETING,
+                          headers=auth(WRITER))
+        assert put.status_code == 200 and put.json()["created"] is True
+        read = gateway.get("/v1/audiences/sofa-retargeting", headers=auth(WRITER))
+        assert read.status_code == 504 and read.json()["code"] == "DEADLINE_EXCEEDED"

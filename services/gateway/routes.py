@@ -47,11 +47,14 @@ class Backends:
 
     @classmethod
     def connect(cls, profile_addr: str, identity_addr: str, attribution_addr: str,
-                deadline: float) -> "Backends":
+                deadline: float,
+                evaluate_deadline: float = AudienceClient.EVALUATE_DEADLINE) -> "Backends":
+        """Clients whose calls have ``deadline``; defining and refreshing an audience, which
+        evaluate every customer, have ``evaluate_deadline``."""
         return cls(ProfileClient(profile_addr, deadline),
                    AttributionClient(attribution_addr, deadline),
                    IdentityClient(identity_addr, deadline),
-                   AudienceClient(profile_addr, deadline))
+                   AudienceClient(profile_addr, deadline, evaluate_deadline))
 
     def health(self) -> dict[str, str]:
         return {"profile": self.profile.health(), "identity": self.identity.health(),

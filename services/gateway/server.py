@@ -73,7 +73,8 @@ def build(settings: Settings) -> HttpHost:
     except KeyFileError as error:
         raise SystemExit(str(error)) from error
     backends = Backends.connect(settings.profile_addr, settings.identity_addr,
-                                settings.attribution_addr, settings.deadline_seconds)
+                                settings.attribution_addr, settings.deadline_seconds,
+                                settings.audience_deadline_seconds)
     limiter = RateLimiter(settings.redis_url, settings.rate_limit_prefix)
     app = create_app(keys, backends, settings.max_body_bytes, settings.body_timeout_seconds,
                      limiter, settings.max_in_flight, settings.max_in_flight_per_key,

@@ -24,6 +24,9 @@ class Settings:
     attribution_addr: str = setting("127.0.0.1:50053", "CDP_ATTRIBUTION_ADDR",
                                     "host:port of the attribution service")
     deadline_seconds: float = setting(10.0, "CDP_DEADLINE_SECONDS", "deadline of every gRPC call")
+    audience_deadline_seconds: float = setting(
+        120.0, "CDP_AUDIENCE_DEADLINE_SECONDS",
+        "deadline of defining and refreshing an audience (every customer is evaluated)")
     max_body_bytes: int = setting(MAX_BODY_BYTES, "CDP_MAX_BODY_BYTES",
                                   "largest request body accepted")
     header_timeout_seconds: float = setting(
