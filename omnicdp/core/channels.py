@@ -74,6 +74,12 @@ def open_channel(target: str, traced: bool = True) -> grpc.Channel:
     channel = grpc.insecure_channel(target, options=[
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
+        # A channel that failed to connect fails every call at once until it tries again:
+        # gRPC's first wait is 1 s, longer than the retries above, so a service started a
+        # moment before its peer answered UNAVAILABLE for a second (seen in CI: the first
+        # event after `cdp up`). Trying again after 0.1 s lets the retries find the peer.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 5000),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 60_000),
