@@ -16,10 +16,11 @@ from omnicdp.api.attribution.v1 import attribution_pb2_grpc
 from omnicdp.api.identity.v1 import identity_pb2_grpc
 from omnicdp.api.profile.v1 import profile_pb2_grpc
 from omnicdp.core import settings as config
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.server import ServiceHost
 from omnicdp.services.attribution.server import build as build_attribution
 from omnicdp.services.attribution.settings import Settings as AttributionSettings
-from omnicdp.services.gateway.keys import ApiKeys, digest
+from omnicdp.services.gateway.keys import ApiKeys
 from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.identity.server import build as build_identity
 from omnicdp.services.identity.settings import Settings as IdentitySettings
@@ -104,7 +105,7 @@ def client(services, tmp_path: Path) -> Iterator[TestClient]:
     a writer, a reader, and a reader allowed two requests a minute."""
     keys_file = tmp_path / "keys.yaml"
     keys_file.write_text(yaml.safe_dump({"keys": [
-        {"name": "pos-vendor", "sha256": digest(WRITER),
+        {"name": "pos-vendor", "sha256": sha256_hex(WRITER),
          "scopes": ["events:write", "profiles:read", "reports:read"]},
         {"name": "analyst", "key": READER, "scopes": ["profiles:read"]},
         {"name": "slow", "key": SLOW, "scopes": ["profiles:read"], "rate_limit_per_minute": 2},

@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 from omnicdp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
 from omnicdp.core import errors
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.server import Registration, ServiceHost
-from omnicdp.services.gateway.keys import ApiKeys, digest
+from omnicdp.services.gateway.keys import ApiKeys
 from omnicdp.services.gateway.routes import Backends, create_app
 from omnicdp.services.identity.client import IdentityClient
 from omnicdp.services.profile.client import ProfileClient
@@ -114,7 +115,7 @@ def profiles(chain: Chain) -> Iterator[ProfileClient]:
 def http(chain: Chain, tmp_path: Path) -> Iterator[TestClient]:
     keys = tmp_path / "keys.yaml"
     keys.write_text(yaml.safe_dump({"keys": [
-        {"name": "reader", "sha256": digest(KEY), "scopes": ["profiles:read"]}]}))
+        {"name": "reader", "sha256": sha256_hex(KEY), "scopes": ["profiles:read"]}]}))
     backends = Backends.connect(chain.middle_address, chain.middle_address,
                                 chain.middle_address, deadline=5)
     with TestClient(create_app(ApiKeys.load(keys), backends)) as client:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.sql import DuckDBDatabase, PostgresDatabase, migrate, naive_utc
 from omnicdp.services.identity.model import IdentityRecord
 from omnicdp.services.identity.records import normalize_features
 from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store import postgres as postgres_store
 from omnicdp.services.identity.store.duckdb import EMBEDDED_MIGRATIONS, DuckDBIdentityStore
-from omnicdp.services.identity.store.graph import key_hash, name_digest, sha256_hex
+from omnicdp.services.identity.store.graph import key_hash, name_digest
 from omnicdp.services.identity.store.postgres import PostgresIdentityStore
 from omnicdp.services.identity.store.sql import MIGRATIONS, SqlIdentityStore
 from tests.pg import temporary_database

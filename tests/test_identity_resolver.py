@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.errors import InvalidArgument, NotFound
 from omnicdp.core.identifiers import (
     BlockedValues,
@@ -23,7 +24,7 @@ from omnicdp.services.identity.records import normalize_features
 from omnicdp.services.identity.resolver import Resolver
 from omnicdp.services.identity.store import IdentityStore
 from omnicdp.services.identity.store.duckdb import DuckDBIdentityStore
-from omnicdp.services.identity.store.graph import name_digest, sha256_hex
+from omnicdp.services.identity.store.graph import name_digest
 from omnicdp.services.identity.store.postgres import PostgresIdentityStore
 from omnicdp.services.identity.store.sql import SqlIdentityStore
 from tests.pg import temporary_database

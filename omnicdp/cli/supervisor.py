@@ -34,8 +34,9 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.tracking import tracking_uri
-from omnicdp.services.gateway.keys import SCOPES, digest
+from omnicdp.services.gateway.keys import SCOPES
 
 SERVICES = ("identity", "profile", "attribution")
 START_TIMEOUT = 120.0
@@ -71,7 +72,7 @@ def ensure_api_keys(data_dir: Path) -> tuple[Path, str]:
         key_file.write_text(key + "\n")
         key_file.chmod(0o600)
         keys_path.write_text(yaml.safe_dump({"keys": [{
-            "name": "local", "sha256": digest(key), "scopes": sorted(SCOPES),
+            "name": "local", "sha256": sha256_hex(key), "scopes": sorted(SCOPES),
             "rate_limit_per_minute": 600_000}]}))
     return keys_path, key_file.read_text().strip()
 

@@ -4,21 +4,18 @@ sources it may write."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from omnicdp.core.digests import sha256_hex
+
 SCOPES = frozenset({"events:write", "profiles:read", "profiles:erase", "audiences:read",
                     "audiences:write", "reports:read"})
 DEFAULT_RATE_LIMIT = 6000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class ApiKeys:
                 raise KeyFileError(f"{where}: give exactly one of 'key' or 'sha256'")
             if isinstance(given_digest, int):  # YAML reads an all-digit digest as a number
                 given_digest = f"{given_digest:064d}"
-            hashed = (digest(str(given_key)) if given_digest is None
+            hashed = (sha256_hex(str(given_key)) if given_digest is None
                       else str(given_digest).lower())
             if not _HEX64.match(hashed):
                 raise KeyFileError(f"{where}: sha256 must be 64 hex digits")
@@ -90,4 +87,4 @@ class ApiKeys:
         return cls(keys)
 
     def authenticate(self, presented: str) -> ApiKey | None:
-        return self._by_digest.get(digest(presented)) if presented else None
+        return self._by_digest.get(sha256_hex(presented)) if presented else None

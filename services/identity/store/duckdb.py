@@ -40,7 +40,8 @@ Row = tuple[str, str, str]  # (id_type, value, customer_id)
 #: Sightings kept unfolded at most (about 250 bytes of memory each).
 FOLD_ROWS = 50_000
 
-#: DuckDB's SQL for ``graph.sha256_hex`` of a text (its UTF-8 bytes, hex in lower case).
+#: DuckDB's SQL for ``omnicdp.core.digests.sha256_hex`` of a text (its UTF-8 bytes, hex
+#: in lower case).
 SHA256_HEX = "sha256({})"
 
 # The embedded backend's own tables, numbered apart from the shared migrations.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.errors import NotFound
 from omnicdp.core.sql import aware_utc, naive_utc
 from omnicdp.core.vocabulary import PRIORITY
@@ -28,12 +29,6 @@ def key_hash(id_type: str, value: str) -> int:
     """A signed 64-bit hash of an identifier: the indexed lookup key in every backend."""
     digest = hashlib.blake2b(f"{id_type}\0{value}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def sha256_hex(value: str) -> str:
-    """The SHA-256 hex digest of a text's UTF-8 bytes: how the store keeps an identifier it
-    must recognise but not hold (a tombstone, a placeholder, the names seen with one)."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def name_digest(kind: str, name: str) -> str:

@@ -29,7 +29,8 @@ T = TypeVar("T")
 SCHEMA = "identity"
 _MIGRATION_LOCK = 7_142_101
 _WRITERS_LOCK = 7_142_103
-#: PostgreSQL's SQL for ``graph.sha256_hex`` of a text (its UTF-8 bytes, hex in lower case).
+#: PostgreSQL's SQL for ``omnicdp.core.digests.sha256_hex`` of a text (its UTF-8 bytes,
+#: hex in lower case).
 SHA256_HEX = "encode(sha256(convert_to({}, 'UTF8')), 'hex')"
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
+from omnicdp.core.digests import sha256_hex
 from omnicdp.core.errors import FailedPrecondition, NotFound
 from omnicdp.core.sql import (
     Migration,
@@ -56,7 +57,6 @@ from omnicdp.services.identity.store.graph import (
     StoredCandidate,
     key_hash,
     name_digest,
-    sha256_hex,
 )
 
 T = TypeVar("T")

@@ -10,10 +10,11 @@ normaliser here. A hashed export carries e-mails and phones only; the other iden
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from omnicdp.core.digests import sha256_hex
 
 HASHED_TYPES = ("email", "phone")
 
@@ -27,10 +28,6 @@ class Member:
     since: datetime
     identifiers: tuple[tuple[str, str], ...] = ()
     hashed: bool = False
-
-
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def identifiers_for_export(identifiers: Iterable[tuple[str, str]],
