@@ -153,13 +153,10 @@ class DuckDBProfileStore(SqlProfileStore):
         records = [r for r in records if r.event_count]
         super()._save_golden(session, records)
         for record in records:
-            self._cache[record.customer_id] = record
-            self._cache.move_to_end(record.customer_id)
+            _remember(self._cache, record.customer_id, record, self._cache_size)
             self._views.pop(record.customer_id, None)
             for id_type, value in record.identifiers:  # which holder is latest may change
                 self._holders.pop(lookup_key(id_type, value), None)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
 
     def _delete_golden(self, session: Session, customer_ids: Sequence[str]) -> None:
         super()._delete_golden(session, customer_ids)
@@ -216,6 +213,8 @@ class DuckDBProfileStore(SqlProfileStore):
 
 
 def _remember(cache: OrderedDict, key: str, value: object, limit: int) -> None:
+    """Keep ``value`` as the newest entry of a cache bounded to ``limit`` entries."""
     cache[key] = value
+    cache.move_to_end(key)
     while len(cache) > limit:
         cache.popitem(last=False)
