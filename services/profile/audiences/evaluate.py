@@ -71,6 +71,11 @@ def event_window(audiences: Iterable[Audience], now: datetime
     return frozenset(names), since
 
 
+def tests_properties(audiences: Iterable[Audience]) -> bool:
+    """Whether a rule of the audiences tests event properties (else none need reading)."""
+    return any(c.where for audience in audiences for c in audience.event_conditions)
+
+
 def _holds(condition: Condition, facts: CustomerFacts, now: datetime) -> bool:
     if isinstance(condition, EventCondition):
         since = (now - timedelta(days=condition.within_days)

@@ -344,7 +344,7 @@ class AudienceStore:
                 fact.consents = consents_from_json(consents)
         names, since = evaluate.event_window([audience], at)
         # Properties are read only for rules that test them (most of the time spent).
-        tested = any(c.where for c in audience.event_conditions)
+        tested = evaluate.tests_properties([audience])
         if names and not self.SCAN_EVENTS:
             for cid, found in self._events_of(session, chunk, names, since, {},
                                               tested).items():
@@ -474,8 +474,8 @@ class AudienceStore:
         customers = needing(lambda a: bool(a.event_conditions))
         names, since = evaluate.event_window(audiences, at)
         if names and customers:
-            for cid, found in self._events_of(session, customers, names, since,
-                                              extra_records).items():
+            for cid, found in self._events_of(session, customers, names, since, extra_records,
+                                              evaluate.tests_properties(audiences)).items():
                 facts[cid].events = found
         return facts
 
