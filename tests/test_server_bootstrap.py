@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -12,6 +13,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from omnicdp.api.profile.v1 import profile_pb2, profile_pb2_grpc
+from omnicdp.core import telemetry
+from omnicdp.core.channels import traced_call
 from omnicdp.core.server import Registration, ServiceHost
 
 
@@ -90,3 +93,27 @@ def test_identity_refuses_a_bad_blocked_values_file_naming_the_line(tmp_path) ->
         build(Settings(data_dir=tmp_path, blocked_values=str(patterns)))
     with pytest.raises(SystemExit, match="CDP_BLOCKED_VALUES: .*No such file"):
         build(Settings(data_dir=tmp_path, blocked_values=str(tmp_path / "missing.txt")))
+
+
+def test_a_method_the_service_does_not_implement_answers_unimplemented() -> None:
+    """Handlers are mounted guarded; a generated default method keeps its own status."""
+    host = host_with(SlowProfiles())
+    try:
+        with (grpc.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+              pytest.raises(grpc.RpcError) as raised):
+            profile_pb2_grpc.ProfileServiceStub(channel).LookupProfile(
+                profile_pb2.LookupProfileRequest(value="x"), timeout=5)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        host.stop(0)
+
+
+def test_tracing_is_off_without_an_exporter_and_skips_health_checks(monkeypatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert telemetry.setup_tracing("cdp-test") is None
+    assert not telemetry.tracing()
+    # Where it is on, every call but the health checks is traced (server and client side).
+    assert not traced_call(SimpleNamespace(method="/grpc.health.v1.Health/Check"))
+    assert not traced_call(SimpleNamespace(full_method="/grpc.health.v1.Health/Watch"))
+    assert traced_call(SimpleNamespace(method=b"/omnicdp.profile.v1.ProfileService/GetProfile"))
+    assert traced_call(SimpleNamespace(full_method="/omnicdp.profile.v1.ProfileService/Get"))

@@ -1,5 +1,6 @@
 """Runs the gateway: loads the API keys, connects to the services through their clients,
-serves HTTP with uvicorn (graceful shutdown on SIGTERM/SIGINT), traces every request."""
+serves HTTP with uvicorn (graceful shutdown on SIGTERM/SIGINT), traces every request
+(where tracing is on)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uvicorn
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span
 
+from omnicdp.core.telemetry import tracing
 from omnicdp.services.gateway import segment
 from omnicdp.services.gateway.admission import RateLimiter
 from omnicdp.services.gateway.connections import timed_protocol
@@ -79,8 +81,9 @@ def build(settings: Settings) -> HttpHost:
     app = create_app(keys, backends, settings.max_body_bytes, settings.body_timeout_seconds,
                      limiter, settings.max_in_flight, settings.max_in_flight_per_key,
                      settings.cors_origin_list)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
-                                       server_request_hook=scrub_span)
+    if tracing():  # off without an exporter, as the gRPC services' (telemetry.setup_tracing)
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
+                                           server_request_hook=scrub_span)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=int(settings.grace_seconds),
