@@ -53,6 +53,12 @@ def test_profile_json_carries_the_golden_record(gateway, document) -> None:
                                    "orders_online": 1, "orders_store": 1, "revenue": 1000.0}
     email = next(d for d in profile["identifier_details"] if d["type"] == "email")
     assert email["sources"] == ["pos", "shop"]
+    # The lookup answers the same document, sent without FastAPI validating it again.
+    found = gateway.get("/v1/profiles:lookup", params={"type": "email",
+                                                       "value": "Maria@Example.ru"},
+                        headers=auth(READER))
+    assert_conforms(document, "GET", "/v1/profiles:lookup", found)
+    assert found.json() == profile
 
 
 def test_consents_are_put_read_and_listed(gateway, document) -> None:
