@@ -172,3 +172,28 @@ def test_a_lookup_key_two_values_share_lends_neither_the_others_names(
     resolver = Resolver(store, placeholder_threshold=3)
     assert linked(store, resolver, stranger[1], ["Anna", "Anna"])
     assert seen(store, stranger) == (1, False)
+
+
+def test_a_name_seen_again_is_stored_once(pg_url: str, backend: str, tmp_path: Path) -> None:
+    """DuckDB adds names without a conflict check (one writer, and a batch adds only names it
+    did not find stored): the same name with the same e-mail in later batches, in a batch
+    of its own, and after the store is opened again (nothing cached) adds no second row and
+    fails no batch."""
+    def anna(store: SqlIdentityStore, record_id: str, minutes: int) -> None:
+        [resolution] = Resolver(store, placeholder_threshold=3).resolve(
+            [record(record_id, minutes, "Anna", email=FAMILY[1], loyalty_id=f"L-{record_id}")])
+        assert resolution.customer_id and not resolution.violations
+
+    with opened(backend, tmp_path, pg_url) as store:
+        anna(store, "a1", 1)
+        anna(store, "a2", 2)
+        Resolver(store, placeholder_threshold=3).resolve([
+            record("a3", 3, "Anna", email=FAMILY[1]), record("a4", 4, "Anna", email=FAMILY[1])])
+    with opened(backend, tmp_path, pg_url) as store:
+        anna(store, "a5", 5)
+        rows = store._run(lambda s: s.fetch(
+            "SELECT kind, name_sha256 FROM identifier_names WHERE value_sha256 = %s",
+            [sha256_hex(FAMILY[1])]))
+        assert sorted(rows) == [("first_name", name_digest(
+            "first_name", normalize_features({"first_name": "Anna"})["first_name"]))]
+        assert seen(store, FAMILY) == (1, False)

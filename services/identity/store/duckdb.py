@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from omnicdp.core.sql import DuckDBDatabase, Migration, Session, migrate, naive_utc
 from omnicdp.services.identity.store.cache import GraphCache
@@ -101,6 +101,12 @@ class _Sightings:
 
 class DuckDBIdentityStore(SqlIdentityStore):
     """Records, links, customers and the change log in one DuckDB file (or memory)."""
+
+    # One writer, and a batch adds only names its working set did not find among every name
+    # stored for the identifier (``GraphTransaction.observe_names`` loads them first), so
+    # nothing conflicts. DuckDB's check of this four-column key costs in proportion to the
+    # table: 2.6 ms for two rows at 4k stored, 33 ms at 400k (a throwaway script).
+    NAMES_CONFLICT: ClassVar[str] = ""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:",
                  cache_customers: int = 50_000,

@@ -12,7 +12,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from omnicdp.core.digests import sha256_hex
 from omnicdp.core.errors import FailedPrecondition, NotFound
@@ -267,6 +267,11 @@ def identifier_rows(rows: Mapping[tuple[str, str, str], Seen]) -> list[tuple]:
 class SqlIdentityStore(SqlStore, IdentityStore):
     """The identity store on a SQL backend; subclasses open sessions and order writers."""
 
+    # Names a batch saw with an identifier: where replicas write at once, two may add the
+    # same name, and the second adds nothing.
+    NAMES_CONFLICT: ClassVar[str] = (
+        "ON CONFLICT (id_type, value_sha256, kind, name_sha256) DO NOTHING")
+
     @abstractmethod
     def _next_seqs(self, session: Session, count: int) -> list[int]:
         """Numbers for ``count`` new change log entries, in commit order."""
@@ -349,8 +354,7 @@ class SqlIdentityStore(SqlStore, IdentityStore):
             session.insert("identifier_names", ("key", "id_type", "value_sha256", "kind",
                                                 "name_sha256"),
                            [(key_hash(t, v), t, sha256_hex(v), kind, digest)
-                            for t, v, kind, digest in delta.names],
-                           "ON CONFLICT (id_type, value_sha256, kind, name_sha256) DO NOTHING")
+                            for t, v, kind, digest in delta.names], self.NAMES_CONFLICT)
         if delta.placeholders:
             session.insert("placeholders", ("key", "id_type", "value_sha256", "detected_at",
                                             "reason"),
