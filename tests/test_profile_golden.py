@@ -4,6 +4,7 @@ and stores from before golden records upgraded."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -416,3 +417,38 @@ def test_golden_record_round_trips_its_json() -> None:
                                    record.event_count, record.identifiers_json(),
                                    record.candidates_json(), record.counters_json())
     assert again == record
+
+
+def test_storage_form_follows_every_change_as_a_whole_serialisation_would() -> None:
+    """Only changed identifiers and traits are serialised again; the text stays exactly what
+    serialising the whole record writes, through events, merges and a reload."""
+    def whole(record: GoldenRecord) -> tuple[str, str]:
+        identifiers = json.dumps(
+            [[t, v, sorted(s.sources), s.first.isoformat(), s.last.isoformat()]
+             for (t, v), s in sorted(record.identifiers.items())], ensure_ascii=False)
+        candidates = json.dumps(
+            {name: [[c.value, c.source, c.first.isoformat(), c.last.isoformat(), c.count]
+                    for c in sorted(cands, key=lambda c: c.key)]
+             for name, cands in sorted(record.candidates.items())},
+            ensure_ascii=False, default=str)
+        return identifiers, candidates
+
+    record, other = GoldenRecord("c1"), GoldenRecord("c2")
+    for i in range(12):
+        target = record if i % 3 else other
+        target.add_event(
+            channel="web", event="Page Viewed", source=f"src{i % 2}",
+            at=T0 + timedelta(hours=i), properties={},
+            traits={"first_name": ["Анна", "anna", "Maria"][i % 3], "address": {"n": i % 2}},
+            identifiers=[("anonymous_id", f"anon-{i}"), ("email", "a@example.ru")])
+        assert (record.identifiers_json(), record.candidates_json()) == whole(record)
+    record.combine(other)
+    assert (record.identifiers_json(), record.candidates_json()) == whole(record)
+    again = GoldenRecord.from_json("c1", record.first_seen, record.last_seen,
+                                   record.event_count, record.identifiers_json(),
+                                   record.candidates_json(), record.counters_json())
+    again.add_event(channel="store", event="Order Completed", source="pos",
+                    at=T0 + timedelta(days=2), traits={"first_name": "Anna"},
+                    properties={"revenue": 3}, identifiers=[("email", "a@example.ru")])
+    assert (again.identifiers_json(), again.candidates_json()) == whole(again)
+    assert json.loads(again.identifiers_json())[-1][0] == "email"

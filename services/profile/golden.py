@@ -146,6 +146,14 @@ class GoldenRecord:
     orders_online: int = 0
     orders_store: int = 0
     revenue: float = 0.0
+    # Each identifier's and each trait's part of the storage form, as last serialised: a
+    # record is written again after every event, and a customer's identifiers grow with
+    # their history (an anonymous id per web session), so only what changed is serialised
+    # again (``identifiers_json``, ``candidates_json``).
+    _identifier_parts: dict[tuple[str, str], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    _candidate_parts: dict[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     # -- building --------------------------------------------------------------------------
 
@@ -195,6 +203,7 @@ class GoldenRecord:
         self.last_seen = last if self.last_seen is None else max(self.last_seen, last)
 
     def _add_identifier(self, id_type: str, value: str, seen: IdentifierSeen) -> None:
+        self._identifier_parts.pop((id_type, value), None)
         known = self.identifiers.get((id_type, value))
         if known is None:
             self.identifiers[(id_type, value)] = seen
@@ -204,6 +213,7 @@ class GoldenRecord:
         known.last = max(known.last, seen.last)
 
     def _add_candidate(self, name: str, new: Candidate) -> None:
+        self._candidate_parts.pop(name, None)
         candidates = self.candidates.setdefault(name, [])
         key = new.key
         for candidate in candidates:
@@ -235,15 +245,26 @@ class GoldenRecord:
     # -- storage form ----------------------------------------------------------------------
 
     def identifiers_json(self) -> str:
-        return json.dumps([[t, v, sorted(s.sources), s.first.isoformat(), s.last.isoformat()]
-                           for (t, v), s in sorted(self.identifiers.items())],
-                          ensure_ascii=False)
+        """``[[type, value, sources, first, last], ...]`` by (type, value), as ``json.dumps``
+        writes it, from the parts kept since they last changed."""
+        parts = self._identifier_parts
+        for key, seen in self.identifiers.items():
+            if key not in parts:
+                parts[key] = json.dumps([*key, sorted(seen.sources), seen.first.isoformat(),
+                                         seen.last.isoformat()], ensure_ascii=False)
+        return "[" + ", ".join(parts[key] for key in sorted(self.identifiers)) + "]"
 
     def candidates_json(self) -> str:
-        return json.dumps({name: [[c.value, c.source, c.first.isoformat(), c.last.isoformat(),
-                                   c.count] for c in sorted(cands, key=lambda c: c.key)]
-                           for name, cands in sorted(self.candidates.items())},
-                          ensure_ascii=False, default=str)
+        """``{trait: [[value, source, first, last, count], ...]}`` by trait, then value and
+        source, as ``json.dumps`` writes it, from the parts kept since they last changed."""
+        parts = self._candidate_parts
+        for name, cands in self.candidates.items():
+            if name not in parts:
+                parts[name] = json.dumps(name, ensure_ascii=False) + ": " + json.dumps(
+                    [[c.value, c.source, c.first.isoformat(), c.last.isoformat(), c.count]
+                     for c in sorted(cands, key=lambda c: c.key)],
+                    ensure_ascii=False, default=str)
+        return "{" + ", ".join(parts[name] for name in sorted(self.candidates)) + "}"
 
     def counters_json(self) -> str:
         return json.dumps(self.counters())
