@@ -151,8 +151,10 @@ class ServiceClient:
         self._deadline = deadline
         self._untraced: grpc.Channel | None = None
 
-    def _unary(self, method: str, request: Any) -> Any:
-        return unary(getattr(self._stub, method), request, self.PEER, self._deadline)
+    def _unary(self, method: str, request: Any, deadline: float | None = None) -> Any:
+        """Call ``method``; ``deadline`` for a call that may take longer than the others."""
+        return unary(getattr(self._stub, method), request, self.PEER,
+                     self._deadline if deadline is None else deadline)
 
     def _stream(self, method: str, request: Any) -> Iterator[Any]:
         return stream(getattr(self._stub, method), request, self.PEER, self._deadline)

@@ -126,16 +126,12 @@ class AudienceClient(channels.ServiceClient):
         super().__init__(target, deadline)
         self._evaluate_deadline = evaluate_deadline
 
-    def _evaluating(self, method: str, request: Any) -> Any:
-        return channels.unary(getattr(self._stub, method), request, self.PEER,
-                              self._evaluate_deadline)
-
     def put(self, name: str, definition: Mapping[str, Any]) -> AudienceState:
         """Define or redefine an audience from its JSON definition (checked here first, so
         a bad one fails with every field named before any call)."""
         audience = rules.parse(name, definition)
-        response = self._evaluating("PutAudience", audience_pb2.PutAudienceRequest(
-            audience=convert.audience_to_proto(audience)))
+        response = self._unary("PutAudience", audience_pb2.PutAudienceRequest(
+            audience=convert.audience_to_proto(audience)), self._evaluate_deadline)
         return convert.audience_state_from_proto(response.audience, response.joined,
                                                  response.left, response.created)
 
@@ -173,6 +169,7 @@ class AudienceClient(channels.ServiceClient):
 
     def refresh(self, names: Sequence[str] = ()) -> list[tuple[str, int, int, int]]:
         """Evaluate audiences again (all when none named): (name, joined, left, members)."""
-        response = self._evaluating("RefreshAudiences",
-                                    audience_pb2.RefreshAudiencesRequest(names=list(names)))
+        response = self._unary("RefreshAudiences",
+                               audience_pb2.RefreshAudiencesRequest(names=list(names)),
+                               self._evaluate_deadline)
         return [(a.name, a.joined, a.left, a.member_count) for a in response.audiences]
