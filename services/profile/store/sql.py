@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -448,16 +448,19 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
                               for c in filled})):
             update_mapped(session, "profiles", column, "customer_id", values)
 
-    def _recompute_golden(self, session: Session, customer_ids: Iterable[str]) -> None:
+    def _recompute_golden(self, session: Session, customer_ids: Iterable[str]
+                          ) -> dict[tuple, str]:
         """Fold customers' golden records again from their own events (after a split, which
-        is rare; merges combine records instead)."""
+        is rare; merges combine records instead). Where each consent decision that an event
+        carried went: its key (``_decision_key``) -> the customer whose record carried it."""
         ids = sorted(set(customer_ids))
         if not ids:
-            return
+            return {}
         owner = dict(session.fetch(
             "SELECT record_id, customer_id FROM record_customers WHERE customer_id = ANY(%s)",
             [ids]))
         golden: dict[str, GoldenRecord] = {}
+        carried: dict[tuple, str] = {}
         if owner:
             records = sorted(owner)
             ids_of: dict[str, set[tuple[str, str]]] = {}
@@ -465,34 +468,35 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
                     "SELECT record_id, id_type, value FROM record_identifiers "
                     "WHERE record_id = ANY(%s)", [records]):
                 ids_of.setdefault(record_id, set()).add((id_type, value))
-            for record_id, channel, event, source, ts, traits, properties in session.fetch(
-                    "SELECT record_id, channel, event, source, ts, traits, properties "
-                    "FROM events WHERE record_id = ANY(%s) ORDER BY ts, seq", [records]):
+            for record_id, channel, event, source, ts, received, traits, properties in \
+                    session.fetch(
+                        "SELECT record_id, channel, event, source, ts, received_at, traits, "
+                        "properties FROM events WHERE record_id = ANY(%s) ORDER BY ts, seq",
+                        [records]):
                 cid = owner[record_id]
+                props = json_value(properties)
                 golden.setdefault(cid, GoldenRecord(cid)).add_event(
                     channel=channel, event=event, source=source, at=naive_utc(ts),
-                    traits=json_value(traits), properties=json_value(properties),
+                    traits=json_value(traits), properties=props,
                     identifiers=sorted(ids_of.get(record_id, ())))
+                if event == CONSENT_EVENT:
+                    carried[_decision_key(carried_consent(
+                        props, aware_utc(ts), source, aware_utc(received)))] = cid
         self._delete_golden(session, ids)
         self._save_golden(session, golden.values())
+        return carried
 
-    def _split_consents(self, session: Session, customer_ids: Iterable[str]) -> None:
+    def _split_consents(self, session: Session, customer_ids: Iterable[str],
+                        carried: Mapping[tuple, str]) -> None:
         """A split: each decision a ``Consent Updated`` event carried goes with the part
-        whose records carried the event; one made through the API (no event) stays with the
-        id it was made for, the part that kept it."""
-        ids = sorted(set(customer_ids))
-        owner = dict(session.fetch(
-            "SELECT record_id, customer_id FROM record_customers WHERE customer_id = ANY(%s)",
-            [ids])) if ids else {}
-        if not owner:
+        whose records carried the event (``carried``, from ``_recompute_golden``); one made
+        through the API (no event) stays with the id it was made for, the part that kept
+        it."""
+        if not carried:
             return
-        part_of = {_decision_key(carried_consent(json_value(properties), aware_utc(ts), source,
-                                                 aware_utc(received))): owner[record_id]
-                   for record_id, ts, source, received, properties in session.fetch(
-                       "SELECT record_id, ts, source, received_at, properties FROM events "
-                       "WHERE record_id = ANY(%s) AND event = %s", [sorted(owner), CONSENT_EVENT])}
+        ids = sorted(set(customer_ids))
         decisions = self._consents_of(session, ids)
-        placed = [(part_of.get(_decision_key(d), cid), d) for cid, d in decisions]
+        placed = [(carried.get(_decision_key(d), cid), d) for cid, d in decisions]
         if placed == decisions:
             return
         session.execute("DELETE FROM consents WHERE customer_id = ANY(%s)", [ids])
@@ -582,8 +586,8 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
         stale = sorted(loser for loser, target in moved.items() if target in recompute)
         if stale:
             self._delete_golden(session, stale)
-        self._recompute_golden(session, recompute)
-        self._split_consents(session, recompute)
+        carried = self._recompute_golden(session, recompute)
+        self._split_consents(session, recompute, carried)
         self._refresh_extras(session, set(moved.values()) | recompute)
         self._audiences_after_identity(session, set(moved.values()) | recompute, moved)
 
