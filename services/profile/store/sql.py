@@ -645,7 +645,7 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
                 rows = session.fetch(
                     f"SELECT {READ_COLUMNS} FROM profiles WHERE customer_id = %s",
                     [alias[0][0]]) if alias else []
-            return _profile_from_row(rows[0]) if rows else None
+            return profile_from_row(rows[0]) if rows else None
         return self._run(read)
 
     def lookup_profile(self, id_type: str, value: str) -> Profile | None:
@@ -664,7 +664,7 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
             rows = session.fetch(f"SELECT {READ_COLUMNS} FROM profiles "
                                  "WHERE customer_id = ANY(%s)", [customers])
             # Shared (a household's phone): the customer seen most recently.
-            return _profile_from_row(max(rows, key=lambda r: (r[2], r[0]))) if rows else None
+            return profile_from_row(max(rows, key=lambda r: (r[2], r[0]))) if rows else None
         return self._run(read)
 
     def list_customer_events(self, customer_id: str, after: JourneyCursor | None,
@@ -692,7 +692,7 @@ class SqlProfileStore(AudienceStore, SqlStore, ProfileStore):
         return self._run(lambda s: s.fetch("SELECT coalesce(max(seq), 0) FROM events"))[0][0]
 
 
-def _profile_from_row(row: tuple[Any, ...]) -> Profile:
+def profile_from_row(row: tuple[Any, ...]) -> Profile:
     (customer_id, first, last, count, identifiers, traits, counters, merged, scores,
      consents) = row
     details = [IdentifierDetail(t, v, tuple(sources), aware_utc(datetime.fromisoformat(f)),
