@@ -5,7 +5,8 @@ the whole system as ``cdp up`` does (embedded DuckDB by default, or PostgreSQL f
 and profile with ``--database-url``), and sends every event through ``POST /v1/events`` in
 batches of 500 from ``--clients`` concurrent clients, in the file's (time) order. Reports
 events/s overall and over the first and the last 100k events (no write-path step may cost in
-proportion to the stored history), batch latencies, and each process's peak RSS:
+proportion to the stored history), batch latencies, and each process's peak RSS and CPU
+time per event (what each service costs, so the overall rate's ceiling on the machine's cores):
 
     .venv/bin/python -m benchmarks.retailer_load --customers 20000 --clients 1
     .venv/bin/python -m benchmarks.retailer_load --customers 20000 --clients 4
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import statistics
 import sys
@@ -42,6 +44,15 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
 def post(url: str, key: str, body: bytes) -> dict:
@@ -157,6 +168,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict:
         env["CDP_DATABASE_URL"] = args.database_url
     stack = Stack(data_dir=work_dir / "system", env=env)
     stack.start(progress=lambda message: print(message, file=sys.stderr))
+    cpu_before = {child.name: cpu_seconds(child.process.pid) for child in stack.children}
     try:
         result = load(stack.gateway_url, stack.api_key or "", retailer / "events.jsonl",
                       args.clients, progress=not args.json)
@@ -164,6 +176,11 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict:
                   "backend": "postgres" if args.database_url else "duckdb", **result}
         for child in stack.children:
             result[f"peak RSS {child.name} MB"] = peak_rss_mb(child.process.pid)
+        for child in stack.children:  # what each process spent on the load, not its start
+            used, before = cpu_seconds(child.process.pid), cpu_before[child.name]
+            result[f"CPU {child.name} us/event"] = (
+                None if used is None or before is None
+                else round((used - before) * 1e6 / result["events"]))
     finally:
         stack.stop()
     return result
