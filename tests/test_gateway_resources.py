@@ -107,6 +107,58 @@ def test_slow_clients_are_closed_and_healthz_keeps_answering(gateway) -> None:
     assert closed_after < 5  # closed by the 1 s header timeout, not by the test's 15 s
 
 
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Trickle header bytes until the gateway closes the connection: how long that took,
+    or ``None`` if it stayed open for ``seconds``."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            sock.send(b"X")
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable and sock.recv(1024) == b"":
+                return time.monotonic() - started
+        except OSError:  # reset: closed too
+            return time.monotonic() - started
+    return None
+
+
+def test_a_kept_alive_connection_owes_each_requests_headers_in_time(gateway) -> None:
+    """After a response the header deadline starts again: a next request sent within it is
+    answered on the same connection, and one whose headers trickle is closed after the
+    header timeout (1 s here) like a new connection's."""
+    sock = connect(gateway)
+    probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with sock:
+        for _ in range(3):
+            sock.sendall(probe)
+            assert read_response(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(0.6)  # idle for most of the deadline: each response restarts it
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        took = closed_within(sock, 10)
+    assert took is not None and took < 5, took
+
+
+def test_connections_beyond_the_cap_are_closed_at_once(services, tmp_path: Path) -> None:
+    """With 3 connections open (the cap here) a fourth is closed without an answer, and
+    once one of them goes, a new connection is served."""
+    capped = GatewayProcess(services, write_keys(tmp_path / "keys.yaml"),
+                            "--max-connections", "3", "--header-timeout-seconds", "30")
+    try:
+        held = [connect(capped) for _ in range(3)]
+        extra = connect(capped)
+        readable, _, _ = select.select([extra], [], [], 5)  # it sends nothing: no answer due
+        assert readable and extra.recv(1024) == b"", "the fourth connection stayed open"
+        held.pop().close()
+        time.sleep(0.2)  # the gateway sees the close
+        with connect(capped) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock).startswith(b"HTTP/1.1 200")
+        for sock in [*held, extra]:
+            sock.close()
+    finally:
+        capped.stop()
+
+
 def test_requests_in_flight_are_capped_per_key_and_in_total(gateway) -> None:
     """Requests whose bodies do not arrive hold their slots: past 3 of one key, that key
     gets 429 with Retry-After; past 6 in all, everyone gets 503 with Retry-After; the held
