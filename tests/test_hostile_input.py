@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from omnicdp.core import jsonvalues
 from omnicdp.core.jsonvalues import MAX_NESTING_DEPTH
 from omnicdp.services.attribution import sources
 from omnicdp.services.attribution.models import attribute
@@ -161,3 +162,34 @@ def test_malformed_bodies_are_400_problems_without_echoing_input(client, body: b
     assert response.status_code in (400, 422), response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert len(response.content) < 1000
+
+
+def nested_dicts(levels: int) -> object:
+    value: object = "leaf"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("value", [
+    {"name": "Иван", "tags": ["a", "б", None, True, 1.5, -(2**53 - 1)]},  # all clean
+    {"ok": "x", "bad": "a\ud800b"}, {"a\ud800": 1}, {"n": "a\x00b"}, {"\x00": "k"},
+    {"big": 2**53}, {"neg": -(2**60)}, {"f": float("nan")}, {"f": float("inf")},
+    {"f": 1e300}, [1, [2, [3, "\udfff"]]], nested_dicts(MAX_NESTING_DEPTH),
+    nested_dicts(MAX_NESTING_DEPTH + 1), {"x": jsonvalues.OUT_OF_RANGE}, {1: "not a str key"},
+    {"t": (1, 2)}, {f"k{i}": "\x00" for i in range(30)},
+])
+def test_the_quick_check_finds_exactly_what_the_full_walk_finds(value) -> None:
+    """Clean values skip building field paths; any value with a problem is reported exactly
+    as the full walk reports it (fields, descriptions, the cap on violations)."""
+    found: list = []
+    jsonvalues._walk(value, "traits", 1, found)
+    assert jsonvalues.value_violations(value, "traits", 1) == found[:jsonvalues.MAX_VIOLATIONS]
+    if jsonvalues._clean(value, 1):  # else (rare types too) the walk answers
+        assert not found
+
+
+def test_a_retailers_events_pass_the_quick_check() -> None:
+    event = {"traits": {"first_name": "Виктор", "address": {"city": "Казань", "zip": "420111"}},
+             "properties": {"revenue": 74990.0, "items": [{"sku": "SOFA-1", "qty": 1}]}}
+    assert jsonvalues._clean(event, 0)
