@@ -267,3 +267,27 @@ def test_a_run_of_changes_applied_at_once_ends_as_applied_one_by_one(
     assert sorted(journeys["cG"]) == ["rec-cC", "rec-cG"]
     assert journeys["cH"] == ["rec-late"]
     assert "rec-cD" not in str(journeys) and "rec-cE" not in str(journeys)
+
+
+def test_a_read_on_a_lost_connection_is_unavailable_and_the_next_one_reconnects(
+        tmp_path: Path) -> None:
+    """PostgreSQL: the server ends the store's sessions (a restart, a failover). The read
+    that was using one fails as UNAVAILABLE (retryable), not as an internal error, and the
+    next read gets a fresh connection."""
+    import psycopg
+
+    from omnicdp.core.errors import Unavailable
+
+    with temporary_database() as url:
+        store = open_store(url, tmp_path)
+        try:
+            store.append([stored("m1", "c1")], [])
+            assert store.get_profile("c1").event_count == 1
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            with pytest.raises(Unavailable):
+                store.get_profile("c1")
+            assert store.get_profile("c1").event_count == 1
+        finally:
+            store.close()

@@ -300,7 +300,8 @@ class PostgresDatabase:
                 try:
                     return conn.execute(sql, list(params)).fetchall()
                 finally:
-                    conn.autocommit = False
+                    if not conn.broken:  # (the pool discards a broken one)
+                        conn.autocommit = False
         except self._lost as error:
             raise Unavailable(f"the {self._service} database is unavailable") from error
 
