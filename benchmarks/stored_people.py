@@ -96,13 +96,9 @@ def settle(store: SqlIdentityStore) -> None:
     if not isinstance(store, PostgresIdentityStore):
         store._run(lambda session: session.execute("ANALYZE"), write=True)
         return
-    with store._db._pool.connection() as conn:
-        conn.autocommit = True
-        try:
-            conn.execute("VACUUM ANALYZE")
-            conn.execute("CHECKPOINT")
-        finally:
-            conn.autocommit = False
+    with store._db.outside_transaction() as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
 
 
 def _write(session, rows: dict[str, list]) -> None:  # noqa: ANN001

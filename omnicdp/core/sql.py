@@ -287,6 +287,22 @@ class PostgresDatabase:
                 raise
             raise Unavailable(f"the {self._service} database is unavailable") from error
 
+    @contextmanager
+    def outside_transaction(self) -> Iterator[Any]:
+        """A pooled connection on which each statement is its own transaction: for a
+        statement no transaction block may hold (``VACUUM``), or a read that is one
+        statement."""
+        try:
+            with self._pool.connection() as conn:
+                conn.autocommit = True
+                try:
+                    yield conn
+                finally:
+                    if not conn.broken:  # (the pool discards a broken one)
+                        conn.autocommit = False
+        except self._lost as error:
+            raise Unavailable(f"the {self._service} database is unavailable") from error
+
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """One statement's rows, outside any transaction block: a statement sees one
         snapshot by itself, so a read that is a single statement needs no BEGIN and COMMIT
@@ -294,16 +310,8 @@ class PostgresDatabase:
         joined = getattr(self._local, "session", None)
         if joined is not None:
             return joined.fetch(sql, params)
-        try:
-            with self._pool.connection() as conn:
-                conn.autocommit = True
-                try:
-                    return conn.execute(sql, list(params)).fetchall()
-                finally:
-                    if not conn.broken:  # (the pool discards a broken one)
-                        conn.autocommit = False
-        except self._lost as error:
-            raise Unavailable(f"the {self._service} database is unavailable") from error
+        with self.outside_transaction() as conn:
+            return conn.execute(sql, list(params)).fetchall()
 
     def run(self, work: Callable[[PostgresSession], T],
             isolation: str = "READ COMMITTED") -> T:
